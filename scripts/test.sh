@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Install what the tests need, then lint, type-check and run the whole suite.
+# Namespace tests need root; they build their own labs and remove them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pkgs=(nftables libnftables1 iproute2 iputils-ping iperf3 tcpdump socat containernetworking-plugins netavark)
+missing=()
+for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if ((${#missing[@]})); then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+python3 -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 \
+  | grep -v -e "^WARNING: Running pip as" -e "is ignored: it is neither" || true
+
+echo "== ruff"; ruff check src tests bench
+echo "== mypy"; mypy
+echo "== pytest"
+python3 -m pytest -q -p no:cacheprovider "$@" tests

@@ -1,0 +1,3 @@
+"""hostnet: a host networking service for Linux containers."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Adapters over the service: REST now; the Docker plugin and CNI later."""

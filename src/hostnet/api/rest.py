@@ -1,0 +1,192 @@
+"""The REST API on a unix socket: a thin adapter over HostNetworkingService."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from aiohttp import web
+
+from hostnet import views
+from hostnet.errors import HostnetError, InvalidRequest
+from hostnet.reconcile import reconcile
+from hostnet.service import HostNetworkingService
+
+log = logging.getLogger("hostnet")
+Worker = ThreadPoolExecutor
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=lambda o: json.dumps(o, indent=2))
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except HostnetError as exc:
+        if exc.status >= 500:
+            log.error("%s %s: %s", request.method, request.path, exc)
+        return _json({"error": exc.to_dict()}, status=exc.status)
+    except web.HTTPException:
+        raise
+    except Exception as exc:  # a bug: report it, keep serving
+        log.exception("%s %s failed", request.method, request.path)
+        err = HostnetError(f"internal error: {exc!r}", "this is a hostnet bug; see the daemon log")
+        return _json({"error": err.to_dict()}, status=500)
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    if not request.can_read_body:
+        return {}
+    try:
+        data = await request.json()
+    except json.JSONDecodeError as exc:
+        raise InvalidRequest(f"request body is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest("request body must be a JSON object")
+    return data
+
+
+def _str(body: dict[str, Any], key: str, default: str = "") -> str:
+    value = body.get(key, default)
+    if not isinstance(value, str):
+        raise InvalidRequest(f"field {key!r} must be a string")
+    return value
+
+
+def _strs(body: dict[str, Any], key: str) -> list[str]:
+    value = body.get(key) or []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidRequest(f"field {key!r} must be a list of strings")
+    return value
+
+
+def build_app(svc: HostNetworkingService, worker: Worker) -> web.Application:
+    """Routes; every service call runs on the service's own thread (``worker``)."""
+    routes = web.RouteTableDef()
+
+    async def call(fn: Callable[[], Any]) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(worker, fn)
+
+    @routes.get("/_ping")
+    async def ping(_: web.Request) -> web.Response:
+        return _json({"ok": True, "instance": svc.instance})
+
+    @routes.get("/networks")
+    async def network_ls(_: web.Request) -> web.Response:
+        def ls() -> list[dict[str, Any]]:
+            nets = sorted(svc.nets.values(), key=lambda n: n.name)
+            return [views.network_summary(n) for n in nets]
+
+        return _json(await call(ls))
+
+    @routes.post("/networks")
+    async def network_create(request: web.Request) -> web.Response:
+        b = await _body(request)
+        opts = b.get("options") or {}
+        if not isinstance(opts, dict):
+            raise InvalidRequest("field 'options' must be an object")
+        args = (
+            _str(b, "name"),
+            _str(b, "driver", "nat"),
+            _str(b, "subnet"),
+            _str(b, "gateway"),
+            {str(k): str(v) for k, v in opts.items()},
+        )
+
+        def create() -> dict[str, Any]:
+            return views.network_inspect(svc, svc.create_network(*args))
+
+        return _json(await call(create), status=201)
+
+    @routes.post("/networks/prune")
+    async def network_prune(_: web.Request) -> web.Response:
+        return _json({"NetworksDeleted": await call(svc.prune)})
+
+    @routes.get("/networks/{ref}")
+    async def network_inspect(request: web.Request) -> web.Response:
+        ref = request.match_info["ref"]
+        return _json(await call(lambda: views.network_inspect(svc, svc.network(ref))))
+
+    @routes.delete("/networks/{ref}")
+    async def network_rm(request: web.Request) -> web.Response:
+        ref, force = request.match_info["ref"], request.query.get("force", "") in ("1", "true")
+        return _json({"errors": await call(lambda: svc.remove_network(ref, force))})
+
+    @routes.post("/networks/{ref}/connect")
+    async def network_connect(request: web.Request) -> web.Response:
+        b, ref = await _body(request), request.match_info["ref"]
+        container, ip = _str(b, "container"), _str(b, "ip")
+        ep = await call(lambda: svc.connect(ref, container, ip))
+        return _json(views.endpoint_view(ep), status=201)
+
+    @routes.post("/networks/{ref}/disconnect")
+    async def network_disconnect(request: web.Request) -> web.Response:
+        b, ref = await _body(request), request.match_info["ref"]
+        container = _str(b, "container")
+        return _json({"errors": await call(lambda: svc.disconnect(ref, container))})
+
+    @routes.get("/containers")
+    async def container_ls(_: web.Request) -> web.Response:
+        def ls() -> list[dict[str, Any]]:
+            cs = sorted(svc.containers.values(), key=lambda c: c.compartment_id)
+            return [views.container_view(svc, c) for c in cs]
+
+        return _json(await call(ls))
+
+    @routes.post("/containers")
+    async def container_create(request: web.Request) -> web.Response:
+        b = await _body(request)
+        nets = b.get("networks") or []
+        if not isinstance(nets, list) or not all(isinstance(n, dict) for n in nets):
+            raise InvalidRequest("field 'networks' must be a list of {network, ip} objects")
+        name, port_specs = _str(b, "name"), _strs(b, "ports")
+
+        def create() -> dict[str, Any]:
+            return views.container_view(svc, svc.create_container(name, nets, port_specs))
+
+        return _json(await call(create), status=201)
+
+    @routes.get("/containers/{ref}")
+    async def container_inspect(request: web.Request) -> web.Response:
+        ref = request.match_info["ref"]
+        return _json(await call(lambda: views.container_view(svc, svc.container(ref))))
+
+    @routes.post("/containers/{ref}/process")
+    async def container_process(request: web.Request) -> web.Response:
+        b, ref = await _body(request), request.match_info["ref"]
+        pid = b.get("pid")
+        if not isinstance(pid, int) or pid <= 0:
+            raise InvalidRequest("field 'pid' must be a positive integer")
+        return _json(await call(lambda: views.container_view(svc, svc.register_process(ref, pid))))
+
+    @routes.delete("/containers/{ref}")
+    async def container_rm(request: web.Request) -> web.Response:
+        ref = request.match_info["ref"]
+        return _json({"errors": await call(lambda: svc.remove_container(ref))})
+
+    @routes.get("/compartments")
+    async def compartment_ls(_: web.Request) -> web.Response:
+        return _json(await call(lambda: views.compartments(svc)))
+
+    @routes.get("/nat")
+    async def nat_ls(_: web.Request) -> web.Response:
+        return _json(await call(lambda: views.nat_table(svc)))
+
+    @routes.get("/switches")
+    async def switch_ls(_: web.Request) -> web.Response:
+        return _json(await call(lambda: views.switches(svc)))
+
+    @routes.post("/system/reconcile")
+    async def system_reconcile(_: web.Request) -> web.Response:
+        return _json(await call(lambda: reconcile(svc)))
+
+    app = web.Application(middlewares=[errors])
+    app.add_routes(routes)
+    return app

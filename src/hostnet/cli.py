@@ -1,0 +1,250 @@
+"""``hostnet``: the command line. A client of hostnetd's REST API and nothing more
+(``run`` also starts the command inside the compartment the daemon made)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from hostnet.client import Client, q
+from hostnet.errors import HostnetError
+
+FORMAT = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    help="table (default) or json",
+)
+
+
+def _client(ctx: click.Context) -> Client:
+    return Client(ctx.find_root().params.get("socket"))
+
+
+def print_rows(rows: list[dict[str, Any]], fmt: str, columns: list[str] | None = None) -> None:
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return
+    cols = columns or (list(rows[0]) if rows else [])
+    if not cols:
+        return
+    cells = [[str(r.get(c, "")) for c in cols] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(cols)]
+    click.echo("  ".join(c.upper().ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip())
+    for row in cells:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def parse_opts(values: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for v in values:
+        if "=" not in v:
+            raise click.BadParameter(f"{v!r} is not KEY=VALUE", param_hint="-o/--opt")
+        k, val = v.split("=", 1)
+        out[k] = val
+    return out
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--socket",
+    envvar="HOSTNET_SOCKET",
+    default=None,
+    help="hostnetd's socket (default /run/hostnet/hostnet.sock, or $HOSTNET_SOCKET)",
+)
+def cli(socket: str | None) -> None:
+    """hostnet: container networking on the kernel's own datapath."""
+
+
+@cli.group()
+def network() -> None:
+    """Manage networks."""
+
+
+@network.command("create")
+@click.option("-d", "--driver", default="nat", show_default=True)
+@click.option("--subnet", default="")
+@click.option("--gateway", default="")
+@click.option("-o", "--opt", "opts", multiple=True, help="driver option KEY=VALUE")
+@click.argument("name")
+@click.pass_context
+def network_create(
+    ctx: click.Context, driver: str, subnet: str, gateway: str, opts: tuple[str, ...], name: str
+) -> None:
+    """Create a network."""
+    net = _client(ctx).post(
+        "/networks",
+        {
+            "name": name,
+            "driver": driver,
+            "subnet": subnet,
+            "gateway": gateway,
+            "options": parse_opts(opts),
+        },
+    )
+    click.echo(net["Id"])
+
+
+@network.command("ls")
+@FORMAT
+@click.pass_context
+def network_ls(ctx: click.Context, fmt: str) -> None:
+    """List networks."""
+    rows = _client(ctx).get("/networks")
+    for r in rows:
+        r["Id"] = r["Id"][:12] if fmt == "table" else r["Id"]
+    print_rows(rows, fmt, ["Id", "Name", "Driver", "Scope", "Subnet", "Gateway"])
+
+
+@network.command("inspect")
+@click.argument("names", nargs=-1, required=True)
+@click.pass_context
+def network_inspect(ctx: click.Context, names: tuple[str, ...]) -> None:
+    """Show networks as Docker-shaped JSON."""
+    c = _client(ctx)
+    click.echo(json.dumps([c.get(f"/networks/{q(n)}") for n in names], indent=2))
+
+
+@network.command("rm")
+@click.option("-f", "--force", is_flag=True, help="also remove the endpoints on it")
+@click.argument("names", nargs=-1, required=True)
+@click.pass_context
+def network_rm(ctx: click.Context, force: bool, names: tuple[str, ...]) -> None:
+    """Remove networks."""
+    c = _client(ctx)
+    for n in names:
+        c.delete(f"/networks/{q(n)}" + ("?force=1" if force else ""))
+        click.echo(n)
+
+
+@network.command("prune")
+@click.pass_context
+def network_prune(ctx: click.Context) -> None:
+    """Remove every network with no endpoints (the default nat network stays)."""
+    for n in _client(ctx).post("/networks/prune")["NetworksDeleted"]:
+        click.echo(n)
+
+
+@network.command("connect")
+@click.option("--ip", default="")
+@click.argument("net")
+@click.argument("container")
+@click.pass_context
+def network_connect(ctx: click.Context, ip: str, net: str, container: str) -> None:
+    """Connect a running container to a network (hot add)."""
+    _client(ctx).post(f"/networks/{q(net)}/connect", {"container": container, "ip": ip})
+
+
+@network.command("disconnect")
+@click.argument("net")
+@click.argument("container")
+@click.pass_context
+def network_disconnect(ctx: click.Context, net: str, container: str) -> None:
+    """Disconnect a container from a network (hot remove)."""
+    _client(ctx).post(f"/networks/{q(net)}/disconnect", {"container": container})
+
+
+@cli.command("ps")
+@FORMAT
+@click.pass_context
+def ps(ctx: click.Context, fmt: str) -> None:
+    """List containers (compartments made by hostnet run)."""
+    rows = _client(ctx).get("/containers")
+    if fmt == "json":
+        print_rows(rows, fmt)
+        return
+    table = [
+        {
+            "Id": r["Id"][:12],
+            "Name": r["Name"],
+            "Pid": r["Pid"],
+            "Compartment": r["CompartmentId"],
+            "Networks": ", ".join(f"{n}={e['IPAddress']}" for n, e in r["Networks"].items()),
+        }
+        for r in rows
+    ]
+    print_rows(table, fmt, ["Id", "Name", "Pid", "Compartment", "Networks"])
+
+
+@cli.command("rm")
+@click.option(
+    "-f", "--force", is_flag=True, help="accepted for Docker compatibility; rm always stops"
+)
+@click.argument("names", nargs=-1, required=True)
+@click.pass_context
+def rm(ctx: click.Context, force: bool, names: tuple[str, ...]) -> None:
+    """Stop containers and remove their compartments and endpoints."""
+    c = _client(ctx)
+    for n in names:
+        c.delete(f"/containers/{q(n)}")
+        click.echo(n)
+
+
+@cli.group()
+def compartment() -> None:
+    """Network compartments (Get-NetCompartment)."""
+
+
+@compartment.command("ls")
+@FORMAT
+@click.pass_context
+def compartment_ls(ctx: click.Context, fmt: str) -> None:
+    print_rows(_client(ctx).get("/compartments"), fmt)
+
+
+@cli.group()
+def nat() -> None:
+    """NAT and its static mappings (Get-NetNat, Get-NetNatStaticMapping)."""
+
+
+@nat.command("ls")
+@FORMAT
+@click.pass_context
+def nat_ls(ctx: click.Context, fmt: str) -> None:
+    print_rows(_client(ctx).get("/nat"), fmt)
+
+
+@cli.group()
+def switch() -> None:
+    """Virtual switches (Get-VMSwitch)."""
+
+
+@switch.command("ls")
+@FORMAT
+@click.pass_context
+def switch_ls(ctx: click.Context, fmt: str) -> None:
+    print_rows(_client(ctx).get("/switches"), fmt)
+
+
+@cli.group()
+def system() -> None:
+    """Daemon-wide operations."""
+
+
+@system.command("reconcile")
+@click.pass_context
+def system_reconcile(ctx: click.Context) -> None:
+    """Make the kernel match intent now (also done at every daemon start)."""
+    click.echo(json.dumps(_client(ctx).post("/system/reconcile"), indent=2))
+
+
+def main() -> None:
+    from hostnet.runcmd import run  # registers `hostnet run`
+
+    cli.add_command(run)
+    try:
+        cli.main(standalone_mode=False)
+    except HostnetError as exc:
+        click.echo(f"Error: {exc.message}", err=True)
+        if exc.remedy:
+            click.echo(f"  what to do: {exc.remedy}", err=True)
+        sys.exit(125 if exc.status >= 500 and exc.kind == "unavailable" else 1)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2)

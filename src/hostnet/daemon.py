@@ -1,0 +1,194 @@
+"""hostnetd: the daemon. Reconciles at start, serves the REST API on a unix socket,
+watches container processes, and leaves the kernel state in place when it stops
+(containers keep their connectivity across a restart)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import fcntl
+import grp
+import hashlib
+import logging
+import os
+import signal
+import socket
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from typing import IO
+
+from aiohttp import web
+
+from hostnet.api.rest import build_app
+from hostnet.errors import HostnetError
+from hostnet.model import Container
+from hostnet.reconcile import reconcile
+from hostnet.service import HostNetworkingService
+from hostnet.store import open_store
+
+log = logging.getLogger("hostnet")
+DEFAULT_STATE_DIR = "/var/lib/hostnet"
+DEFAULT_SOCKET = "/run/hostnet/hostnet.sock"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="hostnetd", description="hostnet's host networking daemon")
+    p.add_argument("--state-dir", default=DEFAULT_STATE_DIR, help="where intent is kept (SQLite)")
+    p.add_argument("--socket", default=DEFAULT_SOCKET, help="the API's unix socket")
+    p.add_argument(
+        "-b", "--bridge", default="", help="'none' starts without the default nat network"
+    )
+    p.add_argument(
+        "--group", default="", help="group allowed on the socket (mode 0660); default root"
+    )
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    return p.parse_args(argv)
+
+
+def instance_id(state_dir: str) -> str:
+    """Four hex digits naming this daemon's objects (compartments), from its state dir."""
+    return hashlib.sha1(os.path.abspath(state_dir).encode()).hexdigest()[:4]
+
+
+def take_lock(state_dir: str) -> IO[str]:
+    os.makedirs(state_dir, mode=0o700, exist_ok=True)
+    fh = open(os.path.join(state_dir, "hostnetd.lock"), "a+")  # noqa: SIM115 - held for life
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        sys.exit(
+            f"hostnetd: another hostnetd uses {state_dir}; stop it or give another --state-dir"
+        )
+    return fh
+
+
+class ProcessWatcher:
+    """Removes a container when its process exits (pidfd readable = process gone)."""
+
+    def __init__(
+        self,
+        svc: HostNetworkingService,
+        loop: asyncio.AbstractEventLoop,
+        worker: ThreadPoolExecutor,
+    ) -> None:
+        self.svc, self.loop, self.worker = svc, loop, worker
+        self.fds: dict[str, int] = {}
+
+    def watch(self, c: Container) -> None:
+        if c.id in self.fds or c.pid <= 0:
+            return
+        try:
+            fd = os.pidfd_open(c.pid)
+        except ProcessLookupError:
+            self.loop.call_soon(self.exited, c.id)
+            return
+        self.fds[c.id] = fd
+        self.loop.add_reader(fd, self.exited, c.id)
+
+    def exited(self, cid: str) -> None:
+        fd = self.fds.pop(cid, None)
+        if fd is not None:
+            self.loop.remove_reader(fd)
+            os.close(fd)
+        self.worker.submit(self._remove_if_dead, cid)
+
+    def _remove_if_dead(self, cid: str) -> None:
+        c = self.svc.containers.get(cid)
+        if c is not None and not self.svc.process_alive(c):
+            log.info("container %s: process %d exited", c.name, c.pid)
+            try:
+                self.svc._teardown(c)
+            except HostnetError as exc:
+                log.error("removing container %s: %s", c.name, exc)
+
+
+def make_socket(path: str, group: str) -> socket.socket:
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o117)
+    try:
+        sock.bind(path)
+    finally:
+        os.umask(old)
+    gid = grp.getgrnam(group).gr_gid if group else 0
+    os.chown(path, 0, gid)
+    os.chmod(path, 0o660)
+    return sock
+
+
+async def serve(args: argparse.Namespace) -> None:
+    lock = take_lock(args.state_dir)
+    store = open_store(os.path.join(args.state_dir, "hostnet.db"))
+    loop = asyncio.get_running_loop()
+    # All kernel work happens on one thread: netlink sockets and setns are per thread.
+    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hostnet-service")
+
+    def start() -> HostNetworkingService:
+        svc = HostNetworkingService(store, instance_id(args.state_dir), args.state_dir)
+        if args.bridge != "none":
+            svc.ensure_default_network()
+        report = reconcile(svc)
+        log.info("reconciled at start: %s", {k: v for k, v in report.items() if v})
+        return svc
+
+    svc = await loop.run_in_executor(worker, start)
+    watcher = ProcessWatcher(svc, loop, worker)
+
+    def started(c: Container) -> None:
+        loop.call_soon_threadsafe(watcher.watch, c)
+
+    svc.on_container_started = started
+    for c in list(svc.containers.values()):
+        watcher.watch(c)
+    runner = web.AppRunner(build_app(svc, worker), access_log=None)
+    await runner.setup()
+    site = web.SockSite(runner, make_socket(args.socket, args.group))
+    await site.start()
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: worker.submit(_reconcile_logged, svc))
+    log.info(
+        "hostnetd ready on %s (instance %s, state %s)", args.socket, svc.instance, args.state_dir
+    )
+    _notify_ready()
+    await stop.wait()
+    log.info("hostnetd stopping; kernel state stays in place")
+    await runner.cleanup()
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(args.socket)
+    worker.shutdown(wait=True)
+    store.close()
+    lock.close()
+
+
+def _reconcile_logged(svc: HostNetworkingService) -> None:
+    log.info("SIGHUP reconcile: %s", reconcile(svc))
+
+
+def _notify_ready() -> None:
+    addr = os.environ.get("NOTIFY_SOCKET")
+    if not addr:
+        return
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s, contextlib.suppress(OSError):
+        s.sendto(b"READY=1", "\0" + addr[1:] if addr.startswith("@") else addr)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s hostnetd %(levelname)s %(message)s"
+    )
+    if os.geteuid() != 0:
+        sys.exit("hostnetd: must run as root (it changes network namespaces, links and nftables)")
+    try:
+        asyncio.run(serve(args))
+    except HostnetError as exc:
+        sys.exit(f"hostnetd: {exc}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""The nat driver: an internal bridge, outbound masquerade, port mappings (WinNAT)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from hostnet.drivers import nat_rules
+from hostnet.drivers.base import Driver
+from hostnet.errors import KernelError
+from hostnet.kernel.links import Netlink, write_sysctl
+from hostnet.kernel.nft import Nft
+from hostnet.model import Container, Endpoint, Network
+
+DEFAULT_MTU = 1500
+
+
+class NatDriver(Driver):
+    """Containers on a private subnet behind the host, reachable through mapped ports."""
+
+    name = "nat"
+    options: ClassVar[dict[str, tuple[str, str]]] = {
+        "disableicc": ("bool", "block traffic between containers of this network"),
+        "networkname": ("str", "the name of the switch shown by 'hostnet switch ls'"),
+        "mtu": ("int", "MTU of the bridge and the container vNICs"),
+    }
+    aliases: ClassVar[dict[str, str]] = {
+        "com.docker.network.driver.mtu": "mtu",
+    }
+
+    def __init__(self, host: Netlink, nft: Nft) -> None:
+        self.host = host
+        self.nft = nft
+        self._forwarding = False
+
+    def _mtu(self, net: Network) -> int:
+        return int(net.options.get("mtu", DEFAULT_MTU))
+
+    def ensure_network(self, net: Network) -> None:
+        idx = self.host.ensure_bridge(net.switch, self._mtu(net))
+        self.host.ensure_addr(idx, net.gateway, net.ipv4_network().prefixlen)
+        # 127.0.0.1:PORT -> container needs loopback sources routable on the bridge.
+        write_sysctl(f"net/ipv4/conf/{net.switch}/route_localnet", "1")
+        if not self._forwarding:
+            write_sysctl("net/ipv4/ip_forward", "1")
+            self._forwarding = True
+
+    def remove_network(self, net: Network) -> None:
+        self.host.delete_link(net.switch)
+
+    def attach(self, net: Network, ep: Endpoint, c: Container, default_route: bool) -> None:
+        bridge = self.host.index(net.switch)
+        if bridge is None:
+            raise KernelError(
+                f"switch {net.switch} of network {net.name} is missing",
+                "run 'hostnet system reconcile'",
+            )
+        info = self.host.link_info(ep.host_ifname)
+        if info is None:
+            idx = self.host.add_veth_into(
+                ep.host_ifname, ep.ifname, c.netns, ep.mac, bridge, self._mtu(net)
+            )
+        else:
+            idx = info["index"]
+            if info["master"] != bridge or not info["up"]:
+                self.host.ipr.link("set", index=idx, master=bridge, state="up")
+        self.host.set_bridge_port(idx, isolated=net.flag("disableicc"))
+        with Netlink(c.netns) as inside:
+            inside.configure_inside(
+                ep.ifname, ep.ip, ep.prefix_len, ep.gateway if default_route else None
+            )
+        if ep.ports and info is None:
+            self.nft.run(nat_rules.render_add_mappings(self._mappings(ep)))
+
+    def detach(self, net: Network, ep: Endpoint, c: Container) -> None:
+        errors: list[str] = []
+        if ep.ports:
+            try:
+                self.nft.run(nat_rules.render_delete_mappings(self._mappings(ep)))
+            except KernelError as exc:
+                # elements already gone (a flushed ruleset) are fine; reconcile re-renders
+                errors.append(str(exc))
+        self.host.delete_link(ep.host_ifname)
+
+    def endpoint_present(self, net: Network, ep: Endpoint) -> bool:
+        return self.host.index(ep.host_ifname) is not None
+
+    @staticmethod
+    def _mappings(ep: Endpoint) -> list[nat_rules.Mapping]:
+        return [nat_rules.Mapping(p, ep.ip) for p in ep.ports]
+
+    def sync_firewall(self, nets: list[Network], eps: list[Endpoint]) -> None:
+        """Replace hostnet's whole nftables table with what intent says, atomically."""
+        ours = {n.id for n in nets if n.driver == self.name}
+        nat_nets = [nat_rules.NatNet(n.switch, n.subnet) for n in nets if n.id in ours]
+        maps = [m for ep in eps if ep.network_id in ours for m in self._mappings(ep)]
+        self.nft.run(nat_rules.render_table(nat_nets, maps))
+
+    def remove_firewall(self) -> None:
+        self.nft.run(
+            f"add table {nat_rules.FAMILY} {nat_rules.TABLE}\n"
+            f"delete table {nat_rules.FAMILY} {nat_rules.TABLE}\n"
+        )
+
+    def switch_view(self, net: Network) -> dict[str, Any]:
+        return {"Type": "Internal", "Adapter": "", "Kernel": net.switch}

@@ -1,0 +1,124 @@
+"""Rendering of hostnet's nftables table for NAT networks (pure: text in, text out).
+
+One table, ``ip hostnet``, holds everything. Port mappings live in two maps so
+the 10,000th mapping costs what the first did and a lookup is O(1):
+
+- ``pm_any``: protocol . host port -> container address . port (any host address)
+- ``pm_ip``:  host address . protocol . host port -> container address . port
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hostnet.model import PortMapping
+
+TABLE = "hostnet"
+FAMILY = "ip"
+
+
+@dataclass(frozen=True)
+class NatNet:
+    """What the rules need to know about one NAT network."""
+
+    bridge: str
+    subnet: str
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """A port mapping bound to the container address it forwards to."""
+
+    port: PortMapping
+    container_ip: str
+
+
+def _element(m: Mapping) -> tuple[str, str]:
+    p = m.port
+    value = f"{m.container_ip} . {p.container_port}"
+    if p.host_ip:
+        return "pm_ip", f"{p.host_ip} . {p.protocol} . {p.host_port} : {value}"
+    return "pm_any", f"{p.protocol} . {p.host_port} : {value}"
+
+
+def _key(m: Mapping) -> tuple[str, str]:
+    p = m.port
+    if p.host_ip:
+        return "pm_ip", f"{p.host_ip} . {p.protocol} . {p.host_port}"
+    return "pm_any", f"{p.protocol} . {p.host_port}"
+
+
+def _elements_block(items: list[str]) -> str:
+    if not items:
+        return ""
+    return "\n    elements = {\n      " + ",\n      ".join(items) + "\n    }"
+
+
+def render_table(nets: list[NatNet], mappings: list[Mapping]) -> str:
+    """The whole table, as one script that replaces any previous version atomically."""
+    bridges = sorted(n.bridge for n in nets)
+    any_elems = [e for s, e in map(_element, mappings) if s == "pm_any"]
+    ip_elems = [e for s, e in map(_element, mappings) if s == "pm_ip"]
+    post: list[str] = []
+    fwd: list[str] = []
+    for n in sorted(nets, key=lambda n: n.bridge):
+        post.append(f'oifname "{n.bridge}" ct status dnat ip saddr {n.subnet} masquerade')
+        post.append(f'ip saddr {n.subnet} oifname != "{n.bridge}" masquerade')
+        # bridged traffic inside one network (seen here when br_netfilter is loaded)
+        fwd.append(f'iifname "{n.bridge}" oifname "{n.bridge}" accept')
+    bridge_elems = ", ".join(f'"{b}"' for b in bridges)
+    lines = [
+        f"add table {FAMILY} {TABLE}",
+        f"delete table {FAMILY} {TABLE}",
+        f"table {FAMILY} {TABLE} {{",
+        "  set bridges {",
+        "    type ifname" + (f"\n    elements = {{ {bridge_elems} }}" if bridges else ""),
+        "  }",
+        "  map pm_any {",
+        "    type inet_proto . inet_service : ipv4_addr . inet_service"
+        + _elements_block(any_elems),
+        "  }",
+        "  map pm_ip {",
+        "    type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service"
+        + _elements_block(ip_elems),
+        "  }",
+        "  chain prerouting {",
+        "    type nat hook prerouting priority dstnat; policy accept;",
+        "    fib daddr type local jump portmap",
+        "  }",
+        "  chain output {",
+        "    type nat hook output priority -100; policy accept;",
+        "    fib daddr type local jump portmap",
+        "  }",
+        "  chain portmap {",
+        "    dnat ip to ip daddr . meta l4proto . th dport map @pm_ip",
+        "    dnat ip to meta l4proto . th dport map @pm_any",
+        "  }",
+        "  chain postrouting {",
+        "    type nat hook postrouting priority srcnat; policy accept;",
+        "    oifname @bridges ip saddr 127.0.0.0/8 masquerade",
+        *(f"    {r}" for r in post),
+        "  }",
+        "  chain forward {",
+        "    type filter hook forward priority filter; policy accept;",
+        "    ct state established,related accept",
+        "    ct status dnat accept",
+        *(f"    {r}" for r in fwd),
+        # nothing reaches a NAT network unasked: not another network, not a routed client
+        "    oifname @bridges drop",
+        "  }",
+        "}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def render_add_mappings(mappings: list[Mapping]) -> str:
+    return "".join(
+        f"add element {FAMILY} {TABLE} {s} {{ {e} }}\n" for s, e in map(_element, mappings)
+    )
+
+
+def render_delete_mappings(mappings: list[Mapping]) -> str:
+    return "".join(
+        f"delete element {FAMILY} {TABLE} {s} {{ {k} }}\n" for s, k in map(_key, mappings)
+    )

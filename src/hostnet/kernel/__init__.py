@@ -1,0 +1,1 @@
+"""The only code that changes the kernel: namespaces, links (netlink), nftables."""

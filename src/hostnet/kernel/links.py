@@ -1,0 +1,197 @@
+"""Links, addresses and routes through netlink (pyroute2), one socket per namespace."""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import os
+from typing import Any
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from hostnet.errors import KernelError
+from hostnet.kernel import netns
+
+
+def _kernel_error(what: str, exc: NetlinkError) -> KernelError:
+    return KernelError(f"{what} failed: {os.strerror(exc.code)}", errno=exc.code)
+
+
+class Netlink:
+    """Typed netlink operations in one namespace; the socket is opened inside it."""
+
+    def __init__(self, ns: str | None = None) -> None:
+        self.ns = ns
+        if ns is None:
+            self.ipr = IPRoute()
+        else:
+            with netns.entered(ns):
+                self.ipr = IPRoute()
+
+    def close(self) -> None:
+        self.ipr.close()
+
+    def __enter__(self) -> Netlink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except NetlinkError as exc:
+            raise _kernel_error(what, exc) from None
+
+    # -- links -----------------------------------------------------------
+    def index(self, name: str) -> int | None:
+        found = self.ipr.link_lookup(ifname=name)
+        return found[0] if found else None
+
+    def link_info(self, name: str) -> dict[str, Any] | None:
+        idx = self.index(name)
+        if idx is None:
+            return None
+        msg = self.ipr.get_links(idx)[0]
+        info = msg.get_attr("IFLA_LINKINFO")
+        master = msg.get_attr("IFLA_MASTER")
+        return {
+            "index": idx,
+            "kind": info.get_attr("IFLA_INFO_KIND") if info else None,
+            "master": master,
+            "up": bool(msg["flags"] & 1),
+            "mac": msg.get_attr("IFLA_ADDRESS"),
+        }
+
+    def links(self) -> list[dict[str, Any]]:
+        out = []
+        for msg in self.ipr.get_links():
+            info = msg.get_attr("IFLA_LINKINFO")
+            out.append(
+                {
+                    "index": msg["index"],
+                    "name": msg.get_attr("IFLA_IFNAME"),
+                    "kind": info.get_attr("IFLA_INFO_KIND") if info else None,
+                    "master": msg.get_attr("IFLA_MASTER"),
+                }
+            )
+        return out
+
+    def ensure_bridge(self, name: str, mtu: int = 1500) -> int:
+        """Make sure bridge ``name`` exists and is up; refuse a non-bridge of that name."""
+        info = self.link_info(name)
+        if info is not None and info["kind"] != "bridge":
+            raise KernelError(
+                f"a link named {name} exists but is a {info['kind'] or 'device'}, not a bridge",
+                f"remove or rename {name}",
+            )
+        if info is None:
+            self._call(
+                f"creating bridge {name}", self.ipr.link, "add", ifname=name, kind="bridge", mtu=mtu
+            )
+        idx = self.index(name)
+        assert idx is not None
+        self._call(f"bringing up {name}", self.ipr.link, "set", index=idx, state="up")
+        return idx
+
+    def ensure_addr(self, idx: int, ip: str, prefixlen: int) -> None:
+        try:
+            self.ipr.addr("add", index=idx, address=ip, prefixlen=prefixlen)
+        except NetlinkError as exc:
+            if exc.code != errno.EEXIST:
+                raise _kernel_error(f"adding address {ip}/{prefixlen}", exc) from None
+
+    def delete_link(self, name: str) -> None:
+        """Delete a link; already gone is success."""
+        idx = self.index(name)
+        if idx is None:
+            return
+        try:
+            self.ipr.link("del", index=idx)
+        except NetlinkError as exc:
+            if exc.code != errno.ENODEV:
+                raise _kernel_error(f"deleting {name}", exc) from None
+
+    def add_veth_into(
+        self, host_name: str, peer_name: str, peer_ns: str, peer_mac: str, master: int, mtu: int
+    ) -> int:
+        """A veth pair: the host end enslaved to ``master`` and up, the peer inside ``peer_ns``."""
+        fd = os.open(netns.path_of(peer_ns), os.O_RDONLY)
+        try:
+            self._call(
+                f"creating veth {host_name}",
+                self.ipr.link,
+                "add",
+                ifname=host_name,
+                kind="veth",
+                mtu=mtu,
+                peer={"ifname": peer_name, "net_ns_fd": fd, "address": peer_mac, "mtu": mtu},
+            )
+        finally:
+            os.close(fd)
+        idx = self.index(host_name)
+        assert idx is not None
+        self._call(
+            f"attaching {host_name}", self.ipr.link, "set", index=idx, master=master, state="up"
+        )
+        return idx
+
+    def set_bridge_port(self, idx: int, isolated: bool, hairpin: bool = True) -> None:
+        self._call(
+            "setting bridge port flags",
+            self.ipr.brport,
+            "set",
+            index=idx,
+            isolated=int(isolated),
+            mode=int(hairpin),
+        )
+
+    def set_up(self, idx: int) -> None:
+        self._call("bringing a link up", self.ipr.link, "set", index=idx, state="up")
+
+    # -- addresses and routes -------------------------------------------
+    def configure_inside(self, ifname: str, ip: str, prefixlen: int, gateway: str | None) -> None:
+        """Inside a compartment: loopback up, the vNIC addressed and up, default route."""
+        self.set_up(1)
+        idx = self.index(ifname)
+        if idx is None:
+            raise KernelError(f"{ifname} is missing inside namespace {self.ns}")
+        self.ensure_addr(idx, ip, prefixlen)
+        self.set_up(idx)
+        if gateway:
+            try:
+                self.ipr.route("add", dst="0.0.0.0/0", gateway=gateway, oif=idx)
+            except NetlinkError as exc:
+                if exc.code != errno.EEXIST:
+                    raise _kernel_error("adding the default route", exc) from None
+
+    def ipv4_prefixes(self, exclude_prefix: str) -> list[ipaddress.IPv4Network]:
+        """Prefixes of this namespace's addresses and routes, except on links we own."""
+        own = {ln["index"] for ln in self.links() if (ln["name"] or "").startswith(exclude_prefix)}
+        nets: list[ipaddress.IPv4Network] = []
+        for a in self.ipr.get_addr(family=2):
+            if a["index"] in own or a["index"] == 1:
+                continue
+            ip = a.get_attr("IFA_ADDRESS")
+            nets.append(ipaddress.IPv4Network(f"{ip}/{a['prefixlen']}", strict=False))
+        for r in self.ipr.get_routes(family=2, table=254):
+            if r.get_attr("RTA_OIF") in own or r["dst_len"] == 0:
+                continue
+            dst = r.get_attr("RTA_DST")
+            if dst:
+                nets.append(ipaddress.IPv4Network(f"{dst}/{r['dst_len']}", strict=False))
+        return nets
+
+    def local_ipv4(self) -> list[str]:
+        return [a.get_attr("IFA_ADDRESS") for a in self.ipr.get_addr(family=2)]
+
+
+def write_sysctl(path: str, value: str) -> None:  # path like "net/ipv4/ip_forward"
+    """Write a /proc/sys value in the calling thread's network namespace."""
+    full = "/proc/sys/" + path
+    try:
+        with open(full, "w") as fh:
+            fh.write(value)
+    except OSError as exc:
+        raise KernelError(f"setting {path}={value} failed: {exc.strerror}") from None

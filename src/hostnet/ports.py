@@ -1,0 +1,121 @@
+"""Parsing of Docker-style ``-p`` values and the choice of host ports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from hostnet.errors import Conflict, InvalidRequest
+from hostnet.model import PortMapping, PortRequest, parse_ip
+
+EPHEMERAL_FIRST = 49153
+EPHEMERAL_LAST = 65535
+SYNTAX = "[HOSTIP:]HOSTPORT[-END]:CONTAINERPORT[-END][/tcp|/udp] or CONTAINERPORT[/tcp|/udp]"
+
+
+def _bad(spec: str, why: str) -> InvalidRequest:
+    return InvalidRequest(f"bad port mapping {spec!r}: {why}", f"use {SYNTAX}")
+
+
+def _port_range(spec: str, text: str, what: str) -> tuple[int, int]:
+    parts = text.split("-")
+    if len(parts) > 2 or not all(p.isdigit() for p in parts):
+        raise _bad(spec, f"{what} {text!r} is not a port or a range START-END")
+    start, end = int(parts[0]), int(parts[-1])
+    for p in (start, end):
+        if not 1 <= p <= 65535:
+            raise _bad(spec, f"{what} {p} is out of range (1-65535)")
+    if end < start:
+        raise _bad(spec, f"{what} range {text} ends before it starts")
+    return start, end
+
+
+def parse_port_spec(spec: str) -> PortRequest:
+    text, proto = spec, "tcp"
+    if "/" in spec:
+        text, proto = spec.rsplit("/", 1)
+        if proto not in ("tcp", "udp"):
+            raise _bad(spec, f"protocol {proto!r} is not tcp or udp")
+    host_ip, host_part = "", ""
+    if text.startswith("["):
+        raise _bad(spec, "IPv6 host addresses are not supported yet")
+    fields = text.split(":")
+    if len(fields) == 1:
+        container_part = fields[0]
+    elif len(fields) == 2:
+        host_part, container_part = fields
+        if not host_part:
+            raise _bad(spec, "empty host port")
+    elif len(fields) == 3:
+        host_ip, host_part, container_part = fields
+        host_ip = str(parse_ip(host_ip, "host address"))
+    else:
+        raise _bad(spec, "too many ':'")
+    c_start, c_end = _port_range(spec, container_part, "container port")
+    if host_part:
+        h_start, h_end = _port_range(spec, host_part, "host port")
+        if h_end - h_start != c_end - c_start and c_start != c_end:
+            raise _bad(spec, "host and container ranges have different lengths")
+    else:
+        if c_start != c_end:
+            raise _bad(spec, "a container port range needs a host port range of the same length")
+        h_start, h_end = 0, 0
+    return PortRequest(
+        protocol=proto,  # type: ignore[arg-type]
+        host_ip=host_ip,
+        host_start=h_start,
+        host_end=h_end,
+        container_start=c_start,
+        container_end=c_end,
+    )
+
+
+def _free(candidate: PortMapping, taken: Iterable[PortMapping]) -> bool:
+    return not any(candidate.conflicts_with(t) for t in taken)
+
+
+def resolve(requests: list[PortRequest], taken: list[PortMapping]) -> list[PortMapping]:
+    """Turn requests into concrete mappings, refusing host ports already mapped."""
+    chosen: list[PortMapping] = []
+    for req in requests:
+        pool = list(taken) + chosen
+        if req.host_start == 0 or (
+            req.container_start == req.container_end and req.host_end > req.host_start
+        ):
+            first, last = (
+                (EPHEMERAL_FIRST, EPHEMERAL_LAST)
+                if req.host_start == 0
+                else (req.host_start, req.host_end)
+            )
+            for port in range(first, last + 1):
+                cand = PortMapping(
+                    protocol=req.protocol,
+                    host_ip=req.host_ip,
+                    host_port=port,
+                    container_port=req.container_start,
+                )
+                if _free(cand, pool):
+                    chosen.append(cand)
+                    break
+            else:
+                raise Conflict(
+                    f"no free host port in {first}-{last}/{req.protocol}",
+                    "free one of those ports or choose another range",
+                )
+            continue
+        for offset in range(req.host_end - req.host_start + 1):
+            cand = PortMapping(
+                protocol=req.protocol,
+                host_ip=req.host_ip,
+                host_port=req.host_start + offset,
+                container_port=req.container_start + offset,
+            )
+            if not _free(cand, pool):
+                where = cand.host_ip or "all host addresses"
+                raise Conflict(
+                    f"host port {cand.host_port}/{cand.protocol} on {where} is already mapped",
+                    "choose another host port, or remove the container that holds it "
+                    "(see 'hostnet nat ls')",
+                )
+            chosen.append(cand)
+            pool.append(cand)
+    return chosen

@@ -1,0 +1,82 @@
+"""Reconcile: make the kernel match intent, and remove what hostnet owns but no intent names."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from hostnet.errors import HostnetError
+from hostnet.kernel import netns
+
+if TYPE_CHECKING:
+    from hostnet.service import HostNetworkingService
+
+log = logging.getLogger("hostnet")
+
+
+def reconcile(svc: HostNetworkingService) -> dict[str, Any]:
+    """Idempotent repair; returns what it did, and the errors it carried on past."""
+    report: dict[str, Any] = {
+        "removed_containers": [],
+        "repaired_endpoints": [],
+        "swept": [],
+        "errors": [],
+    }
+    for ct in list(svc.containers.values()):
+        gone = not netns.exists(ct.netns)
+        dead = ct.pid > 0 and not svc.process_alive(ct)
+        if gone or dead:
+            why = "its compartment is gone" if gone else f"its process {ct.pid} has exited"
+            log.info("removing container %s: %s", ct.name, why)
+            report["errors"] += svc._teardown(ct)
+            report["removed_containers"].append(ct.name)
+    for n in list(svc.nets.values()):
+        try:
+            svc._driver(n.driver).ensure_network(n)
+        except HostnetError as exc:
+            report["errors"].append(str(exc))
+    for ep in list(svc.eps.values()):
+        net, c = svc.nets.get(ep.network_id), svc.containers.get(ep.container_id)
+        if net is None or c is None:
+            svc.store.delete_endpoint(ep.id)
+            svc.eps.pop(ep.id, None)
+            continue
+        drv = svc._driver(net.driver)
+        if drv.endpoint_present(net, ep):
+            continue
+        first = svc.endpoints_of(c)[0].id == ep.id
+        try:
+            drv.attach(net, ep, c, default_route=first)
+            report["repaired_endpoints"].append(f"{c.name}/{ep.ifname}")
+        except HostnetError as exc:
+            report["errors"].append(str(exc))
+    try:
+        svc._sync_firewall()
+    except HostnetError as exc:
+        report["errors"].append(str(exc))
+    report["swept"] = sweep(svc)
+    return report
+
+
+def sweep(svc: HostNetworkingService) -> list[str]:
+    """Delete hostnet-owned links and compartments that no intent names."""
+    from hostnet.service import BRIDGE_PREFIX, VETH_PREFIX
+
+    wanted_links = {n.switch for n in svc.nets.values()} | {e.host_ifname for e in svc.eps.values()}
+    wanted_ns = {c.netns for c in svc.containers.values()}
+    swept: list[str] = []
+    for link in svc.host.links():
+        name = link["name"] or ""
+        owned = (name.startswith(BRIDGE_PREFIX) and link["kind"] == "bridge") or (
+            name.startswith(VETH_PREFIX) and link["kind"] == "veth"
+        )
+        if owned and name not in wanted_links:
+            svc.host.delete_link(name)
+            swept.append(f"link {name}")
+    for name in netns.list_names(svc.ns_prefix):
+        if name not in wanted_ns:
+            netns.remove(name)
+            swept.append(f"compartment {name}")
+    for s in swept:
+        log.info("swept stale %s", s)
+    return swept

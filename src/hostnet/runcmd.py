@@ -1,0 +1,110 @@
+"""``hostnet run``: a command in a new compartment, attached to networks by the daemon."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+from typing import Any
+
+import click
+
+from hostnet.client import Client, q
+from hostnet.errors import HostnetError, NotFound
+
+CLONE_NEWNET = 0x40000000
+
+
+def _enter(netns_path: str) -> None:
+    """In the child, before exec: join the compartment's network namespace."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(netns_path, os.O_RDONLY)
+    if libc.setns(fd, CLONE_NEWNET) != 0:
+        os.write(
+            2, f"hostnet: cannot enter {netns_path}: {os.strerror(ctypes.get_errno())}\n".encode()
+        )
+        os._exit(125)
+    os.close(fd)
+
+
+def _remove(client: Client, cid: str) -> None:
+    with contextlib.suppress(NotFound):
+        client.delete(f"/containers/{q(cid)}")
+
+
+@click.command("run", context_settings={"allow_interspersed_args": False})
+@click.option(
+    "--network",
+    "--net",
+    "networks",
+    multiple=True,
+    default=("nat",),
+    show_default=True,
+    help="network to attach (repeat for more)",
+)
+@click.option("--name", default="", help="container name")
+@click.option("--ip", default="", help="static IPv4 address on the first network")
+@click.option(
+    "-p", "--publish", multiple=True, help="[HOSTIP:]HOSTPORT[-END]:CONTAINERPORT[-END][/tcp|/udp]"
+)
+@click.option("-d", "--detach", is_flag=True, help="leave it running; 'hostnet rm NAME' stops it")
+@click.argument("command", nargs=-1, required=True)
+@click.pass_context
+def run(
+    ctx: click.Context,
+    networks: tuple[str, ...],
+    name: str,
+    ip: str,
+    publish: tuple[str, ...],
+    detach: bool,
+    command: tuple[str, ...],
+) -> None:
+    """Run COMMAND in a new compartment; the compartment goes when the command exits."""
+    client = Client(ctx.find_root().params.get("socket"))
+    body: dict[str, Any] = {
+        "name": name,
+        "networks": [{"network": n, "ip": ip if i == 0 else ""} for i, n in enumerate(networks)],
+        "ports": list(publish),
+    }
+    c = client.post("/containers", body)
+    cid, path = c["Id"], c["NetnsPath"]
+    out: Any = None
+    try:
+        if detach:
+            out = open(c["LogPath"], "ab") if c.get("LogPath") else subprocess.DEVNULL  # noqa: SIM115
+        proc = subprocess.Popen(
+            list(command),
+            preexec_fn=lambda: _enter(path),  # noqa: PLW1509 - setns must happen in the child
+            start_new_session=detach,
+            stdin=subprocess.DEVNULL if detach else None,
+            stdout=out if detach else None,
+            stderr=subprocess.STDOUT if detach else None,
+        )
+    except OSError as exc:
+        _remove(client, cid)
+        click.echo(f"Error: cannot start {command[0]!r}: {exc.strerror}", err=True)
+        sys.exit(127 if isinstance(exc, FileNotFoundError) else 126)
+    finally:
+        if detach and out is not None and out is not subprocess.DEVNULL:
+            out.close()
+    try:
+        client.post(f"/containers/{q(cid)}/process", {"pid": proc.pid})
+    except HostnetError:
+        if detach or proc.poll() is None:
+            proc.kill()
+            _remove(client, cid)
+            raise
+    if detach:
+        click.echo(cid)
+        return
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda s, _f: proc.send_signal(s))
+    rc = proc.wait()
+    try:
+        _remove(client, cid)
+    except HostnetError as exc:
+        click.echo(f"warning: removing the compartment: {exc}", err=True)
+    sys.exit(rc if rc >= 0 else 128 - rc)

@@ -1,0 +1,426 @@
+"""HostNetworkingService: the one place that decides order.
+
+validate -> record intent -> realize in the kernel -> commit; a failure undoes
+what was done, in reverse. Every adapter (REST, CLI, later Docker and CNI) is a
+thin layer over this class.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+import os
+import signal
+from collections.abc import Callable
+from typing import Any
+
+from hostnet import ipam, ports
+from hostnet.drivers.nat import NatDriver
+from hostnet.errors import Conflict, HostnetError, InvalidRequest, NotFound
+from hostnet.kernel import netns
+from hostnet.kernel.links import Netlink
+from hostnet.kernel.nft import Nft
+from hostnet.model import (
+    Container,
+    Endpoint,
+    Network,
+    PortMapping,
+    check_name,
+    mac_for,
+    new_id,
+    parse_ip,
+    parse_subnet,
+)
+from hostnet.procs import process_start_time
+from hostnet.store import Store
+
+log = logging.getLogger("hostnet")
+
+FUTURE_DRIVERS = ("transparent", "l2bridge", "l2tunnel", "overlay")
+BRIDGE_PREFIX = "hn-"
+VETH_PREFIX = "hv"
+
+
+class HostNetworkingService:
+    """Networks, compartments and endpoints: intent in the store, state in the kernel."""
+
+    def __init__(self, store: Store, instance: str, state_dir: str) -> None:
+        self.store = store
+        self.instance = instance
+        self.state_dir = state_dir
+        self.ns_prefix = f"hn{instance}-"
+        self.host = Netlink()
+        self.nft = Nft()
+        self.nat = NatDriver(self.host, self.nft)
+        self.drivers = {"nat": self.nat}
+        self.nets: dict[str, Network] = {n.id: n for n in store.networks()}
+        self.containers: dict[str, Container] = {c.id: c for c in store.containers()}
+        self.eps: dict[str, Endpoint] = {e.id: e for e in store.endpoints()}
+        self.on_container_started: Callable[[Container], None] = lambda c: None
+
+    # -- look-ups ---------------------------------------------------------
+    def _find(self, kind: str, table: dict[str, Any], ref: str) -> Any:
+        for obj in table.values():
+            if obj.name == ref or obj.id == ref:
+                return obj
+        found = [o for o in table.values() if len(ref) >= 4 and o.id.startswith(ref)]
+        if len(found) == 1:
+            return found[0]
+        raise NotFound(
+            f"no {kind} named {ref!r}",
+            f"list them with 'hostnet {'network ls' if kind == 'network' else 'ps'}'",
+        )
+
+    def network(self, ref: str) -> Network:
+        return self._find("network", self.nets, ref)
+
+    def container(self, ref: str) -> Container:
+        return self._find("container", self.containers, ref)
+
+    def endpoints_of(self, c: Container) -> list[Endpoint]:
+        return sorted(
+            (e for e in self.eps.values() if e.container_id == c.id), key=lambda e: e.ifname
+        )
+
+    def endpoints_on(self, net: Network) -> list[Endpoint]:
+        return [e for e in self.eps.values() if e.network_id == net.id]
+
+    # -- networks ---------------------------------------------------------
+    def host_prefixes(self) -> list[ipaddress.IPv4Network]:
+        return self.host.ipv4_prefixes(BRIDGE_PREFIX)
+
+    def _driver(self, name: str) -> NatDriver:
+        if name in self.drivers:
+            return self.drivers[name]
+        if name in FUTURE_DRIVERS:
+            raise InvalidRequest(
+                f"driver {name!r} is not available yet",
+                "use the nat driver for now; this driver arrives in a later release",
+            )
+        raise InvalidRequest(
+            f"unknown driver {name!r}", f"available drivers: {', '.join(sorted(self.drivers))}"
+        )
+
+    def _carved(self, net: Network) -> list[ipaddress.IPv4Network]:
+        """Prefixes of other networks inside a carvable network's prefix."""
+        if not net.carvable:
+            return []
+        own = net.ipv4_network()
+        return [
+            n.ipv4_network()
+            for n in self.nets.values()
+            if n.id != net.id and n.ipv4_network().subnet_of(own)
+        ]
+
+    def _may_carve(self, subnet: ipaddress.IPv4Network, n: Network) -> bool:
+        own = n.ipv4_network()
+        if not (n.carvable and subnet.subnet_of(own) and subnet != own):
+            return False
+        gw = ipaddress.IPv4Address(n.gateway)
+        in_use = [ipaddress.IPv4Address(e.ip) for e in self.endpoints_on(n)] + [gw]
+        return not any(a in subnet for a in in_use)
+
+    def _check_overlap(self, subnet: ipaddress.IPv4Network) -> None:
+        for n in self.nets.values():
+            if subnet.overlaps(n.ipv4_network()) and not self._may_carve(subnet, n):
+                raise Conflict(
+                    f"subnet {subnet} overlaps network {n.name!r} ({n.subnet})",
+                    "choose a subnet that does not overlap, or leave --subnet out to get a free one",
+                )
+        hit = ipam.overlapping(subnet, self.host_prefixes())
+        if hit is not None:
+            raise Conflict(
+                f"subnet {subnet} overlaps the host's own address or route {hit}",
+                "choose a subnet the host does not use, or leave --subnet out",
+            )
+
+    def create_network(
+        self,
+        name: str,
+        driver: str = "nat",
+        subnet: str = "",
+        gateway: str = "",
+        options: dict[str, str] | None = None,
+        note: str = "",
+        carvable: bool = False,
+    ) -> Network:
+        check_name("network", name)
+        drv = self._driver(driver)
+        opts = drv.normalize_options(options or {})
+        if any(n.name == name for n in self.nets.values()):
+            raise Conflict(f"a network named {name!r} already exists", "choose another name")
+        if subnet:
+            net4 = parse_subnet(subnet)
+            self._check_overlap(net4)
+        else:
+            if gateway:
+                raise InvalidRequest("--gateway needs --subnet", "give --subnet too, or neither")
+            used = [n.ipv4_network() for n in self.nets.values()] + self.host_prefixes()
+            found = ipam.first_free_subnet(24, used)
+            if found is None:
+                raise Conflict("no free /24 left in 172.16.0.0/12", "give --subnet explicitly")
+            net4 = found
+        gw = parse_ip(gateway, "gateway") if gateway else ipam.default_gateway(net4)
+        ipam.check_gateway(net4, gw)
+        nid = new_id()
+        net = Network(
+            id=nid,
+            name=name,
+            driver=driver,
+            subnet=str(net4),
+            gateway=str(gw),
+            options=opts,
+            switch=BRIDGE_PREFIX + nid[:8],
+            note=note,
+            carvable=carvable,
+        )
+        self.store.create_network(net)
+        self.nets[net.id] = net
+        try:
+            drv.ensure_network(net)
+            self._sync_firewall()
+        except BaseException:
+            with contextlib.suppress(HostnetError):
+                drv.remove_network(net)
+            self.store.delete_network(net.id)
+            del self.nets[net.id]
+            with contextlib.suppress(HostnetError):
+                self._sync_firewall()
+            raise
+        log.info("created network %s (%s, %s via %s)", name, driver, net.subnet, net.gateway)
+        return net
+
+    def ensure_default_network(self) -> Network | None:
+        if any(n.name == "nat" for n in self.nets.values()):
+            return None
+        want = ipaddress.IPv4Network("172.16.0.0/16")
+        used = [n.ipv4_network() for n in self.nets.values()] + self.host_prefixes()
+        note = ""
+        if ipam.overlapping(want, used) is not None:
+            found = ipam.first_free_subnet(16, used)
+            if found is None:
+                log.error("no free /16 in 172.16.0.0/12 for the default nat network")
+                return None
+            note = f"172.16.0.0/16 overlaps an address or route of the host; using {found}"
+            log.warning("default network: %s", note)
+            want = found
+        return self.create_network(
+            "nat", "nat", str(want), str(want.network_address + 1), note=note, carvable=True
+        )
+
+    def remove_network(self, ref: str, force: bool = False) -> list[str]:
+        net = self.network(ref)
+        users = self.endpoints_on(net)
+        if users and not force:
+            names = ", ".join(
+                sorted(
+                    self.containers[e.container_id].name
+                    for e in users
+                    if e.container_id in self.containers
+                )
+            )
+            raise Conflict(
+                f"network {net.name!r} has {len(users)} endpoint(s) in use by: {names}",
+                "remove or disconnect those containers first, or use --force",
+            )
+        errors: list[str] = []
+        for ep in users:
+            errors += self._detach(ep)
+        drv = self._driver(net.driver)
+        try:
+            drv.remove_network(net)
+        except HostnetError as exc:
+            errors.append(str(exc))
+        self.store.delete_network(net.id)
+        del self.nets[net.id]
+        self._sync_firewall()
+        log.info("removed network %s", net.name)
+        return errors
+
+    def prune(self) -> list[str]:
+        unused = [n for n in self.nets.values() if not self.endpoints_on(n) and n.name != "nat"]
+        for n in unused:
+            self.remove_network(n.id)
+        return [n.name for n in unused]
+
+    def _sync_firewall(self) -> None:
+        self.nat.sync_firewall(list(self.nets.values()), list(self.eps.values()))
+
+    # -- containers (compartments) and endpoints --------------------------
+    def _next_compartment_id(self) -> int:
+        n = int(self.store.get_meta("next_compartment") or "2")  # 1 is the host's, as on Windows
+        self.store.set_meta("next_compartment", str(n + 1))
+        return n
+
+    def _plan_endpoint(
+        self, net: Network, c: Container, ifname: str, ip: str, port_specs: list[str]
+    ) -> Endpoint:
+        subnet, gw = net.ipv4_network(), ipaddress.IPv4Address(net.gateway)
+        used = {ipaddress.IPv4Address(e.ip) for e in self.endpoints_on(net)}
+        if ip:
+            addr = parse_ip(ip)
+            ipam.check_static(subnet, gw, addr, used, self._carved(net))
+        else:
+            last = self.store.get_meta(f"last_ip:{net.id}")
+            after = ipaddress.IPv4Address(last) if last else None
+            addr = ipam.allocate(subnet, gw, used, after, self._carved(net))
+        requests = [ports.parse_port_spec(s) for s in port_specs]
+        taken = [p for e in self.eps.values() for p in e.ports]
+        mappings = ports.resolve(requests, taken)
+        eid = new_id()
+        return Endpoint(
+            id=eid,
+            network_id=net.id,
+            container_id=c.id,
+            ip=str(addr),
+            prefix_len=subnet.prefixlen,
+            gateway=net.gateway,
+            mac=mac_for(addr),
+            ifname=ifname,
+            host_ifname=VETH_PREFIX + eid[:10],
+            ports=mappings,
+        )
+
+    def _attach(
+        self,
+        net: Network,
+        c: Container,
+        ifname: str,
+        ip: str,
+        port_specs: list[str],
+        default_route: bool,
+    ) -> Endpoint:
+        ep = self._plan_endpoint(net, c, ifname, ip, port_specs)
+        self.store.create_endpoint(ep)
+        self.eps[ep.id] = ep
+        try:
+            self._driver(net.driver).attach(net, ep, c, default_route)
+        except BaseException:
+            self._detach(ep)
+            raise
+        self.store.set_meta(f"last_ip:{net.id}", ep.ip)
+        return ep
+
+    def _detach(self, ep: Endpoint) -> list[str]:
+        """Best effort: undo the endpoint in the kernel and forget it; report errors."""
+        errors: list[str] = []
+        net, c = self.nets.get(ep.network_id), self.containers.get(ep.container_id)
+        if net is not None and c is not None:
+            try:
+                self._driver(net.driver).detach(net, ep, c)
+            except HostnetError as exc:
+                errors.append(str(exc))
+        self.store.delete_endpoint(ep.id)
+        self.eps.pop(ep.id, None)
+        return errors
+
+    def create_container(
+        self, name: str, networks: list[dict[str, str]], port_specs: list[str] | None = None
+    ) -> Container:
+        """A compartment attached to each network; ports map to the first network's endpoint."""
+        cid = new_id()
+        name = name or f"c_{cid[:12]}"
+        check_name("container", name)
+        if any(c.name == name for c in self.containers.values()):
+            raise Conflict(
+                f"a container named {name!r} already exists",
+                "choose another name, or remove it with 'hostnet rm'",
+            )
+        if not networks:
+            raise InvalidRequest("a container needs at least one network", "give --network NAME")
+        nets = [self.network(n["network"]) for n in networks]
+        for spec in port_specs or []:
+            ports.parse_port_spec(spec)
+        log_dir = os.path.join(self.state_dir, "logs")
+        os.makedirs(log_dir, exist_ok=True)
+        c = Container(
+            id=cid,
+            name=name,
+            compartment_id=self._next_compartment_id(),
+            netns=self.ns_prefix + cid[:12],
+            log_path=os.path.join(log_dir, f"{cid}.log"),
+        )
+        self.store.create_container(c)
+        self.containers[c.id] = c
+        try:
+            netns.create(c.netns)
+            for i, (net, req) in enumerate(zip(nets, networks, strict=True)):
+                self._attach(
+                    net,
+                    c,
+                    f"eth{i}",
+                    req.get("ip", ""),
+                    (port_specs or []) if i == 0 else [],
+                    default_route=(i == 0),
+                )
+        except BaseException:
+            self._teardown(c)
+            raise
+        log.info("created container %s in compartment %s", c.name, c.netns)
+        return c
+
+    def register_process(self, ref: str, pid: int) -> Container:
+        c = self.container(ref)
+        start = process_start_time(pid)
+        if start is None:
+            raise InvalidRequest(f"process {pid} does not exist", "start the process first")
+        c = c.model_copy(update={"pid": pid, "pid_start": start})
+        self.store.update_container(c)
+        self.containers[c.id] = c
+        self.on_container_started(c)
+        return c
+
+    def process_alive(self, c: Container) -> bool:
+        return c.pid > 0 and process_start_time(c.pid) == c.pid_start
+
+    def remove_container(self, ref: str, stop_signal: int = signal.SIGTERM) -> list[str]:
+        c = self.container(ref)
+        if self.process_alive(c):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(c.pid, stop_signal)
+        return self._teardown(c)
+
+    def _teardown(self, c: Container) -> list[str]:
+        errors: list[str] = []
+        for ep in self.endpoints_of(c):
+            errors += self._detach(ep)
+        try:
+            netns.remove(c.netns)
+        except HostnetError as exc:
+            errors.append(str(exc))
+        self.store.delete_container(c.id)
+        self.containers.pop(c.id, None)
+        with contextlib.suppress(OSError):
+            if c.log_path and os.path.getsize(c.log_path) == 0:
+                os.unlink(c.log_path)
+        for e in errors:
+            log.warning("teardown of %s: %s", c.name, e)
+        log.info("removed container %s", c.name)
+        return errors
+
+    def connect(self, net_ref: str, c_ref: str, ip: str = "") -> Endpoint:
+        net, c = self.network(net_ref), self.container(c_ref)
+        mine = self.endpoints_of(c)
+        if any(e.network_id == net.id for e in mine):
+            raise Conflict(
+                f"container {c.name!r} is already connected to {net.name!r}",
+                "disconnect it first to change its address",
+            )
+        taken = {e.ifname for e in mine}
+        ifname = next(f"eth{i}" for i in range(len(mine) + 1) if f"eth{i}" not in taken)
+        return self._attach(net, c, ifname, ip, [], default_route=not mine)
+
+    def disconnect(self, net_ref: str, c_ref: str) -> list[str]:
+        net, c = self.network(net_ref), self.container(c_ref)
+        for ep in self.endpoints_of(c):
+            if ep.network_id == net.id:
+                return self._detach(ep)
+        raise NotFound(
+            f"container {c.name!r} is not connected to network {net.name!r}",
+            "see 'hostnet network inspect'",
+        )
+
+    @property
+    def all_ports(self) -> list[PortMapping]:
+        return [p for e in self.eps.values() for p in e.ports]

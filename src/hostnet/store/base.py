@@ -1,0 +1,65 @@
+"""The store interface and its correctness contract.
+
+Every store keeps networks, containers and endpoints as whole documents.
+Contract (each backend must honour it, and the contract tests check it):
+
+- ``create_network`` is compare-and-set on the name: two concurrent creates of
+  one name, exactly one succeeds; the other gets ``Conflict``.
+- ``create_endpoint`` claims the endpoint's address on its network and each of
+  its host ports atomically with writing the endpoint: an address or host port
+  is never held by two endpoints. A failed claim writes nothing.
+- ``delete_*`` of something already gone succeeds.
+- ``create_container`` is compare-and-set on the container name.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from hostnet.model import Container, Endpoint, Network
+
+
+class Store(ABC):
+    """What should exist: the daemon's intent."""
+
+    @abstractmethod
+    def networks(self) -> list[Network]: ...
+
+    @abstractmethod
+    def create_network(self, net: Network) -> None: ...
+
+    @abstractmethod
+    def update_network(self, net: Network) -> None: ...
+
+    @abstractmethod
+    def delete_network(self, net_id: str) -> None: ...
+
+    @abstractmethod
+    def containers(self) -> list[Container]: ...
+
+    @abstractmethod
+    def create_container(self, c: Container) -> None: ...
+
+    @abstractmethod
+    def update_container(self, c: Container) -> None: ...
+
+    @abstractmethod
+    def delete_container(self, c_id: str) -> None: ...
+
+    @abstractmethod
+    def endpoints(self) -> list[Endpoint]: ...
+
+    @abstractmethod
+    def create_endpoint(self, ep: Endpoint) -> None: ...
+
+    @abstractmethod
+    def delete_endpoint(self, ep_id: str) -> None: ...
+
+    @abstractmethod
+    def get_meta(self, key: str) -> str | None: ...
+
+    @abstractmethod
+    def set_meta(self, key: str, value: str) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...

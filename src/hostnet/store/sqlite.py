@@ -1,0 +1,144 @@
+"""The embedded store: one SQLite file in the state directory (WAL mode)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from hostnet.errors import Conflict
+from hostnet.model import Container, Endpoint, Network
+from hostnet.store.base import Store
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS networks (id TEXT PRIMARY KEY, name TEXT UNIQUE NOT NULL, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS containers (id TEXT PRIMARY KEY, name TEXT UNIQUE NOT NULL, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS endpoints (id TEXT PRIMARY KEY, network_id TEXT NOT NULL, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS addresses (
+  network_id TEXT NOT NULL, ip TEXT NOT NULL, endpoint_id TEXT NOT NULL, PRIMARY KEY (network_id, ip));
+CREATE TABLE IF NOT EXISTS host_ports (
+  protocol TEXT NOT NULL, port INTEGER NOT NULL, host_ip TEXT NOT NULL, endpoint_id TEXT NOT NULL,
+  PRIMARY KEY (protocol, port, host_ip));
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class SqliteStore(Store):
+    """Intent in SQLite; each call is one transaction."""
+
+    def __init__(self, path: str) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL survives a killed daemon (not a power cut) and keeps attach fast.
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+
+    def _docs(self, table: str) -> list[str]:
+        return [row[0] for row in self.db.execute(f"SELECT doc FROM {table}")]
+
+    def networks(self) -> list[Network]:
+        return [Network.model_validate_json(d) for d in self._docs("networks")]
+
+    def create_network(self, net: Network) -> None:
+        try:
+            self.db.execute(
+                "INSERT INTO networks (id, name, doc) VALUES (?, ?, ?)",
+                (net.id, net.name, net.model_dump_json()),
+            )
+        except sqlite3.IntegrityError:
+            raise Conflict(
+                f"a network named {net.name!r} already exists", "choose another name"
+            ) from None
+
+    def update_network(self, net: Network) -> None:
+        self.db.execute("UPDATE networks SET doc = ? WHERE id = ?", (net.model_dump_json(), net.id))
+
+    def delete_network(self, net_id: str) -> None:
+        self.db.execute("DELETE FROM networks WHERE id = ?", (net_id,))
+
+    def containers(self) -> list[Container]:
+        return [Container.model_validate_json(d) for d in self._docs("containers")]
+
+    def create_container(self, c: Container) -> None:
+        try:
+            self.db.execute(
+                "INSERT INTO containers (id, name, doc) VALUES (?, ?, ?)",
+                (c.id, c.name, c.model_dump_json()),
+            )
+        except sqlite3.IntegrityError:
+            raise Conflict(
+                f"a container named {c.name!r} already exists",
+                "choose another name, or remove it with 'hostnet rm'",
+            ) from None
+
+    def update_container(self, c: Container) -> None:
+        self.db.execute("UPDATE containers SET doc = ? WHERE id = ?", (c.model_dump_json(), c.id))
+
+    def delete_container(self, c_id: str) -> None:
+        self.db.execute("DELETE FROM containers WHERE id = ?", (c_id,))
+
+    def endpoints(self) -> list[Endpoint]:
+        return [Endpoint.model_validate_json(d) for d in self._docs("endpoints")]
+
+    def create_endpoint(self, ep: Endpoint) -> None:
+        cur = self.db.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            try:
+                cur.execute(
+                    "INSERT INTO addresses (network_id, ip, endpoint_id) VALUES (?, ?, ?)",
+                    (ep.network_id, ep.ip, ep.id),
+                )
+            except sqlite3.IntegrityError:
+                raise Conflict(
+                    f"address {ep.ip} is already in use", "choose another address"
+                ) from None
+            for pm in ep.ports:
+                clash = cur.execute(
+                    "SELECT host_ip FROM host_ports WHERE protocol = ? AND port = ? "
+                    "AND (host_ip = ? OR host_ip = '' OR ? = '')",
+                    (pm.protocol, pm.host_port, pm.host_ip, pm.host_ip),
+                ).fetchone()
+                if clash is not None:
+                    raise Conflict(
+                        f"host port {pm.host_port}/{pm.protocol} is already mapped",
+                        "choose another host port (see 'hostnet nat ls')",
+                    )
+                cur.execute(
+                    "INSERT INTO host_ports (protocol, port, host_ip, endpoint_id) VALUES (?, ?, ?, ?)",
+                    (pm.protocol, pm.host_port, pm.host_ip, ep.id),
+                )
+            cur.execute(
+                "INSERT INTO endpoints (id, network_id, doc) VALUES (?, ?, ?)",
+                (ep.id, ep.network_id, ep.model_dump_json()),
+            )
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+
+    def delete_endpoint(self, ep_id: str) -> None:
+        cur = self.db.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            cur.execute("DELETE FROM addresses WHERE endpoint_id = ?", (ep_id,))
+            cur.execute("DELETE FROM host_ports WHERE endpoint_id = ?", (ep_id,))
+            cur.execute("DELETE FROM endpoints WHERE id = ?", (ep_id,))
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,160 @@
+"""Read-only views: Docker-shaped network JSON and the seed's management tables."""
+
+from __future__ import annotations
+
+import datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hostnet.model import Container, Endpoint, Network
+    from hostnet.service import HostNetworkingService
+
+
+def _iso(ts: float) -> str:
+    return datetime.datetime.fromtimestamp(ts, datetime.UTC).isoformat().replace("+00:00", "Z")
+
+
+def network_summary(net: Network) -> dict[str, Any]:
+    return {
+        "Name": net.name,
+        "Id": net.id,
+        "Driver": net.driver,
+        "Scope": "local",
+        "Subnet": net.subnet,
+        "Gateway": net.gateway,
+    }
+
+
+def network_inspect(svc: HostNetworkingService, net: Network) -> dict[str, Any]:
+    containers: dict[str, Any] = {}
+    for ep in svc.endpoints_on(net):
+        c = svc.containers.get(ep.container_id)
+        if c is None:
+            continue
+        containers[c.id] = {
+            "Name": c.name,
+            "EndpointID": ep.id,
+            "MacAddress": ep.mac,
+            "IPv4Address": f"{ep.ip}/{ep.prefix_len}",
+            "IPv6Address": "",
+        }
+    view: dict[str, Any] = {
+        "Name": net.name,
+        "Id": net.id,
+        "Created": _iso(net.created),
+        "Scope": "local",
+        "Driver": net.driver,
+        "EnableIPv6": False,
+        "IPAM": {
+            "Driver": "default",
+            "Options": {},
+            "Config": [{"Subnet": net.subnet, "Gateway": net.gateway}],
+        },
+        "Internal": False,
+        "Attachable": True,
+        "Containers": containers,
+        "Options": dict(net.options),
+        "Labels": {},
+        "Switch": net.options.get("networkname", net.switch),
+    }
+    if net.note:
+        view["Note"] = net.note
+    return view
+
+
+def endpoint_view(ep: Endpoint) -> dict[str, Any]:
+    return {
+        "Id": ep.id,
+        "Network": ep.network_id,
+        "IfName": ep.ifname,
+        "HostIfName": ep.host_ifname,
+        "IPAddress": ep.ip,
+        "PrefixLength": ep.prefix_len,
+        "Gateway": ep.gateway,
+        "MacAddress": ep.mac,
+        "Ports": [p.model_dump() for p in ep.ports],
+    }
+
+
+def container_view(svc: HostNetworkingService, c: Container) -> dict[str, Any]:
+    eps = svc.endpoints_of(c)
+    return {
+        "Id": c.id,
+        "Name": c.name,
+        "CompartmentId": c.compartment_id,
+        "Netns": c.netns,
+        "NetnsPath": f"/run/netns/{c.netns}",
+        "Pid": c.pid,
+        "Running": svc.process_alive(c),
+        "LogPath": c.log_path,
+        "Created": _iso(c.created),
+        "Networks": {
+            svc.nets[e.network_id].name: endpoint_view(e) for e in eps if e.network_id in svc.nets
+        },
+    }
+
+
+def compartments(svc: HostNetworkingService) -> list[dict[str, Any]]:
+    rows = [{"CompartmentId": 1, "Compartment": "host (default)", "Container": "", "Endpoints": ""}]
+    for c in sorted(svc.containers.values(), key=lambda c: c.compartment_id):
+        eps = svc.endpoints_of(c)
+        rows.append(
+            {
+                "CompartmentId": c.compartment_id,
+                "Compartment": c.netns,
+                "Container": c.name,
+                "Endpoints": ", ".join(
+                    f"{e.ifname} {e.ip} ({svc.nets[e.network_id].name})"
+                    for e in eps
+                    if e.network_id in svc.nets
+                ),
+            }
+        )
+    return rows
+
+
+def nat_table(svc: HostNetworkingService) -> list[dict[str, Any]]:
+    rows = []
+    for net in sorted(svc.nets.values(), key=lambda n: n.name):
+        if net.driver != "nat":
+            continue
+        rows.append(
+            {
+                "Network": net.name,
+                "InternalPrefix": net.subnet,
+                "External": "*",
+                "Internal": "",
+                "Protocol": "",
+                "Container": "",
+            }
+        )
+        for ep in svc.endpoints_on(net):
+            c = svc.containers.get(ep.container_id)
+            for p in ep.ports:
+                rows.append(
+                    {
+                        "Network": net.name,
+                        "InternalPrefix": net.subnet,
+                        "External": f"{p.host_ip or '0.0.0.0'}:{p.host_port}",
+                        "Internal": f"{ep.ip}:{p.container_port}",
+                        "Protocol": p.protocol.upper(),
+                        "Container": c.name if c else "",
+                    }
+                )
+    return rows
+
+
+def switches(svc: HostNetworkingService) -> list[dict[str, Any]]:
+    rows = []
+    for net in sorted(svc.nets.values(), key=lambda n: n.name):
+        view = svc._driver(net.driver).switch_view(net)
+        rows.append(
+            {
+                "Switch": net.options.get("networkname", net.name),
+                "SwitchType": view["Type"],
+                "Adapter": view["Adapter"] or "-",
+                "Kernel": view["Kernel"],
+                "Networks": net.name,
+            }
+        )
+    return rows

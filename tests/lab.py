@@ -1,0 +1,172 @@
+"""The test lab: hosts, a physical segment and clients, all network namespaces.
+
+Topology (names get a per-lab prefix so parallel labs never collide):
+
+    [client]──┐
+              ├── seg (a bridge in its own namespace): 198.51.100.0/24 (TEST-NET-2)
+    [host N]──┘      each host runs its own hostnetd, state and socket under a temp dir
+
+Everything a lab makes is removed by ``close()``, which runs even when a test fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+SEGMENT = "198.51.100"
+
+
+def sh(*cmd: str, check: bool = True, timeout: float = 30, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(cmd), check=check, capture_output=True, text=True, timeout=timeout, input=input)
+
+
+def in_ns(ns: str, *cmd: str, check: bool = True, timeout: float = 30, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a command inside a namespace (nsenter keeps /sys and cgroups, unlike ip netns exec)."""
+    path = ns if ns.startswith("/") else f"/run/netns/{ns}"
+    return sh("nsenter", f"--net={path}", *cmd, check=check, timeout=timeout, input=input)
+
+
+@dataclass
+class Daemon:
+    """One hostnetd inside a lab host."""
+
+    host: str
+    state_dir: str
+    socket: str
+    proc: subprocess.Popen[bytes] | None = None
+    args: list[str] = field(default_factory=list)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "HOSTNET_SOCKET": self.socket}
+
+    def start(self, *extra: str) -> None:
+        self.args = list(extra)
+        log = open(os.path.join(self.state_dir, "hostnetd.log"), "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            ["nsenter", f"--net=/run/netns/{self.host}", "hostnetd", "--state-dir", self.state_dir,
+             "--socket", self.socket, "--log-level", "debug", *extra],
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+        log.close()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"hostnetd exited: {self.log()[-2000:]}")
+            if os.path.exists(self.socket) and self.cli("network", "ls", check=False).returncode == 0:
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"hostnetd did not become ready: {self.log()[-2000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.send_signal(sig)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+        self.proc = None
+
+    def log(self) -> str:
+        with open(os.path.join(self.state_dir, "hostnetd.log"), errors="replace") as fh:
+            return fh.read()
+
+    def cli(self, *args: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        res = subprocess.run(["hostnet", *args], capture_output=True, text=True, env=self.env, timeout=timeout)
+        if check and res.returncode != 0:
+            raise AssertionError(f"hostnet {' '.join(args)} failed ({res.returncode}): {res.stderr}{res.stdout}")
+        return res
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.cli(*args).stdout)
+
+    def instance_prefix(self) -> str:
+        from hostnet.daemon import instance_id
+
+        return f"hn{instance_id(self.state_dir)}-"
+
+
+class Lab:
+    """Namespaces for one test; ``close`` removes all of them and every process started."""
+
+    _count = 0
+
+    def __init__(self) -> None:
+        Lab._count += 1
+        self.prefix = f"hnt{os.getpid() % 10000}x{Lab._count}-"
+        self.namespaces: list[str] = []
+        self.daemons: list[Daemon] = []
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.tmp = tempfile.mkdtemp(prefix="hostnet-lab-")
+        self.seg = self._ns("seg")
+        in_ns(self.seg, "ip", "link", "add", "seg0", "type", "bridge")
+        in_ns(self.seg, "ip", "link", "set", "seg0", "up")
+        self._next_ip = 1
+
+    def _ns(self, name: str) -> str:
+        full = self.prefix + name
+        sh("ip", "netns", "add", full)
+        self.namespaces.append(full)
+        in_ns(full, "ip", "link", "set", "lo", "up")
+        return full
+
+    def node(self, name: str) -> tuple[str, str]:
+        """A namespace with one adapter (eth0) on the segment; returns (netns, its address)."""
+        ns = self._ns(name)
+        self._next_ip += 1
+        ip = f"{SEGMENT}.{self._next_ip}"
+        peer = f"{self.prefix[-6:]}{self._next_ip}"
+        sh("ip", "link", "add", "eth0", "netns", ns, "type", "veth", "peer", "name", peer, "netns", self.seg)
+        in_ns(self.seg, "ip", "link", "set", peer, "master", "seg0", "up")
+        in_ns(ns, "ip", "addr", "add", f"{ip}/24", "dev", "eth0")
+        in_ns(ns, "ip", "link", "set", "eth0", "up")
+        return ns, ip
+
+    def host(self, name: str = "host", *daemon_args: str) -> tuple[Daemon, str]:
+        ns, ip = self.node(name)
+        state = os.path.join(self.tmp, name)
+        os.makedirs(state)
+        d = Daemon(ns, state, os.path.join(state, "hostnet.sock"))
+        self.daemons.append(d)
+        d.start(*daemon_args)
+        return d, ip
+
+    def spawn(self, ns: str, *cmd: str) -> subprocess.Popen[bytes]:
+        p = subprocess.Popen(["nsenter", f"--net=/run/netns/{ns}", *cmd],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.procs.append(p)
+        return p
+
+    def close(self) -> list[str]:
+        """Remove everything; return what had to be cleaned up that hostnet left behind."""
+        leftovers: list[str] = []
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait(5)
+        for d in self.daemons:
+            if d.proc is not None:
+                with contextlib.suppress(Exception):
+                    for c in json.loads(d.cli("ps", "--format", "json", check=False).stdout or "[]"):
+                        d.cli("rm", c["Id"], check=False)
+            d.stop()
+            for name in os.listdir("/run/netns"):
+                if name.startswith(d.instance_prefix()):
+                    leftovers.append(f"compartment {name}")
+                    sh("ip", "netns", "del", name, check=False)
+        for ns in reversed(self.namespaces):
+            sh("ip", "netns", "del", ns, check=False)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        return leftovers

@@ -1,0 +1,49 @@
+"""Traffic helpers for namespace tests: servers that answer with a name, clients that ask."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from lab import Daemon, in_ns
+
+
+def serve(d: Daemon, net: str, name: str, port: int = 80, udp: bool = False, *opts: str) -> dict[str, Any]:
+    """A detached container answering each TCP connection (or UDP datagram) with its name."""
+    listen = f"UDP-RECVFROM:{port},fork" if udp else f"TCP-LISTEN:{port},reuseaddr,fork"
+    d.cli("run", "-d", "--net", net, "--name", name, *opts, "--", "socat", "-T5", listen, f"SYSTEM:echo {name}")
+    c = d.json("network", "inspect", net)[0]
+    info = next(v for v in c["Containers"].values() if v["Name"] == name)
+    ip = info["IPv4Address"].split("/")[0]
+    path = d.json("ps", "--format", "json")
+    netns = next(x["NetnsPath"] for x in path if x["Name"] == name)
+    wait_listening(netns, port, udp)
+    return {"ip": ip, "netns": netns, "name": name}
+
+
+def wait_listening(netns: str, port: int, udp: bool = False, timeout: float = 10) -> None:
+    flag = "-lun" if udp else "-ltn"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = in_ns(netns, "ss", flag, check=False).stdout
+        if f":{port} " in out:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"nothing listens on {port} in {netns}")
+
+
+def ask(ns: str, ip: str, port: int, udp: bool = False, timeout: float = 3) -> str:
+    """Connect from namespace ``ns``; return what the server said ('' if nothing arrived)."""
+    target = f"UDP:{ip}:{port}" if udp else f"TCP:{ip}:{port},connect-timeout={timeout}"
+    res = in_ns(ns, "socat", f"-T{timeout}", "-", target, check=False, input="hi\n", timeout=timeout + 5)
+    return res.stdout.strip()
+
+
+def ping(ns: str, ip: str, count: int = 1) -> bool:
+    return in_ns(ns, "ping", "-c", str(count), "-W", "1", ip, check=False).returncode == 0
+
+
+def peer_server(lab_spawn: Any, ns: str, port: int) -> None:
+    """A server on a lab node that answers with the address it saw the client come from."""
+    lab_spawn(ns, "socat", "-T5", f"TCP-LISTEN:{port},reuseaddr,fork", "SYSTEM:echo $SOCAT_PEERADDR")
+    wait_listening(ns, port)
