@@ -185,6 +185,32 @@ def rm(ctx: click.Context, force: bool, names: tuple[str, ...]) -> None:
 
 
 @cli.group()
+def port() -> None:
+    """Published ports of a running container (hot add and remove)."""
+
+
+@port.command("add")
+@click.argument("container")
+@click.argument("specs", nargs=-1, required=True)
+@click.pass_context
+def port_add(ctx: click.Context, container: str, specs: tuple[str, ...]) -> None:
+    """Publish SPECS ([HOSTIP:]HOSTPORT:CONTAINERPORT[/proto]) of CONTAINER."""
+    for p in _client(ctx).post(f"/containers/{q(container)}/ports", {"ports": list(specs)}):
+        click.echo(
+            f"{p['host_ip'] or '0.0.0.0'}:{p['host_port']}->{p['container_port']}/{p['protocol']}"
+        )
+
+
+@port.command("rm")
+@click.argument("container")
+@click.argument("specs", nargs=-1, required=True)
+@click.pass_context
+def port_rm(ctx: click.Context, container: str, specs: tuple[str, ...]) -> None:
+    """Unpublish SPECS of CONTAINER."""
+    _client(ctx).post(f"/containers/{q(container)}/ports/remove", {"ports": list(specs)})
+
+
+@cli.group()
 def compartment() -> None:
     """Network compartments (Get-NetCompartment)."""
 

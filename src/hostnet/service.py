@@ -266,8 +266,7 @@ class HostNetworkingService:
             after = ipaddress.IPv4Address(last) if last else None
             addr = ipam.allocate(subnet, gw, used, after, self._carved(net))
         requests = [ports.parse_port_spec(s) for s in port_specs]
-        taken = [p for e in self.eps.values() for p in e.ports]
-        mappings = ports.resolve(requests, taken)
+        mappings = ports.resolve(requests, self.all_ports)
         eid = new_id()
         return Endpoint(
             id=eid,
@@ -420,6 +419,55 @@ class HostNetworkingService:
             f"container {c.name!r} is not connected to network {net.name!r}",
             "see 'hostnet network inspect'",
         )
+
+    def _primary(self, c_ref: str) -> tuple[Network, Endpoint]:
+        c = self.container(c_ref)
+        eps = self.endpoints_of(c)
+        if not eps:
+            raise Conflict(f"container {c.name!r} has no endpoint", "connect it to a network first")
+        return self.nets[eps[0].network_id], eps[0]
+
+    def add_ports(self, c_ref: str, port_specs: list[str]) -> list[PortMapping]:
+        """Publish more ports of a running container (on its first network's endpoint)."""
+        net, ep = self._primary(c_ref)
+        requests = [ports.parse_port_spec(s) for s in port_specs]
+        added = ports.resolve(requests, self.all_ports)
+        new = ep.model_copy(update={"ports": ep.ports + added})
+        self.store.add_ports(new, added)
+        self.eps[ep.id] = new
+        try:
+            self._driver(net.driver).add_ports(new, added)
+        except BaseException:
+            self.store.remove_ports(ep, added)
+            self.eps[ep.id] = ep
+            raise
+        return added
+
+    def remove_ports(self, c_ref: str, port_specs: list[str]) -> list[PortMapping]:
+        """Unpublish ports given as they were published (HOSTIP:HOSTPORT:CPORT/proto)."""
+        net, ep = self._primary(c_ref)
+        gone: list[PortMapping] = []
+        for spec in port_specs:
+            req = ports.parse_port_spec(spec)
+            for off in range(req.host_end - req.host_start + 1):
+                hit = [
+                    p
+                    for p in ep.ports
+                    if p.protocol == req.protocol
+                    and p.host_ip == req.host_ip
+                    and p.host_port == req.host_start + off
+                ]
+                if not hit:
+                    raise NotFound(
+                        f"container has no mapping {spec!r}",
+                        "see 'hostnet nat ls' for its mappings",
+                    )
+                gone += hit
+        new = ep.model_copy(update={"ports": [p for p in ep.ports if p not in gone]})
+        self._driver(net.driver).remove_ports(ep, gone)
+        self.store.remove_ports(new, gone)
+        self.eps[ep.id] = new
+        return gone
 
     @property
     def all_ports(self) -> list[PortMapping]:

@@ -171,6 +171,20 @@ def build_app(svc: HostNetworkingService, worker: Worker) -> web.Application:
         ref = request.match_info["ref"]
         return _json({"errors": await call(lambda: svc.remove_container(ref))})
 
+    @routes.post("/containers/{ref}/ports")
+    async def ports_add(request: web.Request) -> web.Response:
+        b, ref = await _body(request), request.match_info["ref"]
+        specs = _strs(b, "ports")
+        added = await call(lambda: svc.add_ports(ref, specs))
+        return _json([p.model_dump() for p in added], status=201)
+
+    @routes.post("/containers/{ref}/ports/remove")
+    async def ports_rm(request: web.Request) -> web.Response:
+        b, ref = await _body(request), request.match_info["ref"]
+        specs = _strs(b, "ports")
+        gone = await call(lambda: svc.remove_ports(ref, specs))
+        return _json([p.model_dump() for p in gone])
+
     @routes.get("/compartments")
     async def compartment_ls(_: web.Request) -> web.Response:
         return _json(await call(lambda: views.compartments(svc)))

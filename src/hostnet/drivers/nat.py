@@ -9,7 +9,7 @@ from hostnet.drivers.base import Driver
 from hostnet.errors import KernelError
 from hostnet.kernel.links import Netlink, write_sysctl
 from hostnet.kernel.nft import Nft
-from hostnet.model import Container, Endpoint, Network
+from hostnet.model import Container, Endpoint, Network, PortMapping
 
 DEFAULT_MTU = 1500
 
@@ -80,6 +80,14 @@ class NatDriver(Driver):
                 # elements already gone (a flushed ruleset) are fine; reconcile re-renders
                 errors.append(str(exc))
         self.host.delete_link(ep.host_ifname)
+
+    def add_ports(self, ep: Endpoint, added: list[PortMapping]) -> None:
+        self.nft.run(nat_rules.render_add_mappings([nat_rules.Mapping(p, ep.ip) for p in added]))
+
+    def remove_ports(self, ep: Endpoint, removed: list[PortMapping]) -> None:
+        self.nft.run(
+            nat_rules.render_delete_mappings([nat_rules.Mapping(p, ep.ip) for p in removed])
+        )
 
     def endpoint_present(self, net: Network, ep: Endpoint) -> bool:
         return self.host.index(ep.host_ifname) is not None

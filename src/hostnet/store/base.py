@@ -8,6 +8,8 @@ Contract (each backend must honour it, and the contract tests check it):
 - ``create_endpoint`` claims the endpoint's address on its network and each of
   its host ports atomically with writing the endpoint: an address or host port
   is never held by two endpoints. A failed claim writes nothing.
+- ``add_ports`` claims new host ports for an existing endpoint with the same
+  guarantee; ``remove_ports`` releases them.
 - ``delete_*`` of something already gone succeeds.
 - ``create_container`` is compare-and-set on the container name.
 """
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-from hostnet.model import Container, Endpoint, Network
+from hostnet.model import Container, Endpoint, Network, PortMapping
 
 
 class Store(ABC):
@@ -54,6 +56,14 @@ class Store(ABC):
 
     @abstractmethod
     def delete_endpoint(self, ep_id: str) -> None: ...
+
+    @abstractmethod
+    def add_ports(self, ep: Endpoint, added: list[PortMapping]) -> None:
+        """Claim ``added`` for ``ep`` (whose doc already lists them) and write its doc."""
+
+    @abstractmethod
+    def remove_ports(self, ep: Endpoint, removed: list[PortMapping]) -> None:
+        """Release ``removed`` and write ``ep``'s doc (which no longer lists them)."""
 
     @abstractmethod
     def get_meta(self, key: str) -> str | None: ...

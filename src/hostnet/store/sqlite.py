@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 
 from hostnet.errors import Conflict
-from hostnet.model import Container, Endpoint, Network
+from hostnet.model import Container, Endpoint, Network, PortMapping
 from hostnet.store.base import Store
 
 SCHEMA = """
@@ -93,25 +93,56 @@ class SqliteStore(Store):
                 raise Conflict(
                     f"address {ep.ip} is already in use", "choose another address"
                 ) from None
-            for pm in ep.ports:
-                clash = cur.execute(
-                    "SELECT host_ip FROM host_ports WHERE protocol = ? AND port = ? "
-                    "AND (host_ip = ? OR host_ip = '' OR ? = '')",
-                    (pm.protocol, pm.host_port, pm.host_ip, pm.host_ip),
-                ).fetchone()
-                if clash is not None:
-                    raise Conflict(
-                        f"host port {pm.host_port}/{pm.protocol} is already mapped",
-                        "choose another host port (see 'hostnet nat ls')",
-                    )
-                cur.execute(
-                    "INSERT INTO host_ports (protocol, port, host_ip, endpoint_id) VALUES (?, ?, ?, ?)",
-                    (pm.protocol, pm.host_port, pm.host_ip, ep.id),
-                )
+            self._claim_ports(cur, ep.id, ep.ports)
             cur.execute(
                 "INSERT INTO endpoints (id, network_id, doc) VALUES (?, ?, ?)",
                 (ep.id, ep.network_id, ep.model_dump_json()),
             )
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+
+    @staticmethod
+    def _claim_ports(cur: sqlite3.Cursor, ep_id: str, ports: list[PortMapping]) -> None:
+        for pm in ports:
+            clash = cur.execute(
+                "SELECT host_ip FROM host_ports WHERE protocol = ? AND port = ? "
+                "AND (host_ip = ? OR host_ip = '' OR ? = '')",
+                (pm.protocol, pm.host_port, pm.host_ip, pm.host_ip),
+            ).fetchone()
+            if clash is not None:
+                raise Conflict(
+                    f"host port {pm.host_port}/{pm.protocol} is already mapped",
+                    "choose another host port (see 'hostnet nat ls')",
+                )
+            cur.execute(
+                "INSERT INTO host_ports (protocol, port, host_ip, endpoint_id) VALUES (?, ?, ?, ?)",
+                (pm.protocol, pm.host_port, pm.host_ip, ep_id),
+            )
+
+    def add_ports(self, ep: Endpoint, added: list[PortMapping]) -> None:
+        cur = self.db.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            self._claim_ports(cur, ep.id, added)
+            cur.execute("UPDATE endpoints SET doc = ? WHERE id = ?", (ep.model_dump_json(), ep.id))
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+
+    def remove_ports(self, ep: Endpoint, removed: list[PortMapping]) -> None:
+        cur = self.db.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            for pm in removed:
+                cur.execute(
+                    "DELETE FROM host_ports WHERE protocol = ? AND port = ? AND host_ip = ? "
+                    "AND endpoint_id = ?",
+                    (pm.protocol, pm.host_port, pm.host_ip, ep.id),
+                )
+            cur.execute("UPDATE endpoints SET doc = ? WHERE id = ?", (ep.model_dump_json(), ep.id))
             cur.execute("COMMIT")
         except BaseException:
             cur.execute("ROLLBACK")
