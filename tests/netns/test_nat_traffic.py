@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from helpers import ask, peer_server, ping, serve
+from helpers import ask, peer_server, ping, serve, wait_listening
 from lab import SEGMENT, Lab, in_ns
 
 
@@ -15,6 +15,12 @@ def test_containers_on_one_network_talk_and_reach_outside_masqueraded(lab: Lab) 
     assert a["ip"].startswith("172.16.1.") and b["ip"].startswith("172.16.1.")
     assert ping(a["netns"], b["ip"])
     assert ask(a["netns"], b["ip"], 80) == "b"
+    # containers see each other's own addresses (no NAT inside a network)
+    d.cli("run", "-d", "--net", "CustomNat1", "--name", "peer", "--", "socat", "-T5",
+          "TCP-LISTEN:81,reuseaddr,fork", "SYSTEM:echo $SOCAT_PEERADDR")
+    peer = next(c for c in d.json("ps", "--format", "json") if c["Name"] == "peer")
+    wait_listening(peer["NetnsPath"], 81)
+    assert ask(a["netns"], peer["Networks"]["CustomNat1"]["IPAddress"], 81) == a["ip"]
     peer_server(lab.spawn, client, 7000)
     # outbound traffic leaves with the host's address (masquerade)
     seen = ask(a["netns"], client_ip, 7000)
@@ -23,7 +29,7 @@ def test_containers_on_one_network_talk_and_reach_outside_masqueraded(lab: Lab) 
     in_ns(client, "ip", "route", "add", "172.16.1.0/24", "via", host_ip)
     assert ask(client, a["ip"], 80, timeout=1) == ""
     assert not ping(client, a["ip"])
-    d.cli("rm", "a", "b")
+    d.cli("rm", "a", "b", "peer")
     assert d.json("ps", "--format", "json") == []
 
 

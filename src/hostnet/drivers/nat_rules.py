@@ -63,7 +63,7 @@ def render_table(nets: list[NatNet], mappings: list[Mapping]) -> str:
     fwd: list[str] = []
     for n in sorted(nets, key=lambda n: n.bridge):
         post.append(f'oifname "{n.bridge}" ct status dnat ip saddr {n.subnet} masquerade')
-        post.append(f'ip saddr {n.subnet} oifname != "{n.bridge}" masquerade')
+        post.append(f"ip saddr {n.subnet} oifname != @bridges masquerade")
         # bridged traffic inside one network (seen here when br_netfilter is loaded)
         fwd.append(f'iifname "{n.bridge}" oifname "{n.bridge}" accept')
     bridge_elems = ", ".join(f'"{b}"' for b in bridges)
