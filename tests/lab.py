@@ -25,11 +25,17 @@ from typing import Any
 SEGMENT = "198.51.100"
 
 
-def sh(*cmd: str, check: bool = True, timeout: float = 30, input: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(cmd), check=check, capture_output=True, text=True, timeout=timeout, input=input)
+def sh(
+    *cmd: str, check: bool = True, timeout: float = 30, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        list(cmd), check=check, capture_output=True, text=True, timeout=timeout, input=input
+    )
 
 
-def in_ns(ns: str, *cmd: str, check: bool = True, timeout: float = 30, input: str | None = None) -> subprocess.CompletedProcess[str]:
+def in_ns(
+    ns: str, *cmd: str, check: bool = True, timeout: float = 30, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run a command inside a namespace (nsenter keeps /sys and cgroups, unlike ip netns exec)."""
     path = ns if ns.startswith("/") else f"/run/netns/{ns}"
     return sh("nsenter", f"--net={path}", *cmd, check=check, timeout=timeout, input=input)
@@ -53,16 +59,30 @@ class Daemon:
         self.args = list(extra)
         log = open(os.path.join(self.state_dir, "hostnetd.log"), "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            ["nsenter", f"--net=/run/netns/{self.host}", "hostnetd", "--state-dir", self.state_dir,
-             "--socket", self.socket, "--log-level", "debug", *extra],
-            stdout=log, stderr=subprocess.STDOUT,
+            [
+                "nsenter",
+                f"--net=/run/netns/{self.host}",
+                "hostnetd",
+                "--state-dir",
+                self.state_dir,
+                "--socket",
+                self.socket,
+                "--log-level",
+                "debug",
+                *extra,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         log.close()
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"hostnetd exited: {self.log()[-2000:]}")
-            if os.path.exists(self.socket) and self.cli("network", "ls", check=False).returncode == 0:
+            if (
+                os.path.exists(self.socket)
+                and self.cli("network", "ls", check=False).returncode == 0
+            ):
                 return
             time.sleep(0.05)
         raise RuntimeError(f"hostnetd did not become ready: {self.log()[-2000:]}")
@@ -83,10 +103,16 @@ class Daemon:
         with open(os.path.join(self.state_dir, "hostnetd.log"), errors="replace") as fh:
             return fh.read()
 
-    def cli(self, *args: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-        res = subprocess.run(["hostnet", *args], capture_output=True, text=True, env=self.env, timeout=timeout)
+    def cli(
+        self, *args: str, check: bool = True, timeout: float = 30
+    ) -> subprocess.CompletedProcess[str]:
+        res = subprocess.run(
+            ["hostnet", *args], capture_output=True, text=True, env=self.env, timeout=timeout
+        )
         if check and res.returncode != 0:
-            raise AssertionError(f"hostnet {' '.join(args)} failed ({res.returncode}): {res.stderr}{res.stdout}")
+            raise AssertionError(
+                f"hostnet {' '.join(args)} failed ({res.returncode}): {res.stderr}{res.stdout}"
+            )
         return res
 
     def json(self, *args: str) -> Any:
@@ -128,7 +154,21 @@ class Lab:
         self._next_ip += 1
         ip = f"{SEGMENT}.{self._next_ip}"
         peer = f"{self.prefix[-6:]}{self._next_ip}"
-        sh("ip", "link", "add", "eth0", "netns", ns, "type", "veth", "peer", "name", peer, "netns", self.seg)
+        sh(
+            "ip",
+            "link",
+            "add",
+            "eth0",
+            "netns",
+            ns,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            peer,
+            "netns",
+            self.seg,
+        )
         in_ns(self.seg, "ip", "link", "set", peer, "master", "seg0", "up")
         in_ns(ns, "ip", "addr", "add", f"{ip}/24", "dev", "eth0")
         in_ns(ns, "ip", "link", "set", "eth0", "up")
@@ -144,8 +184,11 @@ class Lab:
         return d, ip
 
     def spawn(self, ns: str, *cmd: str) -> subprocess.Popen[bytes]:
-        p = subprocess.Popen(["nsenter", f"--net=/run/netns/{ns}", *cmd],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        p = subprocess.Popen(
+            ["nsenter", f"--net=/run/netns/{ns}", *cmd],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         self.procs.append(p)
         return p
 
@@ -159,7 +202,9 @@ class Lab:
         for d in self.daemons:
             if d.proc is not None:
                 with contextlib.suppress(Exception):
-                    for c in json.loads(d.cli("ps", "--format", "json", check=False).stdout or "[]"):
+                    for c in json.loads(
+                        d.cli("ps", "--format", "json", check=False).stdout or "[]"
+                    ):
                         d.cli("rm", c["Id"], check=False)
             d.stop()
             for name in os.listdir("/run/netns"):

@@ -8,10 +8,25 @@ from typing import Any
 from lab import Daemon, in_ns
 
 
-def serve(d: Daemon, net: str, name: str, port: int = 80, udp: bool = False, *opts: str) -> dict[str, Any]:
+def serve(
+    d: Daemon, net: str, name: str, port: int = 80, udp: bool = False, *opts: str
+) -> dict[str, Any]:
     """A detached container answering each TCP connection (or UDP datagram) with its name."""
     listen = f"UDP-RECVFROM:{port},fork" if udp else f"TCP-LISTEN:{port},reuseaddr,fork"
-    d.cli("run", "-d", "--net", net, "--name", name, *opts, "--", "socat", "-T5", listen, f"SYSTEM:echo {name}")
+    d.cli(
+        "run",
+        "-d",
+        "--net",
+        net,
+        "--name",
+        name,
+        *opts,
+        "--",
+        "socat",
+        "-T5",
+        listen,
+        f"SYSTEM:echo {name}",
+    )
     c = d.json("network", "inspect", net)[0]
     info = next(v for v in c["Containers"].values() if v["Name"] == name)
     ip = info["IPv4Address"].split("/")[0]
@@ -35,7 +50,9 @@ def wait_listening(netns: str, port: int, udp: bool = False, timeout: float = 10
 def ask(ns: str, ip: str, port: int, udp: bool = False, timeout: float = 3) -> str:
     """Connect from namespace ``ns``; return what the server said ('' if nothing arrived)."""
     target = f"UDP:{ip}:{port}" if udp else f"TCP:{ip}:{port},connect-timeout={timeout}"
-    res = in_ns(ns, "socat", f"-T{timeout}", "-", target, check=False, input="hi\n", timeout=timeout + 5)
+    res = in_ns(
+        ns, "socat", f"-T{timeout}", "-", target, check=False, input="hi\n", timeout=timeout + 5
+    )
     return res.stdout.strip()
 
 
@@ -45,5 +62,7 @@ def ping(ns: str, ip: str, count: int = 1) -> bool:
 
 def peer_server(lab_spawn: Any, ns: str, port: int) -> None:
     """A server on a lab node that answers with the address it saw the client come from."""
-    lab_spawn(ns, "socat", "-T5", f"TCP-LISTEN:{port},reuseaddr,fork", "SYSTEM:echo $SOCAT_PEERADDR")
+    lab_spawn(
+        ns, "socat", "-T5", f"TCP-LISTEN:{port},reuseaddr,fork", "SYSTEM:echo $SOCAT_PEERADDR"
+    )
     wait_listening(ns, port)

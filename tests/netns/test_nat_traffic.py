@@ -3,21 +3,43 @@
 from __future__ import annotations
 
 from helpers import ask, peer_server, ping, serve, wait_listening
+
 from lab import SEGMENT, Lab, in_ns
 
 
 def test_containers_on_one_network_talk_and_reach_outside_masqueraded(lab: Lab) -> None:
     d, host_ip = lab.host()
     client, client_ip = lab.node("client")
-    d.cli("network", "create", "-d", "nat", "--subnet", "172.16.1.0/24", "--gateway", "172.16.1.1", "CustomNat1")
+    d.cli(
+        "network",
+        "create",
+        "-d",
+        "nat",
+        "--subnet",
+        "172.16.1.0/24",
+        "--gateway",
+        "172.16.1.1",
+        "CustomNat1",
+    )
     a = serve(d, "CustomNat1", "a")
     b = serve(d, "CustomNat1", "b")
     assert a["ip"].startswith("172.16.1.") and b["ip"].startswith("172.16.1.")
     assert ping(a["netns"], b["ip"])
     assert ask(a["netns"], b["ip"], 80) == "b"
     # containers see each other's own addresses (no NAT inside a network)
-    d.cli("run", "-d", "--net", "CustomNat1", "--name", "peer", "--", "socat", "-T5",
-          "TCP-LISTEN:81,reuseaddr,fork", "SYSTEM:echo $SOCAT_PEERADDR")
+    d.cli(
+        "run",
+        "-d",
+        "--net",
+        "CustomNat1",
+        "--name",
+        "peer",
+        "--",
+        "socat",
+        "-T5",
+        "TCP-LISTEN:81,reuseaddr,fork",
+        "SYSTEM:echo $SOCAT_PEERADDR",
+    )
     peer = next(c for c in d.json("ps", "--format", "json") if c["Name"] == "peer")
     wait_listening(peer["NetnsPath"], 81)
     assert ask(a["netns"], peer["Networks"]["CustomNat1"]["IPAddress"], 81) == a["ip"]
@@ -82,7 +104,15 @@ def test_different_nat_networks_are_isolated(lab: Lab) -> None:
 def test_disableicc_blocks_container_to_container(lab: Lab) -> None:
     d, host_ip = lab.host()
     client, _ = lab.node("client")
-    d.cli("network", "create", "--subnet", "172.16.5.0/24", "-o", "com.docker.network.windowsshim.disableicc=true", "quiet")
+    d.cli(
+        "network",
+        "create",
+        "--subnet",
+        "172.16.5.0/24",
+        "-o",
+        "com.docker.network.windowsshim.disableicc=true",
+        "quiet",
+    )
     a = serve(d, "quiet", "a")
     b = serve(d, "quiet", "b", 80, False, "-p", "8080:80")
     assert not ping(a["netns"], b["ip"])

@@ -32,13 +32,17 @@ def test_allocate_exhausted_is_a_clear_conflict() -> None:
 
 def test_allocate_skips_carved_prefixes() -> None:
     net, gw = N("172.16.0.0/16"), A("172.16.0.1")
-    got = ipam.allocate(net, gw, set(), after=A("172.16.0.254"), exclude=[N("172.16.0.255/32"), N("172.16.1.0/24")])
+    got = ipam.allocate(
+        net, gw, set(), after=A("172.16.0.254"), exclude=[N("172.16.0.255/32"), N("172.16.1.0/24")]
+    )
     assert got == A("172.16.2.0")
 
 
 @settings(max_examples=200)
 @given(st.integers(24, 29), st.sets(st.integers(2, 6)), st.integers(0, 7))
-def test_allocate_never_returns_used_gateway_or_reserved(prefix: int, used_off: set[int], after: int) -> None:
+def test_allocate_never_returns_used_gateway_or_reserved(
+    prefix: int, used_off: set[int], after: int
+) -> None:
     net = N(f"10.9.0.0/{prefix}")
     gw = net.network_address + 1
     used = {net.network_address + o for o in used_off}
@@ -77,7 +81,9 @@ def test_static_checks() -> None:
         ipam.check_static(net, gw, A("172.16.1.5"), {A("172.16.1.5")})
 
 
-@pytest.mark.parametrize("text", ["172.16.1.0/33", "172.16.1.1/24", "banana", "172.16.1.0/31", "fd00::/64"])
+@pytest.mark.parametrize(
+    "text", ["172.16.1.0/33", "172.16.1.1/24", "banana", "172.16.1.0/31", "fd00::/64"]
+)
 def test_bad_subnets(text: str) -> None:
     with pytest.raises(InvalidRequest) as exc:
         parse_subnet(text)

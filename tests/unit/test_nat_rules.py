@@ -5,7 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from hostnet.drivers.nat_rules import Mapping, NatNet, render_add_mappings, render_delete_mappings, render_table
+from hostnet.drivers.nat_rules import (
+    Mapping,
+    NatNet,
+    render_add_mappings,
+    render_delete_mappings,
+    render_table,
+)
 from hostnet.model import PortMapping
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -22,7 +28,10 @@ def mappings() -> list[Mapping]:
     return [
         Mapping(PortMapping(protocol="tcp", host_port=8082, container_port=80), "172.16.1.2"),
         Mapping(PortMapping(protocol="udp", host_port=5353, container_port=53), "172.16.1.3"),
-        Mapping(PortMapping(protocol="tcp", host_ip="198.51.100.7", host_port=9000, container_port=80), "172.16.2.2"),
+        Mapping(
+            PortMapping(protocol="tcp", host_ip="198.51.100.7", host_port=9000, container_port=80),
+            "172.16.2.2",
+        ),
     ]
 
 

@@ -15,13 +15,24 @@ def pm(port: int, cport: int = 80, ip: str = "", proto: str = "tcp") -> PortMapp
 
 def test_simple_mapping() -> None:
     r = parse_port_spec("8082:80")
-    assert (r.protocol, r.host_ip, r.host_start, r.host_end, r.container_start) == ("tcp", "", 8082, 8082, 80)
+    assert (r.protocol, r.host_ip, r.host_start, r.host_end, r.container_start) == (
+        "tcp",
+        "",
+        8082,
+        8082,
+        80,
+    )
     assert resolve([r], []) == [pm(8082)]
 
 
 def test_host_ip_udp_and_ranges() -> None:
     r = parse_port_spec("127.0.0.1:5353:53/udp")
-    assert (r.host_ip, r.protocol, r.host_start, r.container_start) == ("127.0.0.1", "udp", 5353, 53)
+    assert (r.host_ip, r.protocol, r.host_start, r.container_start) == (
+        "127.0.0.1",
+        "udp",
+        5353,
+        53,
+    )
     got = resolve([parse_port_spec("9100-9102:80-82")], [])
     assert [(p.host_port, p.container_port) for p in got] == [(9100, 80), (9101, 81), (9102, 82)]
 
@@ -38,8 +49,21 @@ def test_container_port_only_gets_ephemeral_host_port() -> None:
 
 @pytest.mark.parametrize(
     "spec",
-    ["", "abc", "80:", ":80", "1:2:3:4", "70000:80", "0:80", "8080:80/sctp", "300.1.1.1:80:80",
-     "90-80:80", "8000-8001:80-82", "80-81", "8080:80/"],
+    [
+        "",
+        "abc",
+        "80:",
+        ":80",
+        "1:2:3:4",
+        "70000:80",
+        "0:80",
+        "8080:80/sctp",
+        "300.1.1.1:80:80",
+        "90-80:80",
+        "8000-8001:80-82",
+        "80-81",
+        "8080:80/",
+    ],
 )
 def test_bad_specs_are_refused_with_the_syntax(spec: str) -> None:
     with pytest.raises(InvalidRequest) as exc:
