@@ -350,8 +350,20 @@ class Lab:
         ip = f"{SEGMENT}.{self._next_ip}"
         peer = f"s{self._next_ip}"
         # the pair is created inside the segment namespace, never in the machine's own
-        in_ns(self.seg, "ip", "link", "add", peer, "type", "veth", "peer", "name", "eth0",
-              "netns", ns_path(ns))
+        in_ns(
+            self.seg,
+            "ip",
+            "link",
+            "add",
+            peer,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            ns_path(ns),
+        )
         in_ns(self.seg, "ip", "link", "set", peer, "master", "seg0", "up")
         in_ns(ns, "ip", "addr", "add", f"{ip}/24", "dev", "eth0")
         in_ns(ns, "ip", "link", "set", "eth0", "up")
@@ -413,6 +425,7 @@ class Lab:
             with contextlib.suppress(OSError):
                 netns_del(ns)
         shutil.rmtree(self.tmp, ignore_errors=True)
+        self.procs, self.daemons, self.namespaces = [], [], []
         return leftovers
 
 
@@ -439,6 +452,12 @@ def emit(name: str, data: dict[str, Any]) -> None:
     print(json.dumps(data, indent=2))
 
 
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    sys.exit(128 + signum)
+
+
 def require_root() -> None:
+    """Refuse to run without root; let SIGTERM unwind so every lab is removed."""
     if os.geteuid() != 0:
         sys.exit("the benchmarks need root (network namespaces)")
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)

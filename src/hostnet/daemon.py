@@ -179,9 +179,8 @@ def _notify_ready() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s hostnetd %(levelname)s %(message)s"
-    )
+    logging.basicConfig(level="INFO", format="%(asctime)s hostnetd %(levelname)s %(message)s")
+    log.setLevel(args.log_level.upper())
     if os.geteuid() != 0:
         sys.exit("hostnetd: must run as root (it changes network namespaces, links and nftables)")
     try:

@@ -67,8 +67,10 @@ def sweep(svc: HostNetworkingService) -> list[str]:
     swept: list[str] = []
     for link in svc.host.links():
         name = link["name"] or ""
-        owned = (name.startswith(BRIDGE_PREFIX) and link["kind"] == "bridge") or (
-            name.startswith(VETH_PREFIX) and link["kind"] == "veth"
+        marked = link["alias"] == svc.owner
+        owned = marked and (
+            (name.startswith(BRIDGE_PREFIX) and link["kind"] == "bridge")
+            or (name.startswith(VETH_PREFIX) and link["kind"] == "veth")
         )
         if owned and name not in wanted_links:
             svc.host.delete_link(name)

@@ -52,7 +52,8 @@ class HostNetworkingService:
         self.ns_prefix = f"hn{instance}-"
         self.host = Netlink()
         self.nft = Nft()
-        self.nat = NatDriver(self.host, self.nft)
+        self.owner = f"hostnet:{instance}"
+        self.nat = NatDriver(self.host, self.nft, self.owner)
         self.drivers = {"nat": self.nat}
         self.nets: dict[str, Network] = {n.id: n for n in store.networks()}
         self.containers: dict[str, Container] = {c.id: c for c in store.containers()}

@@ -25,7 +25,8 @@ def serve(
         "socat",
         "-T5",
         listen,
-        f"SYSTEM:echo {name}",
+        # read the request first: closing with unread data sends a RST that can eat the answer
+        f"SYSTEM:echo {name}" if udp else f"SYSTEM:read line; echo {name}",
     )
     c = d.json("network", "inspect", net)[0]
     info = next(v for v in c["Containers"].values() if v["Name"] == name)
@@ -63,6 +64,10 @@ def ping(ns: str, ip: str, count: int = 1) -> bool:
 def peer_server(lab_spawn: Any, ns: str, port: int) -> None:
     """A server on a lab node that answers with the address it saw the client come from."""
     lab_spawn(
-        ns, "socat", "-T5", f"TCP-LISTEN:{port},reuseaddr,fork", "SYSTEM:echo $SOCAT_PEERADDR"
+        ns,
+        "socat",
+        "-T5",
+        f"TCP-LISTEN:{port},reuseaddr,fork",
+        "SYSTEM:read line; echo $SOCAT_PEERADDR",
     )
     wait_listening(ns, port)

@@ -38,7 +38,7 @@ def test_containers_on_one_network_talk_and_reach_outside_masqueraded(lab: Lab) 
         "socat",
         "-T5",
         "TCP-LISTEN:81,reuseaddr,fork",
-        "SYSTEM:echo $SOCAT_PEERADDR",
+        "SYSTEM:read line; echo $SOCAT_PEERADDR",
     )
     peer = next(c for c in d.json("ps", "--format", "json") if c["Name"] == "peer")
     wait_listening(peer["NetnsPath"], 81)

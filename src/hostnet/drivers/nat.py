@@ -27,16 +27,17 @@ class NatDriver(Driver):
         "com.docker.network.driver.mtu": "mtu",
     }
 
-    def __init__(self, host: Netlink, nft: Nft) -> None:
+    def __init__(self, host: Netlink, nft: Nft, owner: str) -> None:
         self.host = host
         self.nft = nft
+        self.owner = owner  # the ifalias marking links as this daemon's
         self._forwarding = False
 
     def _mtu(self, net: Network) -> int:
         return int(net.options.get("mtu", DEFAULT_MTU))
 
     def ensure_network(self, net: Network) -> None:
-        idx = self.host.ensure_bridge(net.switch, self._mtu(net))
+        idx = self.host.ensure_bridge(net.switch, self._mtu(net), self.owner)
         self.host.ensure_addr(idx, net.gateway, net.ipv4_network().prefixlen)
         # 127.0.0.1:PORT -> container needs loopback sources routable on the bridge.
         write_sysctl(f"net/ipv4/conf/{net.switch}/route_localnet", "1")
@@ -57,12 +58,12 @@ class NatDriver(Driver):
         info = self.host.link_info(ep.host_ifname)
         if info is None:
             idx = self.host.add_veth_into(
-                ep.host_ifname, ep.ifname, c.netns, ep.mac, bridge, self._mtu(net)
+                ep.host_ifname, ep.ifname, c.netns, ep.mac, bridge, self._mtu(net), self.owner
             )
         else:
             idx = info["index"]
             if info["master"] != bridge or not info["up"]:
-                self.host.ipr.link("set", index=idx, master=bridge, state="up")
+                self.host.attach_port(idx, bridge, self.owner)
         self.host.set_bridge_port(idx, isolated=net.flag("disableicc"))
         with Netlink(c.netns) as inside:
             inside.configure_inside(
@@ -90,7 +91,9 @@ class NatDriver(Driver):
         )
 
     def endpoint_present(self, net: Network, ep: Endpoint) -> bool:
-        return self.host.index(ep.host_ifname) is not None
+        """The host end exists, is up and sits on the network's switch."""
+        info = self.host.link_info(ep.host_ifname)
+        return info is not None and info["up"] and info["master"] == self.host.index(net.switch)
 
     @staticmethod
     def _mappings(ep: Endpoint) -> list[nat_rules.Mapping]:

@@ -74,11 +74,12 @@ class Netlink:
                     "name": msg.get_attr("IFLA_IFNAME"),
                     "kind": info.get_attr("IFLA_INFO_KIND") if info else None,
                     "master": msg.get_attr("IFLA_MASTER"),
+                    "alias": msg.get_attr("IFLA_IFALIAS"),
                 }
             )
         return out
 
-    def ensure_bridge(self, name: str, mtu: int = 1500) -> int:
+    def ensure_bridge(self, name: str, mtu: int, alias: str) -> int:
         """Make sure bridge ``name`` exists and is up; refuse a non-bridge of that name."""
         info = self.link_info(name)
         if info is not None and info["kind"] != "bridge":
@@ -92,7 +93,9 @@ class Netlink:
             )
         idx = self.index(name)
         assert idx is not None
-        self._call(f"bringing up {name}", self.ipr.link, "set", index=idx, state="up")
+        self._call(
+            f"bringing up {name}", self.ipr.link, "set", index=idx, state="up", ifalias=alias
+        )
         return idx
 
     def ensure_addr(self, idx: int, ip: str, prefixlen: int) -> None:
@@ -114,7 +117,14 @@ class Netlink:
                 raise _kernel_error(f"deleting {name}", exc) from None
 
     def add_veth_into(
-        self, host_name: str, peer_name: str, peer_ns: str, peer_mac: str, master: int, mtu: int
+        self,
+        host_name: str,
+        peer_name: str,
+        peer_ns: str,
+        peer_mac: str,
+        master: int,
+        mtu: int,
+        alias: str,
     ) -> int:
         """A veth pair: the host end enslaved to ``master`` and up, the peer inside ``peer_ns``."""
         fd = os.open(netns.path_of(peer_ns), os.O_RDONLY)
@@ -136,6 +146,18 @@ class Netlink:
             f"attaching {host_name}", self.ipr.link, "set", index=idx, master=master, state="up"
         )
         return idx
+
+    def attach_port(self, idx: int, master: int, alias: str) -> None:
+        """Enslave a link to a bridge, bring it up and mark it as ours, in one message."""
+        self._call(
+            "attaching a port",
+            self.ipr.link,
+            "set",
+            index=idx,
+            master=master,
+            state="up",
+            ifalias=alias,
+        )
 
     def set_bridge_port(self, idx: int, isolated: bool, hairpin: bool = True) -> None:
         self._call(

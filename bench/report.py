@@ -1,0 +1,216 @@
+"""Assemble bench/RESULTS.md from the JSON summaries that attach, portscale and dataplane wrote."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+
+# seen on this kind of machine before (from the issue), for orientation only
+SEEN_BEFORE = {
+    ("attach", "cnichain"): 92,
+    ("attach", "cnibridge"): 12,
+    ("attach", "netavark"): 67,
+    ("detach", "cnichain"): 211,
+    ("detach", "netavark"): 109,
+}
+LABELS = {
+    "hostnet": "hostnet (POST /containers, NAT + 1 port mapping)",
+    "cnichain": "(a) CNI bridge + host-local + portmap (ipMasq, 1 mapping)",
+    "cnibridge": "(b) CNI bridge + host-local alone (no masq, no mapping)",
+    "netavark": "(c) netavark 1.4 setup (1 mapping, iptables driver)",
+}
+
+
+def load(out_dir: str, name: str) -> dict[str, Any] | None:
+    try:
+        with open(os.path.join(out_dir, f"{name}.json")) as fh:
+            data: dict[str, Any] = json.load(fh)
+            return data
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def verdict(value: float | None, target: float, at_most: bool) -> str:
+    if value is None:
+        return "n/a"
+    ok = value <= target if at_most else value >= target
+    return f"{'met' if ok else 'NOT met'} (target {'≤' if at_most else '≥'} {target})"
+
+
+def fmt(v: Any) -> str:
+    return "n/a" if v is None else f"{v}"
+
+
+def machine_section(m: dict[str, Any]) -> list[str]:
+    return [
+        f"- machine: {m.get('nproc')} CPUs (nproc), kernel {m.get('kernel')}, "
+        f"Python {m.get('python')}",
+        f"- date: {m.get('date')}; hostnet at git {m.get('git')}",
+        "- one run of `sudo bench/run.sh`; this is a small shared VM, so numbers move by "
+        "10-30 % between runs: read ratios measured in the same run, not absolute values.",
+    ]
+
+
+def attach_section(d: dict[str, Any] | None) -> list[str]:
+    out = ["## 1. Attach and detach latency", ""]
+    if d is None:
+        return [*out, "**Did not run or failed**: see `bench/out/attach.log`.", ""]
+    out += [
+        f"{d['iterations']} timed iterations per variant after {d['warmup']} warm-ups, "
+        "variants interleaved (rotating order). Each variant has its own lab host namespace "
+        "and one resident container, so every attach lands on an existing network. "
+        "Peer times include creating the namespace (in-process unshare + bind mount, as "
+        "hostnet does; "
+        f"median {d['netns_create_ms']['median']} ms on its own) and exec of each plugin "
+        "binary; detach includes deleting the namespace. hostnet's time is the wall time of "
+        "the HTTP call over hostnetd's unix socket (the daemon creates the namespace).",
+        "",
+        "| variant | attach median ms | attach p90 ms | detach median ms | detach p90 ms "
+        "| seen before (attach / detach) |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for k, label in LABELS.items():
+        a, de = d["attach_ms"].get(k, {}), d["detach_ms"].get(k, {})
+        seen = f"{SEEN_BEFORE.get(('attach', k), '–')} / {SEEN_BEFORE.get(('detach', k), '–')}"
+        out.append(
+            f"| {label} | {fmt(a.get('median'))} | {fmt(a.get('p90'))} "
+            f"| {fmt(de.get('median'))} | {fmt(de.get('p90'))} | {seen} |"
+        )
+    r = d["ratios"]
+    out += [
+        "",
+        f"- **hostnet / (b) attach = {fmt(r['attach_hostnet_over_cnibridge'])}**: "
+        f"{verdict(r['attach_hostnet_over_cnibridge'], 0.5, True)}",
+        f"- hostnet / (a) attach = {fmt(r['attach_hostnet_over_cnichain'])}; "
+        f"hostnet / (c) attach = {fmt(r['attach_hostnet_over_netavark'])}",
+        f"- detach ratios: hostnet / (a) = {fmt(r['detach_hostnet_over_cnichain'])}, "
+        f"hostnet / (b) = {fmt(r['detach_hostnet_over_cnibridge'])}, "
+        f"hostnet / (c) = {fmt(r['detach_hostnet_over_netavark'])}",
+        f"- REST round trip alone (GET /_ping on the same connection): median "
+        f"{d['hostnet_rest_ping_ms']['median']} ms; hostnetd RSS {d['hostnetd_rss_kib']} KiB",
+        "- sanity check (IPv4 address inside the first container of each variant): "
+        + ", ".join(f"{k} {v}" for k, v in d["address_check"].items()),
+        "",
+    ]
+    return out
+
+
+def portscale_section(d: dict[str, Any] | None) -> list[str]:
+    out = ["## 2. Port-mapping scale", ""]
+    if d is None:
+        return [*out, "**Did not run or failed**: see `bench/out/portscale.log`.", ""]
+    early = d.get("stopped_early_after_budget_s")
+    out += [
+        f"One container; {d['added']} of {d['requested']} mappings added one at a time "
+        f"(POST /containers/ps/ports, host ports from 20000) in {d['add_total_s']} s"
+        + (f" (**stopped by the {early} s budget**)" if early else "")
+        + f". The kernel map `pm_any` held {d['kernel_pm_any_elements']} elements afterwards.",
+        "",
+        "| | median ms | p90 ms | max ms |",
+        "|---|---:|---:|---:|",
+        f"| first 100 adds | {d['add_ms_first100']['median']} | {d['add_ms_first100']['p90']} "
+        f"| {d['add_ms_first100']['max']} |",
+        f"| last 100 adds | {d['add_ms_last100']['median']} | {d['add_ms_last100']['p90']} "
+        f"| {d['add_ms_last100']['max']} |",
+        "",
+        f"- **last 100 / first 100 = {fmt(d['add_ratio_last100_over_first100'])}**: "
+        f"{verdict(d['add_ratio_last100_over_first100'], 1.5, True)}",
+        "- median add latency per 1,000 adds: "
+        + ", ".join(f"{b['from']}-{b['to']}: {b['median']}" for b in d["add_ms_by_1000"]),
+        f"- removing the container with all its mappings: {d['remove_container_with_all_mappings_ms']} ms; "
+        f"hostnetd RSS before/after: {d['hostnetd_rss_kib_before_after']} KiB",
+        "",
+        "New TCP connection through a mapping (client namespace on the segment -> "
+        "hostIP:port -> server accepting in the container; 200 connects after 50 warm-ups, "
+        "time of `connect()` in µs):",
+        "",
+        "| mappings installed | port | median µs | p90 µs |",
+        "|---|---|---:|---:|",
+        f"| 1 | first | {d['connect_us_1_mapping']['median']} | {d['connect_us_1_mapping']['p90']} |",
+        f"| {d['added']} | first | {d['connect_us_n_mappings_first_port']['median']} "
+        f"| {d['connect_us_n_mappings_first_port']['p90']} |",
+        f"| {d['added']} | last | {d['connect_us_n_mappings_last_port']['median']} "
+        f"| {d['connect_us_n_mappings_last_port']['p90']} |",
+        "",
+        f"- connect ratio {d['added']} mappings / 1 mapping: {fmt(d['connect_ratio_n_over_1'])} "
+        f"(first port), {fmt(d['connect_ratio_n_last_over_1'])} (last port)",
+        "",
+    ]
+    return out
+
+
+def dataplane_section(d: dict[str, Any] | None) -> list[str]:
+    out = ["## 3. Data plane (iperf3 TCP)", ""]
+    if d is None:
+        return [*out, "**Did not run or failed**: see `bench/out/dataplane.log`.", ""]
+    g, a, rt = d["gbps_median"], d["gbps_all"], d["retransmits_median"]
+    r = d["ratios"]
+    out += [
+        f"{d['runs']} runs of {d['seconds']} s each (first second omitted), interleaved; "
+        "median Gbit/s received. iperf3 client and server share the machine's "
+        f"{d['machine'].get('nproc')} CPUs.",
+        "",
+        "| path | median Gbit/s | all runs | retransmits (median) |",
+        "|---|---:|---|---:|",
+    ]
+    rows = {
+        "c2c_hostnet": "(i) container -> container, hostnet NAT network",
+        "c2c_raw_bridge": "(i) baseline: raw veth + bridge, two namespaces",
+        "mapped_hostnet": "(ii) client -> hostIP:port -> container (hostnet mapping)",
+        "mapped_raw_routed": "(ii) baseline: client -> router -> bridge -> namespace, no NAT",
+    }
+    for k, label in rows.items():
+        out.append(f"| {label} | {g[k]} | {', '.join(map(str, a[k]))} | {rt[k]} |")
+    out += [
+        "",
+        f"- **(i) hostnet / raw = {fmt(r['c2c_hostnet_over_raw'])}**: "
+        f"{verdict(r['c2c_hostnet_over_raw'], 0.95, False)}",
+        f"- **(ii) hostnet / raw = {fmt(r['mapped_hostnet_over_raw'])}**: "
+        f"{verdict(r['mapped_hostnet_over_raw'], 0.85, False)}",
+        "",
+    ]
+    return out
+
+
+def main() -> None:
+    out_dir = os.environ.get("BENCH_OUT") or os.path.join(BENCH_DIR, "out")
+    target = sys.argv[1] if len(sys.argv) > 1 else os.path.join(BENCH_DIR, "RESULTS.md")
+    attach, ports, data = (load(out_dir, n) for n in ("attach", "portscale", "dataplane"))
+    m: dict[str, Any] = next((x["machine"] for x in (attach, ports, data) if x), {})
+    lines = [
+        "# hostnet benchmarks",
+        "",
+        "Written by `bench/report.py` from one run of `bench/run.sh`; raw JSON and logs in "
+        "`bench/out/`.",
+        "",
+        *machine_section(m),
+        "- everything ran inside network namespaces made for the run (a 198.51.100.0/24 lab "
+        "segment, one lab host namespace per system under test); peers were run inside their "
+        "lab host with `setns`, so their bridges and iptables rules stayed there.",
+        "",
+        *attach_section(attach),
+        *portscale_section(ports),
+        *dataplane_section(data),
+    ]
+    leftovers = [x for d in (attach, ports, data) if d for x in d.get("leftovers", [])]
+    lines += [
+        "## Clean-up",
+        "",
+        (
+            "hostnet left nothing behind (no compartment outlived its daemon's clean-up)."
+            if not leftovers
+            else "Left behind by hostnet and removed by the lab: " + ", ".join(leftovers)
+        ),
+        "",
+    ]
+    with open(target, "w") as fh:
+        fh.write("\n".join(lines))
+    print(f"wrote {target}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Benchmarks: hostnet against the CNI reference plugins and netavark, in one run.
+# Everything happens inside network namespaces the scripts create and remove.
+# Writes bench/RESULTS.md; raw JSON summaries and logs go to bench/out/.
+set -euo pipefail
+
+if [[ $(id -u) -ne 0 ]]; then
+    echo "bench/run.sh: run as root (it builds network namespaces)" >&2
+    exit 1
+fi
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+py=${PYTHON:-python3}
+export BENCH_OUT=${BENCH_OUT:-$here/out}
+mkdir -p "$BENCH_OUT"
+rm -f "$BENCH_OUT"/*.json "$BENCH_OUT"/*.log
+
+for tool in nsenter iperf3 nft ss "$py"; do
+    command -v "$tool" >/dev/null || { echo "bench/run.sh: $tool is missing" >&2; exit 1; }
+done
+for f in /usr/lib/cni/bridge /usr/lib/cni/host-local /usr/lib/cni/portmap /usr/lib/podman/netavark; do
+    [[ -x $f ]] || { echo "bench/run.sh: $f is missing (containernetworking-plugins, netavark)" >&2; exit 1; }
+done
+"$py" -c 'import hostnet' || { echo "bench/run.sh: hostnet is not importable by $py" >&2; exit 1; }
+
+status=0
+start=$SECONDS
+for part in attach portscale dataplane; do
+    echo "== $part ($(date -u +%H:%M:%S))"
+    if ! "$py" "$here/$part.py" >"$BENCH_OUT/$part.log" 2>&1; then
+        echo "   $part FAILED; tail of $BENCH_OUT/$part.log:" >&2
+        tail -n 20 "$BENCH_OUT/$part.log" >&2
+        status=1
+    fi
+done
+"$py" "$here/report.py"
+echo "== done in $((SECONDS - start)) s; see $here/RESULTS.md"
+
+leaked=$(find /run/netns -maxdepth 1 -name 'hnb-*' -printf '%f\n' 2>/dev/null || true)
+if [[ -n $leaked ]]; then
+    echo "bench/run.sh: namespaces left behind: $leaked" >&2
+    status=1
+fi
+exit "$status"
