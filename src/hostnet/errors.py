@@ -15,11 +15,12 @@ class HostnetError(Exception):
     status = 500
     cni_code = 100
     kind = "internal"
+    default_remedy = "this is likely a hostnet bug; see the daemon log"
 
     def __init__(self, message: str, remedy: str = "", **details: Any) -> None:
         super().__init__(message)
         self.message = message
-        self.remedy = remedy
+        self.remedy = remedy or self.default_remedy
         self.details = details
 
     def __str__(self) -> str:
@@ -52,6 +53,7 @@ class InvalidRequest(HostnetError):
     status = 400
     cni_code = 7
     kind = "invalid"
+    default_remedy = "fix the request; see 'hostnet --help' and the README"
 
 
 class NotFound(HostnetError):
@@ -60,6 +62,7 @@ class NotFound(HostnetError):
     status = 404
     cni_code = 3
     kind = "not_found"
+    default_remedy = "check the name with the matching 'ls' command"
 
 
 class Conflict(HostnetError):
@@ -68,6 +71,7 @@ class Conflict(HostnetError):
     status = 409
     cni_code = 100
     kind = "conflict"
+    default_remedy = "change the request so it does not collide with what exists"
 
 
 class KernelError(HostnetError):
@@ -76,6 +80,7 @@ class KernelError(HostnetError):
     status = 500
     cni_code = 5
     kind = "kernel"
+    default_remedy = "run 'hostnet system reconcile'; if it persists, see the daemon log"
 
 
 class Unavailable(HostnetError):
@@ -84,6 +89,7 @@ class Unavailable(HostnetError):
     status = 503
     cni_code = 11
     kind = "unavailable"
+    default_remedy = "start the daemon or the store it needs, then retry"
 
 
 _BY_KIND: dict[str, type[HostnetError]] = {

@@ -282,16 +282,8 @@ class HostNetworkingService:
             ports=mappings,
         )
 
-    def _attach(
-        self,
-        net: Network,
-        c: Container,
-        ifname: str,
-        ip: str,
-        port_specs: list[str],
-        default_route: bool,
-    ) -> Endpoint:
-        ep = self._plan_endpoint(net, c, ifname, ip, port_specs)
+    def _attach(self, net: Network, c: Container, ep: Endpoint, default_route: bool) -> Endpoint:
+        """Record a planned endpoint (claiming its address and ports), then realize it."""
         self.store.create_endpoint(ep)
         self.eps[ep.id] = ep
         try:
@@ -330,30 +322,31 @@ class HostNetworkingService:
         if not networks:
             raise InvalidRequest("a container needs at least one network", "give --network NAME")
         nets = [self.network(n["network"]) for n in networks]
-        for spec in port_specs or []:
-            ports.parse_port_spec(spec)
+        if len({n.id for n in nets}) != len(nets):
+            raise InvalidRequest("a network is given twice", "give each network once")
         log_dir = os.path.join(self.state_dir, "logs")
-        os.makedirs(log_dir, exist_ok=True)
         c = Container(
             id=cid,
             name=name,
-            compartment_id=self._next_compartment_id(),
+            compartment_id=0,
             netns=self.ns_prefix + cid[:12],
             log_path=os.path.join(log_dir, f"{cid}.log"),
         )
+        # every check (addresses, ports) happens here, before anything changes
+        plans = [
+            self._plan_endpoint(
+                net, c, f"eth{i}", req.get("ip", ""), (port_specs or []) if i == 0 else []
+            )
+            for i, (net, req) in enumerate(zip(nets, networks, strict=True))
+        ]
+        os.makedirs(log_dir, exist_ok=True)
+        c.compartment_id = self._next_compartment_id()
         self.store.create_container(c)
         self.containers[c.id] = c
         try:
             netns.create(c.netns)
-            for i, (net, req) in enumerate(zip(nets, networks, strict=True)):
-                self._attach(
-                    net,
-                    c,
-                    f"eth{i}",
-                    req.get("ip", ""),
-                    (port_specs or []) if i == 0 else [],
-                    default_route=(i == 0),
-                )
+            for i, (net, ep) in enumerate(zip(nets, plans, strict=True)):
+                self._attach(net, c, ep, default_route=(i == 0))
         except BaseException:
             self._teardown(c)
             raise
@@ -409,7 +402,8 @@ class HostNetworkingService:
             )
         taken = {e.ifname for e in mine}
         ifname = next(f"eth{i}" for i in range(len(mine) + 1) if f"eth{i}" not in taken)
-        return self._attach(net, c, ifname, ip, [], default_route=not mine)
+        ep = self._plan_endpoint(net, c, ifname, ip, [])
+        return self._attach(net, c, ep, default_route=not mine)
 
     def disconnect(self, net_ref: str, c_ref: str) -> list[str]:
         net, c = self.network(net_ref), self.container(c_ref)

@@ -55,11 +55,16 @@ class Driver(ABC):
         if kind == "bool":
             word = BOOL_WORDS.get(value.lower())
             if word is None:
-                raise InvalidRequest(f"option {raw} must be true or false, not {value!r}")
+                raise InvalidRequest(
+                    f"option {raw} must be true or false, not {value!r}",
+                    f"give {raw}=true or {raw}=false",
+                )
             return word
         if kind == "int":
             if not value.isdigit():
-                raise InvalidRequest(f"option {raw} must be a whole number, not {value!r}")
+                raise InvalidRequest(
+                    f"option {raw} must be a whole number, not {value!r}", f"give e.g. {raw}=1500"
+                )
             return value
         return value
 
