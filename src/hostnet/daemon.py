@@ -130,7 +130,7 @@ async def serve(args: argparse.Namespace) -> None:
         svc = HostNetworkingService(store, instance_id(args.state_dir), args.state_dir)
         if args.bridge != "none":
             svc.ensure_default_network()
-        report = reconcile(svc)
+        report = reconcile(svc, at_start=True)
         log.info("reconciled at start: %s", {k: v for k, v in report.items() if v})
         return svc
 

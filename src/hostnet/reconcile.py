@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from hostnet.errors import HostnetError
@@ -14,8 +15,16 @@ if TYPE_CHECKING:
 log = logging.getLogger("hostnet")
 
 
-def reconcile(svc: HostNetworkingService) -> dict[str, Any]:
-    """Idempotent repair; returns what it did, and the errors it carried on past."""
+# A compartment made for `hostnet run` whose process never registered: its client is gone.
+UNCLAIMED_GRACE_S = 60.0
+
+
+def reconcile(svc: HostNetworkingService, at_start: bool = False) -> dict[str, Any]:
+    """Idempotent repair; returns what it did, and the errors it carried on past.
+
+    At start, a compartment whose process never registered is removed: the
+    client that asked for it lost its daemon connection and gave up.
+    """
     report: dict[str, Any] = {
         "removed_containers": [],
         "repaired_endpoints": [],
@@ -25,8 +34,15 @@ def reconcile(svc: HostNetworkingService) -> dict[str, Any]:
     for ct in list(svc.containers.values()):
         gone = not netns.exists(ct.netns)
         dead = ct.pid > 0 and not svc.process_alive(ct)
-        if gone or dead:
-            why = "its compartment is gone" if gone else f"its process {ct.pid} has exited"
+        unclaimed = ct.pid == 0 and (at_start or time.time() - ct.created > UNCLAIMED_GRACE_S)
+        if gone or dead or unclaimed:
+            why = (
+                "its compartment is gone"
+                if gone
+                else f"its process {ct.pid} has exited"
+                if dead
+                else "no process ever started in it"
+            )
             log.info("removing container %s: %s", ct.name, why)
             report["errors"] += svc._teardown(ct)
             report["removed_containers"].append(ct.name)

@@ -139,3 +139,61 @@ def test_two_daemons_in_their_own_namespaces_do_not_touch_each_other(lab: Lab) -
     d2.cli("rm", "w2")
     assert ask(client, ip1, 8082) == "w1"
     assert [c["Name"] for c in d1.json("ps", "--format", "json")] == ["w1"]
+
+
+def invariants(d: Daemon) -> None:
+    """Intent and kernel agree exactly; no address is held twice."""
+    ps = d.json("ps", "--format", "json")
+    comps = sorted(n for n in os.listdir("/run/netns") if n.startswith(d.instance_prefix()))
+    assert comps == sorted(c["Netns"] for c in ps)
+    veths = json.loads(in_ns(d.host, "ip", "-j", "link", "show", "type", "veth").stdout)
+    host_ends = sorted(v["ifname"] for v in veths if v["ifname"].startswith("hv"))
+    assert host_ends == sorted(e["HostIfName"] for c in ps for e in c["Networks"].values())
+    ips = [e["IPAddress"] for c in ps for e in c["Networks"].values()]
+    assert len(ips) == len(set(ips))
+    for c in ps:
+        for name, e in c["Networks"].items():
+            got = in_ns(c["NetnsPath"], "ip", "-4", "-o", "addr", "show", e["IfName"]).stdout
+            assert e["IPAddress"] in got, f"{c['Name']} lost its address on {name}"
+
+
+@pytest.mark.parametrize("delay", [0.05, 0.2, 0.5])
+def test_kill_9_during_churn_then_restart_converges(lab: Lab, delay: float) -> None:
+    import subprocess
+    import time
+
+    d, _ = lab.host()
+    serve(d, "nat", "steady")
+    runs = [
+        subprocess.Popen(
+            [
+                "hostnet",
+                "run",
+                "-d",
+                "--name",
+                f"c{i}",
+                "-p",
+                f"{9000 + i}:80",
+                "--",
+                "sleep",
+                "300",
+            ],
+            env=d.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for i in range(8)
+    ]
+    time.sleep(delay)
+    d.stop(signal.SIGKILL)
+    for p in runs:
+        p.wait(30)
+    d.start()
+    invariants(d)
+    assert "steady" in [c["Name"] for c in d.json("ps", "--format", "json")]
+    # and it keeps working: a new container gets a fresh address
+    serve(d, "nat", "after")
+    invariants(d)
+    for c in d.json("ps", "--format", "json"):
+        d.cli("rm", c["Name"])
+    assert d.json("ps", "--format", "json") == []
