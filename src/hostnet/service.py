@@ -12,6 +12,7 @@ import ipaddress
 import logging
 import os
 import signal
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +22,7 @@ from hostnet.errors import Conflict, HostnetError, InvalidRequest, NotFound
 from hostnet.kernel import netns
 from hostnet.kernel.links import Netlink
 from hostnet.kernel.nft import Nft
+from hostnet.kernel.rtnl import Rtnl
 from hostnet.model import (
     Container,
     Endpoint,
@@ -53,7 +55,8 @@ class HostNetworkingService:
         self.host = Netlink()
         self.nft = Nft()
         self.owner = f"hostnet:{instance}"
-        self.nat = NatDriver(self.host, self.nft, self.owner)
+        self.rt = Rtnl()
+        self.nat = NatDriver(self.host, self.rt, self.nft, self.owner)
         self.drivers = {"nat": self.nat}
         self.nets: dict[str, Network] = {n.id: n for n in store.networks()}
         self.containers: dict[str, Container] = {c.id: c for c in store.containers()}
@@ -294,13 +297,13 @@ class HostNetworkingService:
         self.store.set_meta(f"last_ip:{net.id}", ep.ip)
         return ep
 
-    def _detach(self, ep: Endpoint) -> list[str]:
+    def _detach(self, ep: Endpoint, cut_link: bool = True) -> list[str]:
         """Best effort: undo the endpoint in the kernel and forget it; report errors."""
         errors: list[str] = []
         net, c = self.nets.get(ep.network_id), self.containers.get(ep.container_id)
         if net is not None and c is not None:
             try:
-                self._driver(net.driver).detach(net, ep, c)
+                self._driver(net.driver).detach(net, ep, c, cut_link)
             except HostnetError as exc:
                 errors.append(str(exc))
         self.store.delete_endpoint(ep.id)
@@ -367,17 +370,30 @@ class HostNetworkingService:
     def process_alive(self, c: Container) -> bool:
         return c.pid > 0 and process_start_time(c.pid) == c.pid_start
 
-    def remove_container(self, ref: str, stop_signal: int = signal.SIGTERM) -> list[str]:
+    def remove_container(self, ref: str, grace_s: float = 10.0) -> list[str]:
+        """Stop the container's process (SIGTERM, SIGKILL after ``grace_s``) and remove it."""
         c = self.container(ref)
         if self.process_alive(c):
             with contextlib.suppress(ProcessLookupError):
-                os.kill(c.pid, stop_signal)
+                os.kill(c.pid, signal.SIGTERM)
+            timer = threading.Timer(grace_s, self._kill_if_same, (c.pid, c.pid_start))
+            timer.daemon = True
+            timer.start()
         return self._teardown(c)
+
+    @staticmethod
+    def _kill_if_same(pid: int, start: int) -> None:
+        if process_start_time(pid) == start:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     def _teardown(self, c: Container) -> list[str]:
         errors: list[str] = []
+        # An empty compartment takes its vNICs with it when removed; a live process
+        # would keep them up, so then they are cut first.
+        cut = self.process_alive(c)
         for ep in self.endpoints_of(c):
-            errors += self._detach(ep)
+            errors += self._detach(ep, cut_link=cut)
         try:
             netns.remove(c.netns)
         except HostnetError as exc:

@@ -14,7 +14,7 @@ class _Nothing:
 
 
 def driver() -> NatDriver:
-    return NatDriver(_Nothing(), _Nothing(), "hostnet:test")  # type: ignore[arg-type]
+    return NatDriver(_Nothing(), _Nothing(), _Nothing(), "hostnet:test")  # type: ignore[arg-type]
 
 
 def test_options_accept_docker_and_short_names() -> None:

@@ -79,7 +79,7 @@ class Driver(ABC):
         """Create the endpoint's vNIC in the compartment; idempotent (reconcile re-runs it)."""
 
     @abstractmethod
-    def detach(self, net: Network, ep: Endpoint, c: Container) -> None:
+    def detach(self, net: Network, ep: Endpoint, c: Container, cut_link: bool = True) -> None:
         """Remove the endpoint's vNIC and mappings; gone already is success."""
 
     @abstractmethod

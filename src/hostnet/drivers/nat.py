@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from typing import Any, ClassVar
 
 from hostnet.drivers import nat_rules
 from hostnet.drivers.base import Driver
 from hostnet.errors import KernelError
+from hostnet.kernel import netns
 from hostnet.kernel.links import Netlink, write_sysctl
 from hostnet.kernel.nft import Nft
+from hostnet.kernel.rtnl import IFF_UP, Rtnl
 from hostnet.model import Container, Endpoint, Network, PortMapping
 
 DEFAULT_MTU = 1500
+log = logging.getLogger("hostnet")
 
 
 class NatDriver(Driver):
@@ -27,8 +32,9 @@ class NatDriver(Driver):
         "com.docker.network.driver.mtu": "mtu",
     }
 
-    def __init__(self, host: Netlink, nft: Nft, owner: str) -> None:
+    def __init__(self, host: Netlink, rt: Rtnl, nft: Nft, owner: str) -> None:
         self.host = host
+        self.rt = rt
         self.nft = nft
         self.owner = owner  # the ifalias marking links as this daemon's
         self._forwarding = False
@@ -49,38 +55,45 @@ class NatDriver(Driver):
         self.host.delete_link(net.switch)
 
     def attach(self, net: Network, ep: Endpoint, c: Container, default_route: bool) -> None:
-        bridge = self.host.index(net.switch)
+        bridge = self.rt.link(net.switch)
         if bridge is None:
             raise KernelError(
                 f"switch {net.switch} of network {net.name} is missing",
                 "run 'hostnet system reconcile'",
             )
-        info = self.host.link_info(ep.host_ifname)
+        info = self.rt.link(ep.host_ifname)
         if info is None:
-            idx = self.host.add_veth_into(
-                ep.host_ifname, ep.ifname, c.netns, ep.mac, bridge, self._mtu(net), self.owner
-            )
-        else:
-            idx = info["index"]
-            if info["master"] != bridge or not info["up"]:
-                self.host.attach_port(idx, bridge, self.owner)
-        self.host.set_bridge_port(idx, isolated=net.flag("disableicc"))
-        with Netlink(c.netns) as inside:
+            fd = os.open(netns.path_of(c.netns), os.O_RDONLY)
+            try:
+                self.rt.create_veth(
+                    ep.host_ifname, ep.ifname, fd, ep.mac, bridge["index"], self._mtu(net)
+                )
+            finally:
+                os.close(fd)
+        elif info["master"] != bridge["index"] or not info["flags"] & IFF_UP:
+            self.rt.set_master_up(ep.host_ifname, bridge["index"])
+        self.rt.set_bridge_port(
+            ep.host_ifname, self.owner, hairpin=True, isolated=net.flag("disableicc")
+        )
+        with Rtnl(c.netns) as inside:
             inside.configure_inside(
                 ep.ifname, ep.ip, ep.prefix_len, ep.gateway if default_route else None
             )
         if ep.ports and info is None:
             self.nft.run(nat_rules.render_add_mappings(self._mappings(ep)))
 
-    def detach(self, net: Network, ep: Endpoint, c: Container) -> None:
-        errors: list[str] = []
+    def detach(self, net: Network, ep: Endpoint, c: Container, cut_link: bool = True) -> None:
+        """Unmap the ports and cut the vNIC. With ``cut_link`` False the caller is about to
+        remove an empty compartment, and the kernel removes the veth with it (deleting it
+        here would wait for an RCU grace period: ~15 ms)."""
         if ep.ports:
             try:
                 self.nft.run(nat_rules.render_delete_mappings(self._mappings(ep)))
             except KernelError as exc:
-                # elements already gone (a flushed ruleset) are fine; reconcile re-renders
-                errors.append(str(exc))
-        self.host.delete_link(ep.host_ifname)
+                # already gone (a flushed ruleset); reconcile re-renders the table anyway
+                log.info("unmapping ports of %s: %s", ep.host_ifname, exc)
+        if cut_link:
+            self.rt.delete_link(ep.host_ifname)
 
     def add_ports(self, ep: Endpoint, added: list[PortMapping]) -> None:
         self.nft.run(nat_rules.render_add_mappings([nat_rules.Mapping(p, ep.ip) for p in added]))
@@ -92,8 +105,13 @@ class NatDriver(Driver):
 
     def endpoint_present(self, net: Network, ep: Endpoint) -> bool:
         """The host end exists, is up and sits on the network's switch."""
-        info = self.host.link_info(ep.host_ifname)
-        return info is not None and info["up"] and info["master"] == self.host.index(net.switch)
+        info, bridge = self.rt.link(ep.host_ifname), self.rt.link(net.switch)
+        return (
+            info is not None
+            and bridge is not None
+            and bool(info["flags"] & IFF_UP)
+            and info["master"] == bridge["index"]
+        )
 
     @staticmethod
     def _mappings(ep: Endpoint) -> list[nat_rules.Mapping]:
