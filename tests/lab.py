@@ -215,3 +215,17 @@ class Lab:
             sh("ip", "netns", "del", ns, check=False)
         shutil.rmtree(self.tmp, ignore_errors=True)
         return leftovers
+
+
+def eventually(check: Any, timeout: float = 5.0) -> None:
+    """Retry ``check`` (an assertion) until it passes: the kernel frees a removed
+    compartment's veths asynchronously, a few milliseconds after the namespace goes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            check()
+            return
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)

@@ -69,15 +69,39 @@ def parse_port_spec(spec: str) -> PortRequest:
     )
 
 
-def _free(candidate: PortMapping, taken: Iterable[PortMapping]) -> bool:
-    return not any(candidate.conflicts_with(t) for t in taken)
+class PortIndex:
+    """Host ports in use, keyed by (protocol, port): a lookup costs the same at 10,000 mappings."""
+
+    def __init__(self, mappings: Iterable[PortMapping] = ()) -> None:
+        self._by_port: dict[tuple[str, int], list[str]] = {}
+        for m in mappings:
+            self.add(m)
+
+    def add(self, m: PortMapping) -> None:
+        self._by_port.setdefault((m.protocol, m.host_port), []).append(m.host_ip)
+
+    def remove(self, m: PortMapping) -> None:
+        ips = self._by_port.get((m.protocol, m.host_port), [])
+        if m.host_ip in ips:
+            ips.remove(m.host_ip)
+        if not ips:
+            self._by_port.pop((m.protocol, m.host_port), None)
+
+    def taken(self, m: PortMapping) -> bool:
+        ips = self._by_port.get((m.protocol, m.host_port))
+        if not ips:
+            return False
+        return not m.host_ip or "" in ips or m.host_ip in ips
 
 
-def resolve(requests: list[PortRequest], taken: list[PortMapping]) -> list[PortMapping]:
+def resolve(requests: list[PortRequest], taken: PortIndex) -> list[PortMapping]:
     """Turn requests into concrete mappings, refusing host ports already mapped."""
     chosen: list[PortMapping] = []
+
+    def free(cand: PortMapping) -> bool:
+        return not taken.taken(cand) and not any(cand.conflicts_with(c) for c in chosen)
+
     for req in requests:
-        pool = list(taken) + chosen
         if req.host_start == 0 or (
             req.container_start == req.container_end and req.host_end > req.host_start
         ):
@@ -93,7 +117,7 @@ def resolve(requests: list[PortRequest], taken: list[PortMapping]) -> list[PortM
                     host_port=port,
                     container_port=req.container_start,
                 )
-                if _free(cand, pool):
+                if free(cand):
                     chosen.append(cand)
                     break
             else:
@@ -109,7 +133,7 @@ def resolve(requests: list[PortRequest], taken: list[PortMapping]) -> list[PortM
                 host_port=req.host_start + offset,
                 container_port=req.container_start + offset,
             )
-            if not _free(cand, pool):
+            if not free(cand):
                 where = cand.host_ip or "all host addresses"
                 raise Conflict(
                     f"host port {cand.host_port}/{cand.protocol} on {where} is already mapped",
@@ -117,5 +141,4 @@ def resolve(requests: list[PortRequest], taken: list[PortMapping]) -> list[PortM
                     "(see 'hostnet nat ls')",
                 )
             chosen.append(cand)
-            pool.append(cand)
     return chosen

@@ -55,7 +55,7 @@ def reconcile(svc: HostNetworkingService, at_start: bool = False) -> dict[str, A
         net, c = svc.nets.get(ep.network_id), svc.containers.get(ep.container_id)
         if net is None or c is None:
             svc.store.delete_endpoint(ep.id)
-            svc.eps.pop(ep.id, None)
+            svc._forget(ep)
             continue
         drv = svc._driver(net.driver)
         if drv.endpoint_present(net, ep):

@@ -60,8 +60,29 @@ class HostNetworkingService:
         self.drivers = {"nat": self.nat}
         self.nets: dict[str, Network] = {n.id: n for n in store.networks()}
         self.containers: dict[str, Container] = {c.id: c for c in store.containers()}
-        self.eps: dict[str, Endpoint] = {e.id: e for e in store.endpoints()}
+        self.eps: dict[str, Endpoint] = {}
+        self.port_index = ports.PortIndex()
+        self.used_ips: dict[str, set[ipaddress.IPv4Address]] = {}
+        for ep in store.endpoints():
+            self._remember(ep)
         self.on_container_started: Callable[[Container], None] = lambda c: None
+
+    # -- in-memory indexes (addresses and host ports in use) -----------------
+    def _remember(self, ep: Endpoint) -> None:
+        old = self.eps.get(ep.id)
+        if old is not None:
+            self._forget(old)
+        self.eps[ep.id] = ep
+        self.used_ips.setdefault(ep.network_id, set()).add(ipaddress.IPv4Address(ep.ip))
+        for p in ep.ports:
+            self.port_index.add(p)
+
+    def _forget(self, ep: Endpoint) -> None:
+        if self.eps.pop(ep.id, None) is None:
+            return
+        self.used_ips.get(ep.network_id, set()).discard(ipaddress.IPv4Address(ep.ip))
+        for p in ep.ports:
+            self.port_index.remove(p)
 
     # -- look-ups ---------------------------------------------------------
     def _find(self, kind: str, table: dict[str, Any], ref: str) -> Any:
@@ -261,7 +282,7 @@ class HostNetworkingService:
         self, net: Network, c: Container, ifname: str, ip: str, port_specs: list[str]
     ) -> Endpoint:
         subnet, gw = net.ipv4_network(), ipaddress.IPv4Address(net.gateway)
-        used = {ipaddress.IPv4Address(e.ip) for e in self.endpoints_on(net)}
+        used = self.used_ips.get(net.id, set())
         if ip:
             addr = parse_ip(ip)
             ipam.check_static(subnet, gw, addr, used, self._carved(net))
@@ -270,7 +291,7 @@ class HostNetworkingService:
             after = ipaddress.IPv4Address(last) if last else None
             addr = ipam.allocate(subnet, gw, used, after, self._carved(net))
         requests = [ports.parse_port_spec(s) for s in port_specs]
-        mappings = ports.resolve(requests, self.all_ports)
+        mappings = ports.resolve(requests, self.port_index)
         eid = new_id()
         return Endpoint(
             id=eid,
@@ -288,7 +309,7 @@ class HostNetworkingService:
     def _attach(self, net: Network, c: Container, ep: Endpoint, default_route: bool) -> Endpoint:
         """Record a planned endpoint (claiming its address and ports), then realize it."""
         self.store.create_endpoint(ep)
-        self.eps[ep.id] = ep
+        self._remember(ep)
         try:
             self._driver(net.driver).attach(net, ep, c, default_route)
         except BaseException:
@@ -307,7 +328,7 @@ class HostNetworkingService:
             except HostnetError as exc:
                 errors.append(str(exc))
         self.store.delete_endpoint(ep.id)
-        self.eps.pop(ep.id, None)
+        self._forget(ep)
         return errors
 
     def create_container(
@@ -442,16 +463,16 @@ class HostNetworkingService:
         """Publish more ports of a running container (on its first network's endpoint)."""
         net, ep = self._primary(c_ref)
         requests = [ports.parse_port_spec(s) for s in port_specs]
-        added = ports.resolve(requests, self.all_ports)
-        new = ep.model_copy(update={"ports": ep.ports + added})
-        self.store.add_ports(new, added)
-        self.eps[ep.id] = new
+        added = ports.resolve(requests, self.port_index)
+        self.store.add_ports(ep, added)
         try:
-            self._driver(net.driver).add_ports(new, added)
+            self._driver(net.driver).add_ports(ep, added)
         except BaseException:
             self.store.remove_ports(ep, added)
-            self.eps[ep.id] = ep
             raise
+        ep.ports.extend(added)
+        for p in added:
+            self.port_index.add(p)
         return added
 
     def remove_ports(self, c_ref: str, port_specs: list[str]) -> list[PortMapping]:
@@ -474,12 +495,9 @@ class HostNetworkingService:
                         "see 'hostnet nat ls' for its mappings",
                     )
                 gone += hit
-        new = ep.model_copy(update={"ports": [p for p in ep.ports if p not in gone]})
         self._driver(net.driver).remove_ports(ep, gone)
-        self.store.remove_ports(new, gone)
-        self.eps[ep.id] = new
+        self.store.remove_ports(ep, gone)
+        ep.ports[:] = [p for p in ep.ports if p not in gone]
+        for p in gone:
+            self.port_index.remove(p)
         return gone
-
-    @property
-    def all_ports(self) -> list[PortMapping]:
-        return [p for e in self.eps.values() for p in e.ports]

@@ -8,7 +8,7 @@ import subprocess
 
 from helpers import ask, ping, serve
 
-from lab import Lab, in_ns
+from lab import Lab, eventually, in_ns
 
 
 def test_run_streams_output_and_passes_exit_code_then_removes_everything(lab: Lab) -> None:
@@ -29,8 +29,11 @@ def test_run_streams_output_and_passes_exit_code_then_removes_everything(lab: La
     assert "172.16." in res.stdout and "to-stderr" in res.stderr
     assert d.json("ps", "--format", "json") == []
     assert not any(n.startswith(d.instance_prefix()) for n in os.listdir("/run/netns"))
-    links = in_ns(d.host, "ip", "-o", "link", "show", "type", "veth").stdout
-    assert "hv" not in links
+
+    def no_veth() -> None:
+        assert "hv" not in in_ns(d.host, "ip", "-o", "link", "show", "type", "veth").stdout
+
+    eventually(no_veth)
 
 
 def test_static_ip_and_net_alias(lab: Lab) -> None:

@@ -9,7 +9,7 @@ import signal
 import pytest
 from helpers import ask, ping, serve
 
-from lab import Daemon, Lab, in_ns
+from lab import Daemon, Lab, eventually, in_ns
 
 
 def kernel_state(d: Daemon) -> dict[str, object]:
@@ -111,8 +111,12 @@ def test_container_whose_compartment_vanished_is_released(lab: Lab) -> None:
     assert [c["Name"] for c in d.json("ps", "--format", "json")] == ["web"]
     containers = d.json("network", "inspect", "CustomNat1")[0]["Containers"]
     assert [c["Name"] for c in containers.values()] == ["web"]
-    host_links = in_ns(d.host, "ip", "-o", "link", "show").stdout
-    assert db["Networks"]["CustomNat1"]["HostIfName"] not in host_links
+
+    def veth_gone() -> None:
+        host_links = in_ns(d.host, "ip", "-o", "link", "show").stdout
+        assert db["Networks"]["CustomNat1"]["HostIfName"] not in host_links
+
+    eventually(veth_gone)
     # its address is free again (after the others, as addresses rest a while)
     again = d.cli(
         "run",
@@ -146,9 +150,13 @@ def invariants(d: Daemon) -> None:
     ps = d.json("ps", "--format", "json")
     comps = sorted(n for n in os.listdir("/run/netns") if n.startswith(d.instance_prefix()))
     assert comps == sorted(c["Netns"] for c in ps)
-    veths = json.loads(in_ns(d.host, "ip", "-j", "link", "show", "type", "veth").stdout)
-    host_ends = sorted(v["ifname"] for v in veths if v["ifname"].startswith("hv"))
-    assert host_ends == sorted(e["HostIfName"] for c in ps for e in c["Networks"].values())
+
+    def veths_match() -> None:
+        veths = json.loads(in_ns(d.host, "ip", "-j", "link", "show", "type", "veth").stdout)
+        host_ends = sorted(v["ifname"] for v in veths if v["ifname"].startswith("hv"))
+        assert host_ends == sorted(e["HostIfName"] for c in ps for e in c["Networks"].values())
+
+    eventually(veths_match)
     ips = [e["IPAddress"] for c in ps for e in c["Networks"].values()]
     assert len(ips) == len(set(ips))
     for c in ps:

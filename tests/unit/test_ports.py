@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from hostnet.errors import Conflict, InvalidRequest
 from hostnet.model import PortMapping
-from hostnet.ports import parse_port_spec, resolve
+from hostnet.ports import PortIndex, parse_port_spec, resolve
 
 
 def pm(port: int, cport: int = 80, ip: str = "", proto: str = "tcp") -> PortMapping:
@@ -22,7 +22,7 @@ def test_simple_mapping() -> None:
         8082,
         80,
     )
-    assert resolve([r], []) == [pm(8082)]
+    assert resolve([r], PortIndex()) == [pm(8082)]
 
 
 def test_host_ip_udp_and_ranges() -> None:
@@ -33,17 +33,17 @@ def test_host_ip_udp_and_ranges() -> None:
         5353,
         53,
     )
-    got = resolve([parse_port_spec("9100-9102:80-82")], [])
+    got = resolve([parse_port_spec("9100-9102:80-82")], PortIndex())
     assert [(p.host_port, p.container_port) for p in got] == [(9100, 80), (9101, 81), (9102, 82)]
 
 
 def test_host_range_to_one_port_picks_first_free() -> None:
-    got = resolve([parse_port_spec("8000-8002:80")], [pm(8000)])
+    got = resolve([parse_port_spec("8000-8002:80")], PortIndex([pm(8000)]))
     assert got == [pm(8001)]
 
 
 def test_container_port_only_gets_ephemeral_host_port() -> None:
-    got = resolve([parse_port_spec("80")], [])
+    got = resolve([parse_port_spec("80")], PortIndex())
     assert 49153 <= got[0].host_port <= 65535 and got[0].container_port == 80
 
 
@@ -74,20 +74,43 @@ def test_bad_specs_are_refused_with_the_syntax(spec: str) -> None:
 
 def test_taken_port_is_a_conflict_across_any_and_specific_addresses() -> None:
     with pytest.raises(Conflict, match="8082/tcp"):
-        resolve([parse_port_spec("8082:80")], [pm(8082, ip="10.0.0.1")])
+        resolve([parse_port_spec("8082:80")], PortIndex([pm(8082, ip="10.0.0.1")]))
     with pytest.raises(Conflict):
-        resolve([parse_port_spec("10.0.0.1:8082:80")], [pm(8082)])
+        resolve([parse_port_spec("10.0.0.1:8082:80")], PortIndex([pm(8082)]))
     # another address, or another protocol, is fine
-    assert resolve([parse_port_spec("10.0.0.2:8082:80")], [pm(8082, ip="10.0.0.1")])
-    assert resolve([parse_port_spec("8082:80/udp")], [pm(8082)])
+    assert resolve([parse_port_spec("10.0.0.2:8082:80")], PortIndex([pm(8082, ip="10.0.0.1")]))
+    assert resolve([parse_port_spec("8082:80/udp")], PortIndex([pm(8082)]))
 
 
 def test_duplicate_inside_one_request_is_a_conflict() -> None:
     with pytest.raises(Conflict):
-        resolve([parse_port_spec("8082:80"), parse_port_spec("8082:81")], [])
+        resolve([parse_port_spec("8082:80"), parse_port_spec("8082:81")], PortIndex())
 
 
 @given(st.integers(1, 65535), st.integers(1, 65535), st.sampled_from(["tcp", "udp"]))
 def test_round_trip(host: int, cont: int, proto: str) -> None:
-    got = resolve([parse_port_spec(f"{host}:{cont}/{proto}")], [])
+    got = resolve([parse_port_spec(f"{host}:{cont}/{proto}")], PortIndex())
     assert got == [pm(host, cont, proto=proto)]
+
+
+mapping = st.builds(
+    lambda port, ip, proto: pm(port, ip=ip, proto=proto),
+    st.integers(1000, 1003),
+    st.sampled_from(["", "10.0.0.1", "10.0.0.2"]),
+    st.sampled_from(["tcp", "udp"]),
+)
+
+
+@given(st.lists(st.tuples(st.booleans(), mapping), max_size=30), mapping)
+def test_port_index_agrees_with_pairwise_conflicts(
+    ops: list[tuple[bool, PortMapping]], probe: PortMapping
+) -> None:
+    index, held = PortIndex(), []
+    for add, m in ops:
+        if add and not index.taken(m):
+            index.add(m)
+            held.append(m)
+        elif not add and m in held:
+            index.remove(m)
+            held.remove(m)
+    assert index.taken(probe) == any(probe.conflicts_with(h) for h in held)

@@ -59,11 +59,11 @@ class Store(ABC):
 
     @abstractmethod
     def add_ports(self, ep: Endpoint, added: list[PortMapping]) -> None:
-        """Claim ``added`` for ``ep`` (whose doc already lists them) and write its doc."""
+        """Claim ``added`` for ``ep``; the cost must not grow with ep's other mappings."""
 
     @abstractmethod
     def remove_ports(self, ep: Endpoint, removed: list[PortMapping]) -> None:
-        """Release ``removed`` and write ``ep``'s doc (which no longer lists them)."""
+        """Release ``removed`` from ``ep``."""
 
     @abstractmethod
     def get_meta(self, key: str) -> str | None: ...

@@ -17,7 +17,8 @@ CREATE TABLE IF NOT EXISTS addresses (
   network_id TEXT NOT NULL, ip TEXT NOT NULL, endpoint_id TEXT NOT NULL, PRIMARY KEY (network_id, ip));
 CREATE TABLE IF NOT EXISTS host_ports (
   protocol TEXT NOT NULL, port INTEGER NOT NULL, host_ip TEXT NOT NULL, endpoint_id TEXT NOT NULL,
-  PRIMARY KEY (protocol, port, host_ip));
+  container_port INTEGER NOT NULL, PRIMARY KEY (protocol, port, host_ip));
+CREATE INDEX IF NOT EXISTS host_ports_by_endpoint ON host_ports (endpoint_id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
@@ -78,7 +79,24 @@ class SqliteStore(Store):
         self.db.execute("DELETE FROM containers WHERE id = ?", (c_id,))
 
     def endpoints(self) -> list[Endpoint]:
-        return [Endpoint.model_validate_json(d) for d in self._docs("endpoints")]
+        """Endpoints with their port mappings (kept as rows, so adding one is O(1))."""
+        eps = {e.id: e for e in (Endpoint.model_validate_json(d) for d in self._docs("endpoints"))}
+        rows = self.db.execute(
+            "SELECT endpoint_id, protocol, host_ip, port, container_port FROM host_ports "
+            "ORDER BY rowid"
+        )
+        for ep_id, proto, host_ip, port, cport in rows:
+            if ep_id in eps:
+                eps[ep_id].ports.append(
+                    PortMapping(
+                        protocol=proto, host_ip=host_ip, host_port=port, container_port=cport
+                    )
+                )
+        return list(eps.values())
+
+    @staticmethod
+    def _doc(ep: Endpoint) -> str:
+        return ep.model_dump_json(exclude={"ports"})
 
     def create_endpoint(self, ep: Endpoint) -> None:
         cur = self.db.cursor()
@@ -96,7 +114,7 @@ class SqliteStore(Store):
             self._claim_ports(cur, ep.id, ep.ports)
             cur.execute(
                 "INSERT INTO endpoints (id, network_id, doc) VALUES (?, ?, ?)",
-                (ep.id, ep.network_id, ep.model_dump_json()),
+                (ep.id, ep.network_id, self._doc(ep)),
             )
             cur.execute("COMMIT")
         except BaseException:
@@ -117,8 +135,9 @@ class SqliteStore(Store):
                     "choose another host port (see 'hostnet nat ls')",
                 )
             cur.execute(
-                "INSERT INTO host_ports (protocol, port, host_ip, endpoint_id) VALUES (?, ?, ?, ?)",
-                (pm.protocol, pm.host_port, pm.host_ip, ep_id),
+                "INSERT INTO host_ports (protocol, port, host_ip, endpoint_id, container_port) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (pm.protocol, pm.host_port, pm.host_ip, ep_id, pm.container_port),
             )
 
     def add_ports(self, ep: Endpoint, added: list[PortMapping]) -> None:
@@ -126,7 +145,6 @@ class SqliteStore(Store):
         cur.execute("BEGIN IMMEDIATE")
         try:
             self._claim_ports(cur, ep.id, added)
-            cur.execute("UPDATE endpoints SET doc = ? WHERE id = ?", (ep.model_dump_json(), ep.id))
             cur.execute("COMMIT")
         except BaseException:
             cur.execute("ROLLBACK")
@@ -142,7 +160,6 @@ class SqliteStore(Store):
                     "AND endpoint_id = ?",
                     (pm.protocol, pm.host_port, pm.host_ip, ep.id),
                 )
-            cur.execute("UPDATE endpoints SET doc = ? WHERE id = ?", (ep.model_dump_json(), ep.id))
             cur.execute("COMMIT")
         except BaseException:
             cur.execute("ROLLBACK")
