@@ -192,9 +192,29 @@ class Lab:
         self.procs.append(p)
         return p
 
+    def _lab_netns_inodes(self) -> set[int]:
+        inodes = set()
+        names = list(self.namespaces)
+        for d in self.daemons:
+            names += [n for n in os.listdir("/run/netns") if n.startswith(d.instance_prefix())]
+        for n in names:
+            with contextlib.suppress(OSError):
+                inodes.add(os.stat(f"/run/netns/{n}").st_ino)
+        return inodes
+
+    @staticmethod
+    def _processes_in(inodes: set[int]) -> list[int]:
+        pids = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            with contextlib.suppress(OSError):
+                if os.stat(f"/proc/{pid}/ns/net").st_ino in inodes:
+                    pids.append(int(pid))
+        return pids
+
     def close(self) -> list[str]:
         """Remove everything; return what had to be cleaned up that hostnet left behind."""
         leftovers: list[str] = []
+        inodes = self._lab_netns_inodes()
         for p in self.procs:
             if p.poll() is None:
                 p.kill()
@@ -211,6 +231,15 @@ class Lab:
                 if name.startswith(d.instance_prefix()):
                     leftovers.append(f"compartment {name}")
                     sh("ip", "netns", "del", name, check=False)
+        # every process that ran in the lab must be gone (hostnet rm stops containers)
+        deadline = time.monotonic() + 5
+        while (stray := self._processes_in(inodes)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for pid in stray:
+            with contextlib.suppress(OSError):
+                with open(f"/proc/{pid}/comm") as fh:
+                    leftovers.append(f"process {pid} ({fh.read().strip()})")
+                os.kill(pid, signal.SIGKILL)
         for ns in reversed(self.namespaces):
             sh("ip", "netns", "del", ns, check=False)
         shutil.rmtree(self.tmp, ignore_errors=True)
