@@ -76,7 +76,8 @@ def reconcile(svc: HostNetworkingService, at_start: bool = False) -> dict[str, A
 
 def sweep(svc: HostNetworkingService) -> list[str]:
     """Delete hostnet-owned links and compartments that no intent names."""
-    from hostnet.service import BRIDGE_PREFIX, VETH_PREFIX
+    from hostnet.containers import VETH_PREFIX
+    from hostnet.service import BRIDGE_PREFIX
 
     wanted_links = {n.switch for n in svc.nets.values()} | {e.host_ifname for e in svc.eps.values()}
     wanted_ns = {c.netns for c in svc.containers.values()}

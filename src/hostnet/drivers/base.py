@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 from hostnet.errors import InvalidRequest
-from hostnet.model import SHIM_PREFIX, Container, Endpoint, Network
+from hostnet.model import SHIM_PREFIX, Container, Endpoint, Network, PortMapping
 
 BOOL_WORDS = {
     "true": "true",
@@ -81,6 +81,12 @@ class Driver(ABC):
     @abstractmethod
     def detach(self, net: Network, ep: Endpoint, c: Container, cut_link: bool = True) -> None:
         """Remove the endpoint's vNIC and mappings; gone already is success."""
+
+    @abstractmethod
+    def add_ports(self, ep: Endpoint, added: list[PortMapping]) -> None: ...
+
+    @abstractmethod
+    def remove_ports(self, ep: Endpoint, removed: list[PortMapping]) -> None: ...
 
     @abstractmethod
     def endpoint_present(self, net: Network, ep: Endpoint) -> bool: ...

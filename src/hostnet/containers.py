@@ -1,0 +1,305 @@
+"""Containers (compartments) and their endpoints: the service's second half.
+
+Mixed into HostNetworkingService; kept apart so each module reads in one sitting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from hostnet import ipam, ports
+from hostnet.errors import Conflict, HostnetError, InvalidRequest, NotFound
+from hostnet.kernel import netns
+from hostnet.model import (
+    Container,
+    Endpoint,
+    Network,
+    PortMapping,
+    check_name,
+    mac_for,
+    new_id,
+    parse_ip,
+)
+from hostnet.procs import process_start_time
+
+if TYPE_CHECKING:
+    from hostnet.drivers.base import Driver
+    from hostnet.store import Store
+
+log = logging.getLogger("hostnet")
+VETH_PREFIX = "hv"
+
+
+class ContainerOps:
+    """create/remove containers, connect/disconnect, publish ports."""
+
+    store: Store
+    state_dir: str
+    ns_prefix: str
+    nets: dict[str, Network]
+    containers: dict[str, Container]
+    eps: dict[str, Endpoint]
+    port_index: ports.PortIndex
+    used_ips: dict[str, set[ipaddress.IPv4Address]]
+    on_container_started: Callable[[Container], None]
+
+    def network(self, ref: str) -> Network:
+        raise NotImplementedError  # provided by HostNetworkingService
+
+    def container(self, ref: str) -> Container:
+        raise NotImplementedError  # provided by HostNetworkingService
+
+    def endpoints_of(self, c: Container) -> list[Endpoint]:
+        raise NotImplementedError  # provided by HostNetworkingService
+
+    def endpoints_on(self, net: Network) -> list[Endpoint]:
+        raise NotImplementedError  # provided by HostNetworkingService
+
+    def _driver(self, name: str) -> Driver:
+        raise NotImplementedError  # provided by HostNetworkingService
+
+    def _remember(self, ep: Endpoint) -> None:
+        raise NotImplementedError  # provided by HostNetworkingService
+
+    def _forget(self, ep: Endpoint) -> None:
+        raise NotImplementedError  # provided by HostNetworkingService
+
+    def _carved(self, net: Network) -> list[ipaddress.IPv4Network]:
+        raise NotImplementedError  # provided by HostNetworkingService
+
+    # -- containers (compartments) and endpoints --------------------------
+    def _next_compartment_id(self) -> int:
+        n = int(self.store.get_meta("next_compartment") or "2")  # 1 is the host's, as on Windows
+        self.store.set_meta("next_compartment", str(n + 1))
+        return n
+
+    def _plan_endpoint(
+        self, net: Network, c: Container, ifname: str, ip: str, port_specs: list[str]
+    ) -> Endpoint:
+        subnet, gw = net.ipv4_network(), ipaddress.IPv4Address(net.gateway)
+        used = self.used_ips.get(net.id, set())
+        if ip:
+            addr = parse_ip(ip)
+            ipam.check_static(subnet, gw, addr, used, self._carved(net))
+        else:
+            last = self.store.get_meta(f"last_ip:{net.id}")
+            after = ipaddress.IPv4Address(last) if last else None
+            addr = ipam.allocate(subnet, gw, used, after, self._carved(net))
+        requests = [ports.parse_port_spec(s) for s in port_specs]
+        mappings = ports.resolve(requests, self.port_index)
+        eid = new_id()
+        return Endpoint(
+            id=eid,
+            network_id=net.id,
+            container_id=c.id,
+            ip=str(addr),
+            prefix_len=subnet.prefixlen,
+            gateway=net.gateway,
+            mac=mac_for(addr),
+            ifname=ifname,
+            host_ifname=VETH_PREFIX + eid[:10],
+            ports=mappings,
+        )
+
+    def _attach(self, net: Network, c: Container, ep: Endpoint, default_route: bool) -> Endpoint:
+        """Record a planned endpoint (claiming its address and ports), then realize it."""
+        self.store.create_endpoint(ep)
+        self._remember(ep)
+        try:
+            self._driver(net.driver).attach(net, ep, c, default_route)
+        except BaseException:
+            self._detach(ep)
+            raise
+        self.store.set_meta(f"last_ip:{net.id}", ep.ip)
+        return ep
+
+    def _detach(self, ep: Endpoint, cut_link: bool = True) -> list[str]:
+        """Best effort: undo the endpoint in the kernel and forget it; report errors."""
+        errors: list[str] = []
+        net, c = self.nets.get(ep.network_id), self.containers.get(ep.container_id)
+        if net is not None and c is not None:
+            try:
+                self._driver(net.driver).detach(net, ep, c, cut_link)
+            except HostnetError as exc:
+                errors.append(str(exc))
+        self.store.delete_endpoint(ep.id)
+        self._forget(ep)
+        return errors
+
+    def create_container(
+        self, name: str, networks: list[dict[str, str]], port_specs: list[str] | None = None
+    ) -> Container:
+        """A compartment attached to each network; ports map to the first network's endpoint."""
+        cid = new_id()
+        name = name or f"c_{cid[:12]}"
+        check_name("container", name)
+        if any(c.name == name for c in self.containers.values()):
+            raise Conflict(
+                f"a container named {name!r} already exists",
+                "choose another name, or remove it with 'hostnet rm'",
+            )
+        if not networks:
+            raise InvalidRequest("a container needs at least one network", "give --network NAME")
+        nets = [self.network(n["network"]) for n in networks]
+        if len({n.id for n in nets}) != len(nets):
+            raise InvalidRequest("a network is given twice", "give each network once")
+        log_dir = os.path.join(self.state_dir, "logs")
+        c = Container(
+            id=cid,
+            name=name,
+            compartment_id=0,
+            netns=self.ns_prefix + cid[:12],
+            log_path=os.path.join(log_dir, f"{cid}.log"),
+        )
+        # every check (addresses, ports) happens here, before anything changes
+        plans = [
+            self._plan_endpoint(
+                net, c, f"eth{i}", req.get("ip", ""), (port_specs or []) if i == 0 else []
+            )
+            for i, (net, req) in enumerate(zip(nets, networks, strict=True))
+        ]
+        os.makedirs(log_dir, exist_ok=True)
+        c.compartment_id = self._next_compartment_id()
+        self.store.create_container(c)
+        self.containers[c.id] = c
+        try:
+            netns.create(c.netns)
+            for i, (net, ep) in enumerate(zip(nets, plans, strict=True)):
+                self._attach(net, c, ep, default_route=(i == 0))
+        except BaseException:
+            self._teardown(c)
+            raise
+        log.info("created container %s in compartment %s", c.name, c.netns)
+        return c
+
+    def register_process(self, ref: str, pid: int) -> Container:
+        c = self.container(ref)
+        start = process_start_time(pid)
+        if start is None:
+            raise InvalidRequest(f"process {pid} does not exist", "start the process first")
+        c = c.model_copy(update={"pid": pid, "pid_start": start})
+        self.store.update_container(c)
+        self.containers[c.id] = c
+        self.on_container_started(c)
+        return c
+
+    def process_alive(self, c: Container) -> bool:
+        return c.pid > 0 and process_start_time(c.pid) == c.pid_start
+
+    def remove_container(self, ref: str, grace_s: float = 10.0) -> list[str]:
+        """Stop the container's process (SIGTERM, SIGKILL after ``grace_s``) and remove it."""
+        c = self.container(ref)
+        if self.process_alive(c):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(c.pid, signal.SIGTERM)
+            timer = threading.Timer(grace_s, self._kill_if_same, (c.pid, c.pid_start))
+            timer.daemon = True
+            timer.start()
+        return self._teardown(c)
+
+    @staticmethod
+    def _kill_if_same(pid: int, start: int) -> None:
+        if process_start_time(pid) == start:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    def _teardown(self, c: Container) -> list[str]:
+        errors: list[str] = []
+        # An empty compartment takes its vNICs with it when removed; a live process
+        # would keep them up, so then they are cut first.
+        cut = self.process_alive(c)
+        for ep in self.endpoints_of(c):
+            errors += self._detach(ep, cut_link=cut)
+        try:
+            netns.remove(c.netns)
+        except HostnetError as exc:
+            errors.append(str(exc))
+        self.store.delete_container(c.id)
+        self.containers.pop(c.id, None)
+        with contextlib.suppress(OSError):
+            if c.log_path and os.path.getsize(c.log_path) == 0:
+                os.unlink(c.log_path)
+        for e in errors:
+            log.warning("teardown of %s: %s", c.name, e)
+        log.info("removed container %s", c.name)
+        return errors
+
+    def connect(self, net_ref: str, c_ref: str, ip: str = "") -> Endpoint:
+        net, c = self.network(net_ref), self.container(c_ref)
+        mine = self.endpoints_of(c)
+        if any(e.network_id == net.id for e in mine):
+            raise Conflict(
+                f"container {c.name!r} is already connected to {net.name!r}",
+                "disconnect it first to change its address",
+            )
+        taken = {e.ifname for e in mine}
+        ifname = next(f"eth{i}" for i in range(len(mine) + 1) if f"eth{i}" not in taken)
+        ep = self._plan_endpoint(net, c, ifname, ip, [])
+        return self._attach(net, c, ep, default_route=not mine)
+
+    def disconnect(self, net_ref: str, c_ref: str) -> list[str]:
+        net, c = self.network(net_ref), self.container(c_ref)
+        for ep in self.endpoints_of(c):
+            if ep.network_id == net.id:
+                return self._detach(ep)
+        raise NotFound(
+            f"container {c.name!r} is not connected to network {net.name!r}",
+            "see 'hostnet network inspect'",
+        )
+
+    def _primary(self, c_ref: str) -> tuple[Network, Endpoint]:
+        c = self.container(c_ref)
+        eps = self.endpoints_of(c)
+        if not eps:
+            raise Conflict(f"container {c.name!r} has no endpoint", "connect it to a network first")
+        return self.nets[eps[0].network_id], eps[0]
+
+    def add_ports(self, c_ref: str, port_specs: list[str]) -> list[PortMapping]:
+        """Publish more ports of a running container (on its first network's endpoint)."""
+        net, ep = self._primary(c_ref)
+        requests = [ports.parse_port_spec(s) for s in port_specs]
+        added = ports.resolve(requests, self.port_index)
+        self.store.add_ports(ep, added)
+        try:
+            self._driver(net.driver).add_ports(ep, added)
+        except BaseException:
+            self.store.remove_ports(ep, added)
+            raise
+        ep.ports.extend(added)
+        for p in added:
+            self.port_index.add(p)
+        return added
+
+    def remove_ports(self, c_ref: str, port_specs: list[str]) -> list[PortMapping]:
+        """Unpublish ports given as they were published (HOSTIP:HOSTPORT:CPORT/proto)."""
+        net, ep = self._primary(c_ref)
+        gone: list[PortMapping] = []
+        for spec in port_specs:
+            req = ports.parse_port_spec(spec)
+            for off in range(req.host_end - req.host_start + 1):
+                hit = [
+                    p
+                    for p in ep.ports
+                    if p.protocol == req.protocol
+                    and p.host_ip == req.host_ip
+                    and p.host_port == req.host_start + off
+                ]
+                if not hit:
+                    raise NotFound(
+                        f"container has no mapping {spec!r}",
+                        "see 'hostnet nat ls' for its mappings",
+                    )
+                gone += hit
+        self._driver(net.driver).remove_ports(ep, gone)
+        self.store.remove_ports(ep, gone)
+        ep.ports[:] = [p for p in ep.ports if p not in gone]
+        for p in gone:
+            self.port_index.remove(p)
+        return gone
