@@ -213,14 +213,15 @@ class ContainerOps:
     def _teardown(self, c: Container) -> list[str]:
         errors: list[str] = []
         # An empty compartment takes its vNICs with it when removed; a live process
-        # would keep them up, so then they are cut first.
-        cut = self.process_alive(c)
+        # (or someone else's compartment, which stays) would keep them, so cut them first.
+        cut = c.external or self.process_alive(c)
         for ep in self.endpoints_of(c):
             errors += self._detach(ep, cut_link=cut)
-        try:
-            netns.remove(c.netns)
-        except HostnetError as exc:
-            errors.append(str(exc))
+        if not c.external:
+            try:
+                netns.remove(c.netns)
+            except HostnetError as exc:
+                errors.append(str(exc))
         self.store.delete_container(c.id)
         self.containers.pop(c.id, None)
         with contextlib.suppress(OSError):
@@ -303,3 +304,65 @@ class ContainerOps:
         for p in gone:
             self.port_index.remove(p)
         return gone
+
+    # -- compartments made by others (CNI runtimes, Docker) ------------------
+    def attach_external(
+        self,
+        cid: str,
+        netns_path: str,
+        ifname: str,
+        net_ref: str,
+        ip: str = "",
+        mac: str = "",
+        port_specs: list[str] | None = None,
+    ) -> tuple[Container, Endpoint]:
+        """Attach a vNIC to a namespace another runtime made (CNI ADD)."""
+        net = self.network(net_ref)
+        if not netns.exists(netns_path):
+            raise NotFound(
+                f"network namespace {netns_path!r} does not exist",
+                "the runtime must create the namespace before ADD",
+            )
+        c = self.containers.get(cid)
+        if c is not None:
+            if not c.external or c.netns != netns_path:
+                raise Conflict(f"container {cid!r} is already known with another namespace")
+            if any(e.ifname == ifname for e in self.endpoints_of(c)):
+                raise Conflict(
+                    f"container {cid[:12]} already has an interface {ifname}",
+                    "DEL it first, or use another interface name",
+                )
+        new = c is None
+        if c is None:
+            c = Container(
+                id=cid, name=f"ext-{cid[:12]}", compartment_id=0, netns=netns_path, external=True
+            )
+        ep = self._plan_endpoint(net, c, ifname, ip, port_specs or [])
+        if mac:
+            ep.mac = mac.lower()
+        if new:
+            c.compartment_id = self._next_compartment_id()
+            self.store.create_container(c)
+            self.containers[c.id] = c
+        first = not self.endpoints_of(c)
+        try:
+            self._attach(net, c, ep, default_route=first)
+        except BaseException:
+            if new:
+                self._teardown(c)
+            raise
+        return c, ep
+
+    def detach_external(self, cid: str, ifname: str) -> list[str]:
+        """Remove one vNIC of an external compartment; unknown is success (CNI DEL)."""
+        c = self.containers.get(cid)
+        if c is None:
+            return []
+        errors: list[str] = []
+        for ep in self.endpoints_of(c):
+            if ep.ifname == ifname:
+                errors += self._detach(ep, cut_link=True)
+        if not self.endpoints_of(c):
+            self.store.delete_container(c.id)
+            self.containers.pop(c.id, None)
+        return errors

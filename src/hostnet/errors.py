@@ -34,6 +34,7 @@ class HostnetError(Exception):
             "message": self.message,
             "remedy": self.remedy,
             "details": self.details,
+            "cni_code": self.cni_code,
         }
 
     @classmethod
@@ -42,6 +43,8 @@ class HostnetError(Exception):
         klass = _BY_KIND.get(kind, HostnetError)
         err = klass(data.get("message", "unknown error"), data.get("remedy", ""))
         err.details = data.get("details") or {}
+        if isinstance(data.get("cni_code"), int):
+            err.cni_code = data["cni_code"]
         if klass is HostnetError:
             err.status = status
         return err

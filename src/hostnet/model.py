@@ -157,6 +157,8 @@ class Container(BaseModel):
     pid_start: int = 0  # /proc/PID/stat start time, guards against pid reuse
     log_path: str = ""
     created: float = Field(default_factory=now)
+    # A compartment made by someone else (a CNI runtime, Docker): never removed by hostnet.
+    external: bool = False
 
     @property
     def short_id(self) -> str:

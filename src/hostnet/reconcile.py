@@ -34,7 +34,11 @@ def reconcile(svc: HostNetworkingService, at_start: bool = False) -> dict[str, A
     for ct in list(svc.containers.values()):
         gone = not netns.exists(ct.netns)
         dead = ct.pid > 0 and not svc.process_alive(ct)
-        unclaimed = ct.pid == 0 and (at_start or time.time() - ct.created > UNCLAIMED_GRACE_S)
+        unclaimed = (
+            not ct.external
+            and ct.pid == 0
+            and (at_start or time.time() - ct.created > UNCLAIMED_GRACE_S)
+        )
         if gone or dead or unclaimed:
             why = (
                 "its compartment is gone"
@@ -80,7 +84,7 @@ def sweep(svc: HostNetworkingService) -> list[str]:
     from hostnet.service import BRIDGE_PREFIX
 
     wanted_links = {n.switch for n in svc.nets.values()} | {e.host_ifname for e in svc.eps.values()}
-    wanted_ns = {c.netns for c in svc.containers.values()}
+    wanted_ns = {c.netns for c in svc.containers.values() if not c.external}
     swept: list[str] = []
     for link in svc.host.links():
         name = link["name"] or ""

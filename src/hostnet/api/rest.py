@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from hostnet import views
+from hostnet.api import cni
 from hostnet.errors import HostnetError, InvalidRequest
 from hostnet.reconcile import reconcile
 from hostnet.service import HostNetworkingService
@@ -184,6 +185,20 @@ def build_app(svc: HostNetworkingService, worker: Worker) -> web.Application:
         specs = _strs(b, "ports")
         gone = await call(lambda: svc.remove_ports(ref, specs))
         return _json([p.model_dump() for p in gone])
+
+    @routes.post("/cni")
+    async def cni_call(request: web.Request) -> web.Response:
+        """A CNI call forwarded as is by the shim: command and environment in headers."""
+        h = request.headers
+        env = {
+            "containerID": h.get("X-Cni-Containerid", ""),
+            "netns": h.get("X-Cni-Netns", ""),
+            "ifname": h.get("X-Cni-Ifname", ""),
+            "args": h.get("X-Cni-Args", ""),
+        }
+        command, raw = h.get("X-Cni-Command", ""), await request.read()
+        code, out = await call(lambda: cni.handle(svc, command, env, raw))
+        return web.Response(text=out, headers={"X-Cni-Exit": str(code)})
 
     @routes.get("/compartments")
     async def compartment_ls(_: web.Request) -> web.Response:

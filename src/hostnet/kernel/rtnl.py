@@ -14,6 +14,7 @@ import os
 import socket
 import struct
 from itertools import count
+from typing import Any
 
 from hostnet.errors import KernelError
 from hostnet.kernel import netns
@@ -116,7 +117,7 @@ class Rtnl:
                 return payload
 
     # -- links ------------------------------------------------------------
-    def link(self, name: str) -> dict[str, int] | None:
+    def link(self, name: str) -> dict[str, Any] | None:
         """Index, flags and master of a link by name (one request, no dump), or None."""
         body = ifinfo() + attr(IFLA_IFNAME, cstr(name))
         try:
@@ -129,7 +130,8 @@ class Rtnl:
         _, _, index, flags, _ = IFINFO.unpack_from(reply)
         attrs = parse_attrs(reply[IFINFO.size :])
         master = struct.unpack("=I", attrs[IFLA_MASTER])[0] if IFLA_MASTER in attrs else 0
-        return {"index": index, "flags": flags, "master": master}
+        mac = attrs.get(IFLA_ADDRESS, b"")
+        return {"index": index, "flags": flags, "master": master, "mac": mac.hex(":")}
 
     def create_veth(
         self, host: str, peer: str, peer_ns_fd: int, peer_mac: str, master: int, mtu: int
