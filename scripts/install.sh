@@ -16,6 +16,8 @@ if ((${#need_apt[@]})); then
 fi
 python3 -m pip install -q --disable-pip-version-check -e . 2>&1 | grep -v -e "^WARNING: Running pip as" -e "is ignored: it is neither" || true
 
+bash scripts/install-cni.sh
+
 [[ "${1:-}" == "--no-start" ]] && exit 0
 
 mkdir -p /run/hostnet /var/log

@@ -4,15 +4,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-pkgs=(nftables libnftables1 iproute2 iputils-ping iperf3 tcpdump socat containernetworking-plugins netavark)
+pkgs=(nftables libnftables1 iproute2 iputils-ping iperf3 tcpdump socat containernetworking-plugins
+  netavark podman busybox-static docker.io docker-compose gcc)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
   apt-get update -qq
+  # services (dockerd) must not start on the host: tests start them inside lab namespaces
+  policy=/usr/sbin/policy-rc.d
+  [[ -e $policy ]] || { printf '#!/bin/sh\nexit 101\n' >$policy; chmod 755 $policy; trap 'rm -f $policy' EXIT; }
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 python3 -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 \
   | grep -v -e "^WARNING: Running pip as" -e "is ignored: it is neither" || true
+bash scripts/install-cni.sh
 
 echo "== ruff"; ruff check src tests bench
 echo "== mypy"; mypy
