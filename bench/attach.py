@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import time
 from typing import Any, Protocol
 
@@ -57,6 +58,11 @@ def _ipv4_of(netns: str, ifname: str = "eth0") -> str:
     return parts[3] if len(parts) > 3 else ""
 
 
+def _dnat_rule(host: str, port: int) -> bool:
+    rules = in_ns(host, "iptables-save", "-t", "nat").stdout
+    return f"--dport {port} -j DNAT" in rules
+
+
 class Hostnet:
     """hostnetd in its own lab host; the timed call is the client's HTTP request."""
 
@@ -68,6 +74,8 @@ class Hostnet:
         self.base_port = base_port
         self.netns: dict[int, str] = {}
         self.ping_ms: list[float] = []
+        self.host_if: dict[int, str] = {}
+        self.veth_gone_ms: list[float] = []
 
     def setup(self) -> None:
         self.c.post(
@@ -85,6 +93,7 @@ class Hostnet:
         view = self.c.post("/containers", body)
         ms = ms_since(t0)
         self.netns[i] = view["NetnsPath"]
+        self.host_if[i] = view["Networks"]["nat"]["HostIfName"]
         t0 = time.perf_counter()
         self.c.get("/_ping")
         self.ping_ms.append(ms_since(t0))
@@ -93,10 +102,30 @@ class Hostnet:
     def detach(self, i: int) -> float:
         t0 = time.perf_counter()
         self.c.delete(f"/containers/b{i}")
-        return ms_since(t0)
+        ms = ms_since(t0)
+        self.veth_gone_ms.append(self._wait_gone(self.host_if.pop(i), t0))
+        return ms
+
+    def _wait_gone(self, ifname: str, t0: float) -> float:
+        """When the host-side veth left the host namespace, counted from the DELETE call.
+
+        hostnet removes an empty compartment and lets the kernel take its veths with it,
+        which the kernel finishes after the call returns.
+        """
+        with entered(self.d.host):
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                try:
+                    socket.if_nametoindex(ifname)
+                except OSError:
+                    return ms_since(t0)
+                time.sleep(0.0005)
+        return float("nan")
 
     def check(self, i: int) -> str:
-        return _ipv4_of(self.netns[i])
+        port = self.base_port + 1 + i
+        elems = in_ns(self.d.host, "nft", "list", "map", "ip", "hostnet", "pm_any").stdout
+        return f"{_ipv4_of(self.netns[i])}, mapping in kernel: {f'. {port} :' in elems}"
 
 
 class CniChain:
@@ -182,7 +211,9 @@ class CniChain:
             return ms_since(t0)
 
     def check(self, i: int) -> str:
-        return _ipv4_of(self._netns(i))
+        if not self.portmap:
+            return _ipv4_of(self._netns(i))
+        return f"{_ipv4_of(self._netns(i))}, mapping in kernel: {_dnat_rule(self.host, self.base_port + 1 + i)}"
 
 
 class Netavark:
@@ -258,7 +289,7 @@ class Netavark:
             return ms_since(t0)
 
     def check(self, i: int) -> str:
-        return _ipv4_of(self._netns(i))
+        return f"{_ipv4_of(self._netns(i))}, mapping in kernel: {_dnat_rule(self.host, self.base_port + 1 + i)}"
 
 
 def netns_only(lab: Lab, host: str, n: int) -> list[float]:
@@ -283,6 +314,7 @@ def main() -> None:
     args = ap.parse_args()
     n, warm = args.iterations, args.warmup
 
+    started = machine()
     with Lab("a") as lab:
         daemon, _ = lab.host("hn")
         cni_host, _ = lab.node("cni")
@@ -317,13 +349,14 @@ def main() -> None:
     med = {k: summary(v)["median"] for k, v in attach.items()}
     dmed = {k: summary(v)["median"] for k, v in detach.items()}
     result = {
-        "machine": machine(),
+        "machine": started,
         "iterations": n,
         "warmup": warm,
         "attach_ms": {k: summary(v) for k, v in attach.items()},
         "detach_ms": {k: summary(v) for k, v in detach.items()},
         "netns_create_ms": summary(bare, 3),
         "hostnet_rest_ping_ms": summary(hostnet.ping_ms[warm:], 3),
+        "hostnet_veth_gone_after_delete_ms": summary(hostnet.veth_gone_ms[warm:]),
         "hostnetd_rss_kib": rss,
         "address_check": checks,
         "ratios": {

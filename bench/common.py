@@ -250,6 +250,8 @@ class Daemon:
                     self.state_dir,
                     "--socket",
                     self.socket,
+                    "--docker-plugins",
+                    "none",
                     *extra,
                 ],
                 stdout=log,
@@ -431,7 +433,7 @@ class Lab:
 
 # -- output ------------------------------------------------------------------
 def machine() -> dict[str, Any]:
-    """What the numbers were measured on."""
+    """What the numbers are measured on (call it when a part starts)."""
     rev = sh("git", "-C", REPO_DIR, "rev-parse", "--short", "HEAD", check=False).stdout.strip()
     dirty = sh("git", "-C", REPO_DIR, "status", "--porcelain", "--", "src", check=False).stdout
     return {
@@ -440,11 +442,14 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "git": rev + (" (src/ modified)" if dirty.strip() else ""),
+        "loadavg_start": [round(x, 2) for x in os.getloadavg()],
     }
 
 
 def emit(name: str, data: dict[str, Any]) -> None:
     """Print the JSON summary and keep it for report.py (in BENCH_OUT, default bench/out)."""
+    if isinstance(data.get("machine"), dict):
+        data["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     out_dir = os.environ.get("BENCH_OUT") or os.path.join(BENCH_DIR, "out")
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, f"{name}.json"), "w") as fh:

@@ -23,8 +23,13 @@ RAW_NET = "10.99.0"
 MAPPED_PORT = 15201
 
 
+# BENCH_IPERF_PIN=1: client on CPU 0, server on CPU 1 (tried here: lower and no steadier)
+PIN = os.environ.get("BENCH_IPERF_PIN") == "1" and (os.cpu_count() or 1) >= 2
+
+
 def iperf(ns: str, server: str, port: int, seconds: int) -> dict[str, float]:
     """One iperf3 TCP run from ``ns``; Gbit/s received and retransmits."""
+    pin = ["-A", "0"] if PIN else []
     res = in_ns(
         ns,
         "iperf3",
@@ -37,6 +42,7 @@ def iperf(ns: str, server: str, port: int, seconds: int) -> dict[str, float]:
         "-O",
         "1",
         "-J",
+        *pin,
         timeout=seconds + 60,
         check=False,
     )
@@ -99,19 +105,28 @@ def med(runs: list[dict[str, float]], key: str = "gbps") -> float:
     return round(statistics.median(r[key] for r in runs), 2)
 
 
+def paired(a: list[dict[str, float]], b: list[dict[str, float]]) -> float:
+    """Median of run-by-run ratios (each hostnet run against the baseline run beside it)."""
+    return round(statistics.median(x["gbps"] / y["gbps"] for x, y in zip(a, b, strict=True)), 3)
+
+
 def main() -> None:
     require_root()
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--runs", type=int, default=int(os.environ.get("BENCH_IPERF_RUNS", "3")))
+    ap.add_argument("--runs", type=int, default=int(os.environ.get("BENCH_IPERF_RUNS", "7")))
     ap.add_argument("--seconds", type=int, default=int(os.environ.get("BENCH_IPERF_SECONDS", "5")))
     args = ap.parse_args()
 
+    started = machine()
     with Lab("d") as lab:
         daemon, host_ip = lab.host("hn")
         client, _ = lab.node("client")
         router_ip, raw_a, raw_b, raw_b_ip = raw_lab(lab)
         in_ns(client, "ip", "route", "add", f"{RAW_NET}.0/24", "via", router_ip)
 
+        brnf = in_ns(
+            daemon.host, "cat", "/proc/sys/net/bridge/bridge-nf-call-iptables", check=False
+        ).stdout.strip()
         c = daemon.client()
         a = c.post("/containers", {"name": "ipa", "networks": [{"network": "nat"}]})
         b = c.post(
@@ -119,8 +134,9 @@ def main() -> None:
             {"name": "ipb", "networks": [{"network": "nat"}], "ports": [f"{MAPPED_PORT}:5201"]},
         )
         b_ip = b["Networks"]["nat"]["IPAddress"]
-        lab.spawn(b["NetnsPath"], "iperf3", "-s")
-        lab.spawn(raw_b, "iperf3", "-s")
+        server_pin = ["-A", "1"] if PIN else []
+        lab.spawn(b["NetnsPath"], "iperf3", "-s", *server_pin)
+        lab.spawn(raw_b, "iperf3", "-s", *server_pin)
         wait_listening(b["NetnsPath"], 5201)
         wait_listening(raw_b, 5201)
 
@@ -131,22 +147,32 @@ def main() -> None:
             "mapped_raw_routed": (client, raw_b_ip, 5201),
         }
         runs: dict[str, list[dict[str, float]]] = {k: [] for k in cases}
-        for _ in range(args.runs):
-            for name, (ns, server, port) in cases.items():
-                runs[name].append(iperf(ns, server, port, args.seconds))
+        order = list(cases)
+        for r in range(args.runs):
+            # each hostnet run sits next to its baseline; which goes first alternates
+            for pair in (order[0:2], order[2:4]):
+                for name in pair if r % 2 == 0 else pair[::-1]:
+                    ns, server, port = cases[name]
+                    runs[name].append(iperf(ns, server, port, args.seconds))
         leftovers = lab.close()
 
     gbps = {k: med(v) for k, v in runs.items()}
     result: dict[str, Any] = {
-        "machine": machine(),
+        "machine": started,
         "runs": args.runs,
         "seconds": args.seconds,
         "gbps_median": gbps,
         "gbps_all": {k: [round(r["gbps"], 2) for r in v] for k, v in runs.items()},
         "retransmits_median": {k: med(v, "retransmits") for k, v in runs.items()},
+        "cpu_pinning": PIN,
+        "bridge_nf_call_iptables": brnf or "absent (br_netfilter not loaded)",
         "ratios": {
             "c2c_hostnet_over_raw": ratio(gbps["c2c_hostnet"], gbps["c2c_raw_bridge"]),
             "mapped_hostnet_over_raw": ratio(gbps["mapped_hostnet"], gbps["mapped_raw_routed"]),
+        },
+        "paired_ratio_median": {
+            "c2c_hostnet_over_raw": paired(runs["c2c_hostnet"], runs["c2c_raw_bridge"]),
+            "mapped_hostnet_over_raw": paired(runs["mapped_hostnet"], runs["mapped_raw_routed"]),
         },
         "leftovers": leftovers,
     }

@@ -3,7 +3,9 @@
 Each add is POST /containers/NAME/ports {"ports": ["HOSTPORT:80"]} (host ports 20000 up),
 timed on the client. Then new-TCP-connection time through a mapping (a client namespace on
 the lab segment connects to hostIP:port, a server in the container accepts and closes) with
-1 mapping and with all of them. A time budget stops the adds early on a slow build and says so.
+1 mapping (on the same host before the adds, and on a second host at the same time as the
+measurement with all of them, interleaved) and with all of them. A time budget stops the adds
+early on a slow build and says so.
 """
 
 from __future__ import annotations
@@ -102,12 +104,19 @@ def main() -> None:
     )
     args = ap.parse_args()
 
+    started = machine()
     with Lab("p") as lab:
         daemon, host_ip = lab.host("hn")
+        ref_daemon, ref_ip = lab.host("ref")
         client_ns, _ = lab.node("client")
         c = daemon.client()
         view = c.post("/containers", {"name": "ps", "networks": [{"network": "nat"}], "ports": []})
         lab.spawn(view["NetnsPath"], "python3", "-c", SERVER)
+        ref = ref_daemon.client().post(
+            "/containers",
+            {"name": "ref", "networks": [{"network": "nat"}], "ports": [f"{args.first_port}:80"]},
+        )
+        lab.spawn(ref["NetnsPath"], "python3", "-c", SERVER)
         rss0 = daemon.rss_kib()
 
         adds: list[float] = []
@@ -130,8 +139,14 @@ def main() -> None:
         last_port = args.first_port + done - 1
         kernel_elems = nft_elements(daemon.host, "pm_any")
         time.sleep(0.2)
-        conn_n_first = connect_times(client_ns, host_ip, args.first_port)
-        conn_n_last = connect_times(client_ns, host_ip, last_port)
+        # same time, same conditions: a second host whose container has 1 mapping, interleaved
+        conn_ref: list[float] = []
+        conn_n_first: list[float] = []
+        conn_n_last: list[float] = []
+        for _ in range(4):
+            conn_ref += connect_times(client_ns, ref_ip, args.first_port, n=50, warm=10)
+            conn_n_first += connect_times(client_ns, host_ip, args.first_port, n=50, warm=10)
+            conn_n_last += connect_times(client_ns, host_ip, last_port, n=50, warm=10)
         rss1 = daemon.rss_kib()
         t0 = time.perf_counter()
         c.delete("/containers/ps")
@@ -139,8 +154,10 @@ def main() -> None:
         leftovers = lab.close()
 
     head, tail = adds[:100], adds[-100:]
+    med_1, med_ref = statistics.median(conn_1), statistics.median(conn_ref)
+    med_first, med_last = statistics.median(conn_n_first), statistics.median(conn_n_last)
     result = {
-        "machine": machine(),
+        "machine": started,
         "requested": args.mappings,
         "added": done,
         "stopped_early_after_budget_s": args.budget if stopped_early else None,
@@ -150,13 +167,13 @@ def main() -> None:
         "add_ratio_last100_over_first100": ratio(statistics.median(tail), statistics.median(head)),
         "add_ms_by_1000": buckets(adds, 1000),
         "kernel_pm_any_elements": kernel_elems,
-        "connect_us_1_mapping": summary(conn_1, 1),
+        "connect_us_1_mapping_before": summary(conn_1, 1),
+        "connect_us_1_mapping_reference_host": summary(conn_ref, 1),
         "connect_us_n_mappings_first_port": summary(conn_n_first, 1),
         "connect_us_n_mappings_last_port": summary(conn_n_last, 1),
-        "connect_ratio_n_over_1": ratio(statistics.median(conn_n_first), statistics.median(conn_1)),
-        "connect_ratio_n_last_over_1": ratio(
-            statistics.median(conn_n_last), statistics.median(conn_1)
-        ),
+        "connect_ratio_n_over_1_before": ratio(med_first, med_1),
+        "connect_ratio_n_over_reference": ratio(med_first, med_ref),
+        "connect_ratio_n_last_over_reference": ratio(med_last, med_ref),
         "hostnetd_rss_kib_before_after": [rss0, rss1],
         "remove_container_with_all_mappings_ms": round(remove_ms, 1),
         "leftovers": leftovers,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -45,13 +46,15 @@ def fmt(v: Any) -> str:
     return "n/a" if v is None else f"{v}"
 
 
-def machine_section(m: dict[str, Any]) -> list[str]:
+def machine_section(m: dict[str, Any], revs: list[str]) -> list[str]:
     return [
         f"- machine: {m.get('nproc')} CPUs (nproc), kernel {m.get('kernel')}, "
         f"Python {m.get('python')}",
-        f"- date: {m.get('date')}; hostnet at git {m.get('git')}",
-        "- one run of `sudo bench/run.sh`; this is a small shared VM, so numbers move by "
-        "10-30 % between runs: read ratios measured in the same run, not absolute values.",
+        f"- date: {m.get('date')}; hostnet at git {' then '.join(revs) or 'unknown'}"
+        + (" (src/ changed during the run)" if len(revs) > 1 else ""),
+        "- one run of `sudo bench/run.sh`; this is a small shared VM (other work may run "
+        "beside the benchmark), so numbers move by 10-30 % between runs: read ratios "
+        "measured in the same run, not absolute values.",
     ]
 
 
@@ -92,8 +95,14 @@ def attach_section(d: dict[str, Any] | None) -> list[str]:
         f"hostnet / (c) = {fmt(r['detach_hostnet_over_netavark'])}",
         f"- REST round trip alone (GET /_ping on the same connection): median "
         f"{d['hostnet_rest_ping_ms']['median']} ms; hostnetd RSS {d['hostnetd_rss_kib']} KiB",
-        "- sanity check (IPv4 address inside the first container of each variant): "
-        + ", ".join(f"{k} {v}" for k, v in d["address_check"].items()),
+        "- hostnet removes an empty compartment and lets the kernel take the veth with it: "
+        "the host-side veth was gone from the host namespace a median "
+        f"{d['hostnet_veth_gone_after_delete_ms'].get('median')} ms (p90 "
+        f"{d['hostnet_veth_gone_after_delete_ms'].get('p90')} ms) after DELETE was called "
+        "(the detach figure above is the call alone; the peers delete their veth inside DEL).",
+        "- sanity check right after the first attach of each variant (IPv4 address inside the "
+        "container; the port mapping present in the kernel): "
+        + "; ".join(f"{k}: {v}" for k, v in d["address_check"].items()),
         "",
     ]
     return out
@@ -125,19 +134,29 @@ def portscale_section(d: dict[str, Any] | None) -> list[str]:
         f"hostnetd RSS before/after: {d['hostnetd_rss_kib_before_after']} KiB",
         "",
         "New TCP connection through a mapping (client namespace on the segment -> "
-        "hostIP:port -> server accepting in the container; 200 connects after 50 warm-ups, "
-        "time of `connect()` in µs):",
+        "hostIP:port -> server accepting in the container; time of `connect()` in µs). "
+        "The reference host is a second lab host with its own hostnetd whose container has "
+        "1 mapping, measured in the same interleaved rounds as the 10,000-mapping host:",
         "",
-        "| mappings installed | port | median µs | p90 µs |",
-        "|---|---|---:|---:|",
-        f"| 1 | first | {d['connect_us_1_mapping']['median']} | {d['connect_us_1_mapping']['p90']} |",
-        f"| {d['added']} | first | {d['connect_us_n_mappings_first_port']['median']} "
+        "| mappings installed | when | port | median µs | p90 µs |",
+        "|---|---|---|---:|---:|",
+        f"| 1 | before the adds (200 connects) | first "
+        f"| {d['connect_us_1_mapping_before']['median']} "
+        f"| {d['connect_us_1_mapping_before']['p90']} |",
+        f"| 1 (reference host) | after, interleaved (4 × 50) | first "
+        f"| {d['connect_us_1_mapping_reference_host']['median']} "
+        f"| {d['connect_us_1_mapping_reference_host']['p90']} |",
+        f"| {d['added']} | after, interleaved (4 × 50) | first "
+        f"| {d['connect_us_n_mappings_first_port']['median']} "
         f"| {d['connect_us_n_mappings_first_port']['p90']} |",
-        f"| {d['added']} | last | {d['connect_us_n_mappings_last_port']['median']} "
+        f"| {d['added']} | after, interleaved (4 × 50) | last "
+        f"| {d['connect_us_n_mappings_last_port']['median']} "
         f"| {d['connect_us_n_mappings_last_port']['p90']} |",
         "",
-        f"- connect ratio {d['added']} mappings / 1 mapping: {fmt(d['connect_ratio_n_over_1'])} "
-        f"(first port), {fmt(d['connect_ratio_n_last_over_1'])} (last port)",
+        f"- **connect time, {d['added']} mappings / 1 mapping (same time, reference host) = "
+        f"{fmt(d['connect_ratio_n_over_reference'])}** (last port: "
+        f"{fmt(d['connect_ratio_n_last_over_reference'])}); against the same host before "
+        f"the adds: {fmt(d['connect_ratio_n_over_1_before'])}",
         "",
     ]
     return out
@@ -148,11 +167,17 @@ def dataplane_section(d: dict[str, Any] | None) -> list[str]:
     if d is None:
         return [*out, "**Did not run or failed**: see `bench/out/dataplane.log`.", ""]
     g, a, rt = d["gbps_median"], d["gbps_all"], d["retransmits_median"]
-    r = d["ratios"]
+    r, pr = d["ratios"], d["paired_ratio_median"]
+    pin = "client pinned to CPU 0, server to CPU 1" if d.get("cpu_pinning") else "not pinned"
     out += [
-        f"{d['runs']} runs of {d['seconds']} s each (first second omitted), interleaved; "
-        "median Gbit/s received. iperf3 client and server share the machine's "
-        f"{d['machine'].get('nproc')} CPUs.",
+        f"{d['runs']} runs of {d['seconds']} s each (first second omitted); each hostnet run "
+        "sits next to its baseline run, the order alternating; median Gbit/s received. "
+        f"iperf3 {pin}; load average at start / end of the part: "
+        f"{d['machine'].get('loadavg_start')} / {d['machine'].get('loadavg_end')}. "
+        "`net.bridge.bridge-nf-call-iptables` in the lab host namespace: "
+        f"{d.get('bridge_nf_call_iptables', 'n/a')} (1 means bridged container-to-container "
+        "packets pass the host namespace's netfilter hooks, hostnet's conntrack and forward "
+        "chain included; the raw baseline namespace has no rules, so no conntrack).",
         "",
         "| path | median Gbit/s | all runs | retransmits (median) |",
         "|---|---:|---|---:|",
@@ -167,13 +192,33 @@ def dataplane_section(d: dict[str, Any] | None) -> list[str]:
         out.append(f"| {label} | {g[k]} | {', '.join(map(str, a[k]))} | {rt[k]} |")
     out += [
         "",
-        f"- **(i) hostnet / raw = {fmt(r['c2c_hostnet_over_raw'])}**: "
-        f"{verdict(r['c2c_hostnet_over_raw'], 0.95, False)}",
-        f"- **(ii) hostnet / raw = {fmt(r['mapped_hostnet_over_raw'])}**: "
-        f"{verdict(r['mapped_hostnet_over_raw'], 0.85, False)}",
+        f"- **(i) hostnet / raw = {fmt(r['c2c_hostnet_over_raw'])}** (ratio of medians): "
+        f"{verdict(r['c2c_hostnet_over_raw'], 0.95, False)}; median of run-by-run ratios "
+        f"{fmt(pr['c2c_hostnet_over_raw'])}",
+        f"- **(ii) hostnet / raw = {fmt(r['mapped_hostnet_over_raw'])}** (ratio of medians): "
+        f"{verdict(r['mapped_hostnet_over_raw'], 0.85, False)}; median of run-by-run ratios "
+        f"{fmt(pr['mapped_hostnet_over_raw'])}",
         "",
     ]
     return out
+
+
+def section(
+    render: Callable[[dict[str, Any] | None], list[str]],
+    data: dict[str, Any] | None,
+    title: str,
+    name: str,
+) -> list[str]:
+    """One section; a summary of an unexpected shape is reported, not a crash."""
+    try:
+        return render(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        return [
+            f"## {title}",
+            "",
+            f"**Summary unreadable** ({exc!r}): see `bench/out/{name}.json`.",
+            "",
+        ]
 
 
 def main() -> None:
@@ -181,20 +226,27 @@ def main() -> None:
     target = sys.argv[1] if len(sys.argv) > 1 else os.path.join(BENCH_DIR, "RESULTS.md")
     attach, ports, data = (load(out_dir, n) for n in ("attach", "portscale", "dataplane"))
     m: dict[str, Any] = next((x["machine"] for x in (attach, ports, data) if x), {})
+    revs = list(dict.fromkeys(x["machine"]["git"] for x in (attach, ports, data) if x))
     lines = [
         "# hostnet benchmarks",
         "",
         "Written by `bench/report.py` from one run of `bench/run.sh`; raw JSON and logs in "
         "`bench/out/`.",
         "",
-        *machine_section(m),
+        *machine_section(m, revs),
+        "- load average (1, 5, 15 min) at the start → end of each part: "
+        + "; ".join(
+            f"{n} {x['machine'].get('loadavg_start')} → {x['machine'].get('loadavg_end')}"
+            for n, x in (("attach", attach), ("portscale", ports), ("dataplane", data))
+            if x
+        ),
         "- everything ran inside network namespaces made for the run (a 198.51.100.0/24 lab "
         "segment, one lab host namespace per system under test); peers were run inside their "
         "lab host with `setns`, so their bridges and iptables rules stayed there.",
         "",
-        *attach_section(attach),
-        *portscale_section(ports),
-        *dataplane_section(data),
+        *section(attach_section, attach, "1. Attach and detach latency", "attach"),
+        *section(portscale_section, ports, "2. Port-mapping scale", "portscale"),
+        *section(dataplane_section, data, "3. Data plane (iperf3 TCP)", "dataplane"),
     ]
     leftovers = [x for d in (attach, ports, data) if d for x in d.get("leftovers", [])]
     lines += [

@@ -52,6 +52,11 @@ class Daemon:
     args: list[str] = field(default_factory=list)
 
     @property
+    def plugins_dir(self) -> str:
+        """Where this daemon serves Docker plugin sockets (a dockerd of the lab mounts it)."""
+        return os.path.join(self.state_dir, "plugins")
+
+    @property
     def env(self) -> dict[str, str]:
         return {**os.environ, "HOSTNET_SOCKET": self.socket}
 
@@ -69,6 +74,8 @@ class Daemon:
                 self.socket,
                 "--log-level",
                 "debug",
+                "--docker-plugins",
+                self.plugins_dir,
                 *extra,
             ],
             stdout=log,

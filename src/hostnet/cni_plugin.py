@@ -32,8 +32,14 @@ def fail(code: int, msg: str, details: str) -> None:
     sys.exit(1)
 
 
+VERSION = '{"cniVersion": "1.1.0", "supportedVersions": ["0.4.0", "1.0.0", "1.1.0"]}'
+
+
 def main() -> None:
     config = sys.stdin.buffer.read()
+    if os.environ.get("CNI_COMMAND") == "VERSION":  # answered here: no daemon needed
+        sys.stdout.write(VERSION + "\n")
+        return
     path = socket_path(config)
     head = "POST /cni HTTP/1.1\r\nHost: hostnet\r\nConnection: close\r\n"
     for name in HEADERS:

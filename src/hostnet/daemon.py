@@ -20,6 +20,7 @@ from typing import IO
 
 from aiohttp import web
 
+from hostnet.api.docker_plugin import DRIVER_NAMES, serve_plugins
 from hostnet.api.rest import build_app
 from hostnet.errors import HostnetError
 from hostnet.model import Container
@@ -41,6 +42,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument(
         "--group", default="", help="group allowed on the socket (mode 0660); default root"
+    )
+    p.add_argument(
+        "--docker-plugins",
+        default="/run/docker/plugins",
+        help="directory for Docker plugin sockets (nat.sock, ...); 'none' serves no Docker plugin",
     )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return p.parse_args(argv)
@@ -147,6 +153,9 @@ async def serve(args: argparse.Namespace) -> None:
     await runner.setup()
     site = web.SockSite(runner, make_socket(args.socket, args.group))
     await site.start()
+    plugin_runners = []
+    if args.docker_plugins != "none":
+        plugin_runners = await serve_plugins(svc, worker, args.docker_plugins)
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
@@ -157,6 +166,11 @@ async def serve(args: argparse.Namespace) -> None:
     _notify_ready()
     await stop.wait()
     log.info("hostnetd stopping; kernel state stays in place")
+    for r in plugin_runners:
+        await r.cleanup()
+    for name in DRIVER_NAMES if args.docker_plugins != "none" else ():
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(args.docker_plugins, f"{name}.sock"))
     await runner.cleanup()
     with contextlib.suppress(FileNotFoundError):
         os.unlink(args.socket)

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from hostnet.errors import InvalidRequest
 
 Protocol = Literal["tcp", "udp"]
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 SHIM_PREFIX = "com.docker.network.windowsshim."
 
 
@@ -34,7 +34,7 @@ def check_name(kind: str, name: str) -> str:
     if not NAME_RE.match(name):
         raise InvalidRequest(
             f"invalid {kind} name {name!r}",
-            "use 1-63 letters, digits, '_', '.' or '-', starting with a letter or digit",
+            "use 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit",
         )
     return name
 
@@ -118,6 +118,9 @@ class Network(BaseModel):
     # The default network's prefix may be carved: a network created inside it
     # takes that part (a more specific route), and this network's IPAM skips it.
     carvable: bool = False
+    # Docker networks bound to this one (by Docker network id); made by Docker if owned.
+    docker_ids: list[str] = Field(default_factory=list)
+    docker_owned: bool = False
 
     @property
     def short_id(self) -> str:
@@ -144,6 +147,8 @@ class Endpoint(BaseModel):
     host_ifname: str  # the host end of the veth pair
     ports: list[PortMapping] = Field(default_factory=list)
     created: float = Field(default_factory=now)
+    # Docker: the peer is made in the host namespace; Docker moves, renames and configures it.
+    runtime_moves_peer: bool = False
 
 
 class Container(BaseModel):

@@ -32,6 +32,8 @@ def reconcile(svc: HostNetworkingService, at_start: bool = False) -> dict[str, A
         "errors": [],
     }
     for ct in list(svc.containers.values()):
+        if ct.external and not ct.netns:
+            continue  # a Docker endpoint not joined to a sandbox yet
         gone = not netns.exists(ct.netns)
         dead = ct.pid > 0 and not svc.process_alive(ct)
         unclaimed = (
@@ -63,6 +65,11 @@ def reconcile(svc: HostNetworkingService, at_start: bool = False) -> dict[str, A
             continue
         drv = svc._driver(net.driver)
         if drv.endpoint_present(net, ep):
+            continue
+        if ep.runtime_moves_peer and svc.rt.link(ep.host_ifname) is None:
+            report["errors"].append(
+                f"{c.name}/{ep.ifname}: the vNIC Docker moved is gone; restart that container"
+            )
             continue
         first = svc.endpoints_of(c)[0].id == ep.id
         try:

@@ -44,7 +44,7 @@ def test_bad_options_name_the_option(opts: dict[str, str], match: str) -> None:
 
 def test_names() -> None:
     assert check_name("network", "CustomNat1") == "CustomNat1"
-    for bad in ["", "-x", "a b", "x" * 64, "a/b"]:
+    for bad in ["", "-x", "a b", "x" * 65, "a/b"]:
         with pytest.raises(InvalidRequest):
             check_name("network", bad)
 

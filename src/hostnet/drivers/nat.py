@@ -62,7 +62,12 @@ class NatDriver(Driver):
                 "run 'hostnet system reconcile'",
             )
         info = self.rt.link(ep.host_ifname)
-        if info is None:
+        if info is None and ep.runtime_moves_peer:
+            # Docker moves the peer into the sandbox itself (Join) and configures it there.
+            self.rt.create_veth(
+                ep.host_ifname, ep.ifname, None, ep.mac, bridge["index"], self._mtu(net)
+            )
+        elif info is None:
             fd = os.open(netns.path_of(c.netns), os.O_RDONLY)
             try:
                 self.rt.create_veth(
@@ -75,10 +80,11 @@ class NatDriver(Driver):
         self.rt.set_bridge_port(
             ep.host_ifname, self.owner, hairpin=True, isolated=net.flag("disableicc")
         )
-        with Rtnl(c.netns) as inside:
-            inside.configure_inside(
-                ep.ifname, ep.ip, ep.prefix_len, ep.gateway if default_route else None
-            )
+        if not ep.runtime_moves_peer:
+            with Rtnl(c.netns) as inside:
+                inside.configure_inside(
+                    ep.ifname, ep.ip, ep.prefix_len, ep.gateway if default_route else None
+                )
         if ep.ports and info is None:
             self.nft.run(nat_rules.render_add_mappings(self._mappings(ep)))
 

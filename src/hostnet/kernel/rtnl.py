@@ -134,16 +134,18 @@ class Rtnl:
         return {"index": index, "flags": flags, "master": master, "mac": mac.hex(":")}
 
     def create_veth(
-        self, host: str, peer: str, peer_ns_fd: int, peer_mac: str, master: int, mtu: int
+        self, host: str, peer: str, peer_ns_fd: int | None, peer_mac: str, master: int, mtu: int
     ) -> None:
-        """A veth pair: ``host`` up on bridge ``master``, ``peer`` inside another namespace."""
+        """A veth pair: ``host`` up on bridge ``master``, ``peer`` inside another namespace
+        (or left here, down, when ``peer_ns_fd`` is None: a runtime moves it later)."""
         peer_info = (
             ifinfo()
             + attr(IFLA_IFNAME, cstr(peer))
             + attr(IFLA_ADDRESS, bytes.fromhex(peer_mac.replace(":", "")))
             + attr(IFLA_MTU, u32(mtu))
-            + attr(IFLA_NET_NS_FD, u32(peer_ns_fd))
         )
+        if peer_ns_fd is not None:
+            peer_info += attr(IFLA_NET_NS_FD, u32(peer_ns_fd))
         linkinfo = attr(IFLA_INFO_KIND, cstr("veth")) + attr(
             IFLA_INFO_DATA, attr(VETH_INFO_PEER, peer_info)
         )
