@@ -247,6 +247,50 @@ def switch_ls(ctx: click.Context, fmt: str) -> None:
 
 
 @cli.group()
+def docker() -> None:
+    """Docker integration (hostnetd serves Docker's plugin protocol)."""
+
+
+@docker.command("expose")
+@click.option(
+    "--docker",
+    "docker_cmd",
+    default="docker",
+    show_default=True,
+    help="the docker CLI to run (DOCKER_HOST is honoured)",
+)
+@click.argument("names", nargs=-1)
+@click.pass_context
+def docker_expose(ctx: click.Context, docker_cmd: str, names: tuple[str, ...]) -> None:
+    """Make hostnet networks (default: all) usable from Docker under the same name.
+
+    Each becomes a Docker network of the same driver bound to the hostnet network
+    (addresses come from hostnet's IPAM), so 'docker run --network nat' works.
+    """
+    import subprocess
+
+    nets = _client(ctx).get("/networks")
+    wanted = [n for n in nets if not names or n["Name"] in names]
+    missing = set(names) - {n["Name"] for n in nets}
+    if missing:
+        raise click.ClickException(f"no hostnet network named {', '.join(sorted(missing))}")
+    for n in wanted:
+        name, driver = n["Name"], n["Driver"]
+        # --subnet spares Docker its host-overlap check, which this network's own bridge
+        # would fail forever
+        argv = [docker_cmd, "network", "create", "-d", driver, "--ipam-driver", "hostnet-ipam"]
+        argv += ["--ipam-opt", f"hostnet.network={name}", "-o", f"hostnet.network={name}"]
+        argv += ["--subnet", n["Subnet"], "--gateway", n["Gateway"], name]
+        res = subprocess.run(argv, capture_output=True, text=True)
+        if res.returncode == 0:
+            click.echo(f"{name}: exposed to Docker")
+        elif "already exists" in res.stderr:
+            click.echo(f"{name}: already known to Docker")
+        else:
+            raise click.ClickException(f"docker network create {name} failed: {res.stderr.strip()}")
+
+
+@cli.group()
 def system() -> None:
     """Daemon-wide operations."""
 

@@ -20,7 +20,7 @@ from typing import IO
 
 from aiohttp import web
 
-from hostnet.api.docker_plugin import DRIVER_NAMES, serve_plugins
+from hostnet.api.docker_plugin import SOCKET_NAMES, serve_plugins
 from hostnet.api.rest import build_app
 from hostnet.errors import HostnetError
 from hostnet.model import Container
@@ -168,7 +168,7 @@ async def serve(args: argparse.Namespace) -> None:
     log.info("hostnetd stopping; kernel state stays in place")
     for r in plugin_runners:
         await r.cleanup()
-    for name in DRIVER_NAMES if args.docker_plugins != "none" else ():
+    for name in SOCKET_NAMES if args.docker_plugins != "none" else ():
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(args.docker_plugins, f"{name}.sock"))
     await runner.cleanup()

@@ -95,7 +95,14 @@ def create_endpoint(
     net = network_for(svc, docker_net)
     if eid in svc.containers:
         return svc.endpoints_of(svc.containers[eid])[0]
-    c = Container(id=eid, name=f"docker-{eid[:12]}", compartment_id=0, netns="", external=True)
+    c = Container(
+        id=eid,
+        name=f"docker-{eid[:12]}",
+        compartment_id=0,
+        netns="",
+        external=True,
+        runtime="docker",
+    )
     ep = svc._plan_endpoint(net, c, "hc" + eid[:10], address.split("/")[0], [])
     ep.runtime_moves_peer = True
     if mac:

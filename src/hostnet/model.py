@@ -164,6 +164,8 @@ class Container(BaseModel):
     created: float = Field(default_factory=now)
     # A compartment made by someone else (a CNI runtime, Docker): never removed by hostnet.
     external: bool = False
+    # "docker": Docker owns the sandbox (possibly in its own mount namespace) and its lifecycle.
+    runtime: str = ""
 
     @property
     def short_id(self) -> str:

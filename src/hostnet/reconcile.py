@@ -32,8 +32,8 @@ def reconcile(svc: HostNetworkingService, at_start: bool = False) -> dict[str, A
         "errors": [],
     }
     for ct in list(svc.containers.values()):
-        if ct.external and not ct.netns:
-            continue  # a Docker endpoint not joined to a sandbox yet
+        if ct.runtime == "docker":
+            continue  # Docker owns the sandbox (often out of sight) and calls DeleteEndpoint
         gone = not netns.exists(ct.netns)
         dead = ct.pid > 0 and not svc.process_alive(ct)
         unclaimed = (

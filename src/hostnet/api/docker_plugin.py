@@ -33,6 +33,9 @@ DRIVER_NAMES = {
     "l2tunnel": "l2tunnel",
     "hostnet-overlay": "overlay",
 }
+# The IPAM driver is its own plugin: Docker 20.10 hangs when one plugin is both.
+IPAM_NAME = "hostnet-ipam"
+SOCKET_NAMES = [*DRIVER_NAMES, IPAM_NAME]
 GATEWAY_TYPE = "com.docker.network.gateway"
 
 
@@ -65,6 +68,11 @@ class IpamPools:
         adopt = options.get(dk.ADOPT_OPTION)
         if adopt:
             net = self.svc.network(adopt)
+            if pool and pool != net.subnet:
+                raise InvalidRequest(
+                    f"network {adopt!r} has subnet {net.subnet}, not {pool}",
+                    f"give --subnet {net.subnet}",
+                )
             return {
                 "PoolID": f"net:{net.id}",
                 "Pool": net.subnet,
@@ -121,7 +129,8 @@ class IpamPools:
 def build_driver_app(
     svc: HostNetworkingService, worker: ThreadPoolExecutor, name: str, pools: IpamPools
 ) -> web.Application:
-    driver = DRIVER_NAMES[name]
+    driver = DRIVER_NAMES.get(name, "nat")
+    is_ipam = name == IPAM_NAME
 
     async def call(fn: Callable[[], Any]) -> Any:
         return await asyncio.get_running_loop().run_in_executor(worker, fn)
@@ -138,7 +147,8 @@ def build_driver_app(
         async def run(request: web.Request) -> web.Response:
             try:
                 data = await body(request)
-                if driver in FUTURE_DRIVERS:
+                log.debug("docker %s %s %s", name, request.path, data)
+                if driver in FUTURE_DRIVERS and not is_ipam:
                     svc._driver(driver)  # raises "driver not available yet"
                 result = await call(lambda: fn(data))
                 return _ok(result)
@@ -223,7 +233,9 @@ def build_driver_app(
         return {}
 
     routes = {
-        "/Plugin.Activate": lambda d: {"Implements": ["NetworkDriver", "IpamDriver"]},
+        "/Plugin.Activate": lambda d: {
+            "Implements": ["IpamDriver" if is_ipam else "NetworkDriver"]
+        },
         "/NetworkDriver.GetCapabilities": lambda d: {
             "Scope": "local",
             "ConnectivityScope": "local",
@@ -256,21 +268,24 @@ def build_driver_app(
         ),
     }
     app = web.Application()
-    for path, fn in routes.items():
-        app.router.add_post(path, handler(fn))
-    for path, fn in ipam_routes.items():
-        app.router.add_post(path, handler(fn, "Error"))
+    app.router.add_post("/Plugin.Activate", handler(routes.pop("/Plugin.Activate")))
+    if is_ipam:
+        for path, fn in ipam_routes.items():
+            app.router.add_post(path, handler(fn, "Error"))
+    else:
+        for path, fn in routes.items():
+            app.router.add_post(path, handler(fn))
     return app
 
 
 async def serve_plugins(
     svc: HostNetworkingService, worker: ThreadPoolExecutor, directory: str
 ) -> list[web.AppRunner]:
-    """One socket per driver name in ``directory`` (Docker's /run/docker/plugins)."""
+    """One socket per driver name, and one for IPAM, in ``directory`` (/run/docker/plugins)."""
     os.makedirs(directory, exist_ok=True)
     pools = IpamPools(svc)
     runners = []
-    for name in DRIVER_NAMES:
+    for name in SOCKET_NAMES:
         path = os.path.join(directory, f"{name}.sock")
         if os.path.exists(path):
             os.unlink(path)
