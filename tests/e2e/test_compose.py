@@ -1,0 +1,103 @@
+"""The seed's two Docker Compose snippets with Debian's docker-compose 1.29."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+from dockerlab import SERVER
+
+from conftest import World
+
+EXTERNAL_NAT = """version: "2.4"
+services:
+  web:
+    image: busybox
+    command: ["sh", "-c", "{server}"]
+  client:
+    image: busybox
+    command: ["sleep", "300"]
+networks:
+  default:
+    external:
+      name: "nat"
+"""
+
+CUSTOM_NAT = """version: "2.4"
+services:
+  web:
+    image: busybox
+    command: ["sh", "-c", "{server}"]
+  client:
+    image: busybox
+    command: ["sleep", "300"]
+networks:
+  default:
+    driver: nat
+    ipam:
+      driver: default
+      config:
+      - subnet: 172.16.3.0/24
+"""
+
+
+def compose(w: World, project: str, path: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DOCKER_HOST": f"unix://{w.dk.sock}"}
+    res = subprocess.run(
+        ["docker-compose", "-p", project, "-f", path, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+    )
+    assert res.returncode == 0, res.stderr
+    return res
+
+
+def reach_by_name(w: World, project: str) -> str:
+    return w.exec(
+        f"{project}_client_1",
+        "sh",
+        "-c",
+        "for i in 1 2 3 4 5; do echo hi | nc -w 2 web 80 && break; sleep 0.5; done",
+    )
+
+
+@pytest.fixture(autouse=True)
+def needs_compose() -> None:
+    if not shutil.which("docker-compose"):
+        pytest.skip("needs docker-compose (scripts/test.sh installs it)")
+
+
+def test_external_nat_network_as_default(w: World, tmp_path: object) -> None:
+    os.environ["DOCKER_HOST"] = f"unix://{w.dk.sock}"
+    try:
+        w.d.cli("docker", "expose", "--docker", "/usr/bin/docker", "nat")
+    finally:
+        os.environ.pop("DOCKER_HOST", None)
+    path = os.path.join(str(tmp_path), "external.yml")
+    with open(path, "w") as fh:
+        fh.write(EXTERNAL_NAT.format(server=SERVER.format(name="web", port=80)))
+    compose(w, "ext", path, "up", "-d")
+    ps = w.d.json("ps", "--format", "json")
+    assert len(ps) == 2 and all(list(c["Networks"]) == ["nat"] for c in ps)
+    assert reach_by_name(w, "ext") == "web"
+    compose(w, "ext", path, "down")
+    assert w.d.json("ps", "--format", "json") == []
+    w.dk.docker("network", "rm", "nat")
+
+
+def test_custom_nat_network_with_subnet(w: World, tmp_path: object) -> None:
+    path = os.path.join(str(tmp_path), "custom.yml")
+    with open(path, "w") as fh:
+        fh.write(CUSTOM_NAT.format(server=SERVER.format(name="web", port=80)))
+    compose(w, "cust", path, "up", "-d")
+    nets = w.d.json("network", "ls", "--format", "json")
+    assert "172.16.3.0/24" in {n["Subnet"] for n in nets}
+    assert w.ip_of("cust_web_1").startswith("172.16.3.")
+    assert reach_by_name(w, "cust") == "web"
+    compose(w, "cust", path, "down")
+    assert w.d.json("ps", "--format", "json") == []
+    assert [n["Name"] for n in w.d.json("network", "ls", "--format", "json")] == ["nat"]
