@@ -315,6 +315,7 @@ class ContainerOps:
         ip: str = "",
         mac: str = "",
         port_specs: list[str] | None = None,
+        bandwidth: dict[str, int] | None = None,
     ) -> tuple[Container, Endpoint]:
         """Attach a vNIC to a namespace another runtime made (CNI ADD)."""
         net = self.network(net_ref)
@@ -340,6 +341,7 @@ class ContainerOps:
         ep = self._plan_endpoint(net, c, ifname, ip, port_specs or [])
         if mac:
             ep.mac = mac.lower()
+        ep.bandwidth = dict(bandwidth or {})
         if new:
             c.compartment_id = self._next_compartment_id()
             self.store.create_container(c)

@@ -149,6 +149,9 @@ class Endpoint(BaseModel):
     created: float = Field(default_factory=now)
     # Docker: the peer is made in the host namespace; Docker moves, renames and configures it.
     runtime_moves_peer: bool = False
+    # Rate limits in bits/s and bucket sizes in bits (CNI's bandwidth names):
+    # ingressRate/ingressBurst towards the container, egressRate/egressBurst from it.
+    bandwidth: dict[str, int] = Field(default_factory=dict)
 
 
 class Container(BaseModel):

@@ -204,8 +204,8 @@ def test_status_and_version(world: tuple[Lab, Daemon, str, str]) -> None:
                 "runtimeConfig": {"bandwidth": {"ingressRate": 1000}},
             },
             {},
-            2,
-            "bandwidth",
+            7,
+            "needs ingressBurst",
         ),
     ],
 )
@@ -372,3 +372,31 @@ def test_podman_run_gets_address_and_port_mapping_and_rm_releases(
     finally:
         sh(*cmd, "rm", "-f", "-t", "0", "web", check=False, timeout=120)
         os.unlink(path)
+
+
+def iperf_mbps(lab: Lab, server_ns: str, client_ns: str, ip: str, reverse: bool) -> float:
+    lab.spawn(server_ns, "iperf3", "-s", "-1", "-p", "5201")
+    time.sleep(0.3)
+    args = ["iperf3", "-c", ip, "-p", "5201", "-t", "2", "-J"] + (["-R"] if reverse else [])
+    out = json.loads(in_ns(client_ns, *args, timeout=30).stdout)
+    return float(out["end"]["sum_received"]["bits_per_second"]) / 1e6
+
+
+def test_bandwidth_limits_both_directions(world: tuple[Lab, Daemon, str, str]) -> None:
+    lab, d, _, ns = world
+    rate = 20_000_000
+    runtime = {
+        "bandwidth": {
+            "ingressRate": rate,
+            "ingressBurst": rate // 10,
+            "egressRate": rate,
+            "egressBurst": rate // 10,
+        }
+    }
+    code, res = exec_plugin(C_SHIM, "ADD", conf(d, runtimeConfig=runtime), "bw", f"/run/netns/{ns}")
+    assert code == 0, res
+    ip = res["ips"][0]["address"].split("/")[0]
+    towards = iperf_mbps(lab, ns, d.host, ip, reverse=False)  # host -> container
+    away = iperf_mbps(lab, ns, d.host, ip, reverse=True)  # container -> host
+    assert 5 < towards < 30 and 5 < away < 30, (towards, away)
+    assert exec_plugin(C_SHIM, "DEL", conf(d), "bw", f"/run/netns/{ns}")[0] == 0

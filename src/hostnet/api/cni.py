@@ -77,19 +77,39 @@ def _static(runtime: dict[str, Any], conf: dict[str, Any]) -> str:
     return str(ips[0]).split("/")[0] if ips else ""
 
 
+BANDWIDTH_KEYS = ("ingressRate", "ingressBurst", "egressRate", "egressBurst")
+
+
+def _bandwidth(given: dict[str, Any]) -> dict[str, int]:
+    """CNI's bandwidth capability: rates in bits/s, bursts in bits; a rate needs its burst."""
+    if not isinstance(given, dict):
+        raise InvalidRequest("runtimeConfig bandwidth must be an object")
+    unknown = set(given) - set(BANDWIDTH_KEYS)
+    if unknown:
+        raise InvalidRequest(
+            f"bandwidth {sorted(unknown)} is not supported", f"use {', '.join(BANDWIDTH_KEYS)}"
+        )
+    out: dict[str, int] = {}
+    for key, value in given.items():
+        if not isinstance(value, int) or value < 0:
+            raise InvalidRequest(f"bandwidth {key} must be a whole number >= 0, not {value!r}")
+        out[key] = value
+    for side in ("ingress", "egress"):
+        if out.get(f"{side}Rate") and not out.get(f"{side}Burst"):
+            raise InvalidRequest(
+                f"bandwidth {side}Rate needs {side}Burst",
+                f"give {side}Burst in bits, e.g. the rate divided by 10",
+            )
+    return out
+
+
 def add(svc: HostNetworkingService, req: dict[str, Any]) -> dict[str, Any]:
     conf, version = req["config"], str(req["config"].get("cniVersion", ""))
     runtime = conf.get("runtimeConfig") or {}
     unknown = set(runtime) - RUNTIME_KEYS
     if unknown:
         raise InvalidRequest(f"runtimeConfig {sorted(unknown)} is not supported by hostnet")
-    if runtime.get("bandwidth"):
-        err = InvalidRequest(
-            "runtimeConfig bandwidth is not supported by hostnet yet",
-            "chain the reference 'bandwidth' plugin after hostnet in the conflist",
-        )
-        err.cni_code = 2
-        raise err
+    bandwidth = _bandwidth(runtime.get("bandwidth") or {})
     ref = _network_ref(svc, conf)
     c, ep = svc.attach_external(
         req["containerID"],
@@ -99,6 +119,7 @@ def add(svc: HostNetworkingService, req: dict[str, Any]) -> dict[str, Any]:
         ip=_static(runtime, conf),
         mac=str(runtime.get("mac", "")),
         port_specs=_port_specs(runtime),
+        bandwidth=bandwidth,
     )
     host = svc.rt.link(ep.host_ifname) or {}
     ip4: dict[str, Any] = {

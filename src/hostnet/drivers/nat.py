@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from hostnet.drivers import nat_rules
 from hostnet.drivers.base import Driver
 from hostnet.errors import KernelError
-from hostnet.kernel import netns
+from hostnet.kernel import netns, tc
 from hostnet.kernel.links import Netlink, write_sysctl
 from hostnet.kernel.nft import Nft
 from hostnet.kernel.rtnl import IFF_UP, Rtnl
@@ -85,8 +85,19 @@ class NatDriver(Driver):
                 inside.configure_inside(
                     ep.ifname, ep.ip, ep.prefix_len, ep.gateway if default_route else None
                 )
+        if ep.bandwidth:
+            self._limit(ep, c)
         if ep.ports and info is None:
             self.nft.run(nat_rules.render_add_mappings(self._mappings(ep)))
+
+    def _limit(self, ep: Endpoint, c: Container) -> None:
+        """Towards the container: shape the host end; from it: shape its own vNIC."""
+        bw = ep.bandwidth
+        if bw.get("ingressRate"):
+            tc.limit_egress(self.host, ep.host_ifname, bw["ingressRate"], bw.get("ingressBurst", 0))
+        if bw.get("egressRate"):
+            with Netlink(c.netns) as inside:
+                tc.limit_egress(inside, ep.ifname, bw["egressRate"], bw.get("egressBurst", 0))
 
     def detach(self, net: Network, ep: Endpoint, c: Container, cut_link: bool = True) -> None:
         """Unmap the ports and cut the vNIC. With ``cut_link`` False the caller is about to
