@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any, ClassVar
 
-from hostnet.drivers import nat_rules
+from hostnet.drivers import nat_rules, vnic
 from hostnet.drivers.base import Driver
 from hostnet.errors import KernelError
-from hostnet.kernel import netns, tc
 from hostnet.kernel.links import Netlink, write_sysctl
 from hostnet.kernel.nft import Nft
-from hostnet.kernel.rtnl import IFF_UP, Rtnl
+from hostnet.kernel.rtnl import Rtnl
 from hostnet.model import Container, Endpoint, Network, PortMapping
 
 DEFAULT_MTU = 1500
@@ -55,49 +53,20 @@ class NatDriver(Driver):
         self.host.delete_link(net.switch)
 
     def attach(self, net: Network, ep: Endpoint, c: Container, default_route: bool) -> None:
-        bridge = self.rt.link(net.switch)
-        if bridge is None:
-            raise KernelError(
-                f"switch {net.switch} of network {net.name} is missing",
-                "run 'hostnet system reconcile'",
-            )
-        info = self.rt.link(ep.host_ifname)
-        if info is None and ep.runtime_moves_peer:
-            # Docker moves the peer into the sandbox itself (Join) and configures it there.
-            self.rt.create_veth(
-                ep.host_ifname, ep.ifname, None, ep.mac, bridge["index"], self._mtu(net)
-            )
-        elif info is None:
-            fd = os.open(netns.path_of(c.netns), os.O_RDONLY)
-            try:
-                self.rt.create_veth(
-                    ep.host_ifname, ep.ifname, fd, ep.mac, bridge["index"], self._mtu(net)
-                )
-            finally:
-                os.close(fd)
-        elif info["master"] != bridge["index"] or not info["flags"] & IFF_UP:
-            self.rt.set_master_up(ep.host_ifname, bridge["index"])
-        self.rt.set_bridge_port(
-            ep.host_ifname, self.owner, hairpin=True, isolated=net.flag("disableicc")
+        created = vnic.plug(
+            self.rt,
+            net,
+            ep,
+            c,
+            default_route=default_route,
+            mtu=self._mtu(net),
+            owner=self.owner,
+            isolated=net.flag("disableicc"),
         )
-        if not ep.runtime_moves_peer:
-            with Rtnl(c.netns) as inside:
-                inside.configure_inside(
-                    ep.ifname, ep.ip, ep.prefix_len, ep.gateway if default_route else None
-                )
         if ep.bandwidth:
-            self._limit(ep, c)
-        if ep.ports and info is None:
+            vnic.limit(self.host, ep, c)
+        if ep.ports and created:
             self.nft.run(nat_rules.render_add_mappings(self._mappings(ep)))
-
-    def _limit(self, ep: Endpoint, c: Container) -> None:
-        """Towards the container: shape the host end; from it: shape its own vNIC."""
-        bw = ep.bandwidth
-        if bw.get("ingressRate"):
-            tc.limit_egress(self.host, ep.host_ifname, bw["ingressRate"], bw.get("ingressBurst", 0))
-        if bw.get("egressRate"):
-            with Netlink(c.netns) as inside:
-                tc.limit_egress(inside, ep.ifname, bw["egressRate"], bw.get("egressBurst", 0))
 
     def detach(self, net: Network, ep: Endpoint, c: Container, cut_link: bool = True) -> None:
         """Unmap the ports and cut the vNIC. With ``cut_link`` False the caller is about to
@@ -121,14 +90,7 @@ class NatDriver(Driver):
         )
 
     def endpoint_present(self, net: Network, ep: Endpoint) -> bool:
-        """The host end exists, is up and sits on the network's switch."""
-        info, bridge = self.rt.link(ep.host_ifname), self.rt.link(net.switch)
-        return (
-            info is not None
-            and bridge is not None
-            and bool(info["flags"] & IFF_UP)
-            and info["master"] == bridge["index"]
-        )
+        return vnic.present(self.rt, net, ep)
 
     @staticmethod
     def _mappings(ep: Endpoint) -> list[nat_rules.Mapping]:
