@@ -230,6 +230,7 @@ class Daemon:
     state_dir: str
     socket: str
     proc: subprocess.Popen[bytes] | None = None
+    plugins: str = "none"  # --docker-plugins: a lab directory, never the machine's own
 
     @property
     def log_path(self) -> str:
@@ -251,7 +252,7 @@ class Daemon:
                     "--socket",
                     self.socket,
                     "--docker-plugins",
-                    "none",
+                    self.plugins,
                     *extra,
                 ],
                 stdout=log,
@@ -371,12 +372,21 @@ class Lab:
         in_ns(ns, "ip", "link", "set", "eth0", "up")
         return ns, ip
 
-    def host(self, name: str, *daemon_args: str) -> tuple[Daemon, str]:
-        """A node on the segment running its own hostnetd."""
+    def host(
+        self, name: str, *daemon_args: str, docker_plugins: bool = False
+    ) -> tuple[Daemon, str]:
+        """A node on the segment running its own hostnetd.
+
+        With ``docker_plugins`` the daemon serves its Docker plugin sockets in
+        ``<state>/plugins`` (a lab dockerd bind-mounts it); otherwise it serves none.
+        """
         ns, ip = self.node(name)
         state = os.path.join(self.tmp, name)
         os.makedirs(state)
-        d = Daemon(ns, state, os.path.join(state, "hostnet.sock"))
+        plugins = os.path.join(state, "plugins") if docker_plugins else "none"
+        if docker_plugins:
+            os.makedirs(plugins)
+        d = Daemon(ns, state, os.path.join(state, "hostnet.sock"), plugins=plugins)
         self.daemons.append(d)
         d.start(*daemon_args)
         return d, ip

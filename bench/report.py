@@ -1,4 +1,5 @@
-"""Assemble bench/RESULTS.md from the JSON summaries that attach, portscale and dataplane wrote."""
+"""Assemble bench/RESULTS.md from the JSON summaries the parts wrote (attach, cni, portscale,
+dataplane, dockerrun)."""
 
 from __future__ import annotations
 
@@ -203,6 +204,139 @@ def dataplane_section(d: dict[str, Any] | None) -> list[str]:
     return out
 
 
+CNI_LABELS = {
+    "hostnet": "hostnet CNI plugin (C forwarder → hostnetd; NAT + 1 port mapping)",
+    "cnichain": "(a) bridge + host-local + portmap (ipMasq, 1 mapping)",
+    "cnibridge": "(b) bridge + host-local alone (no masq, no mapping)",
+}
+CNI_SEEN_BEFORE = {"cnichain": 92, "cnibridge": 12}
+
+
+def cni_section(d: dict[str, Any] | None) -> list[str]:
+    out = ["## 4. CNI ADD and DEL latency", ""]
+    if d is None:
+        return [*out, "**Did not run or failed**: see `bench/out/cni.log`.", ""]
+    out += [
+        f"{d['iterations']} timed iterations per variant after {d['warmup']} warm-ups, "
+        "variants interleaved (rotating order), each in its own lab host namespace with one "
+        "resident container. Every plugin binary is exec'd the same way: by the benchmark's "
+        "Python process after `setns` into the lab host, config on stdin, "
+        f"cniVersion {d['cni_version']}; a conflist is run as libcni runs it (ADD in order "
+        "with prevResult, DEL in reverse with the cached result, runtimeConfig.portMappings "
+        "only to plugins whose capabilities name it). The container's namespace is created "
+        "before the ADD and deleted after the DEL, **outside** the timing: only the plugin "
+        f"calls are timed (unlike section 1). hostnet's plugin: `{d['hostnet_plugin']}`.",
+        "",
+        "| variant | ADD median ms | ADD p90 ms | DEL median ms | DEL p90 ms "
+        "| ADD+DEL median ms | ADD seen before |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for k, label in CNI_LABELS.items():
+        a, de, both = d["add_ms"].get(k, {}), d["del_ms"].get(k, {}), d["add_del_ms"].get(k, {})
+        out.append(
+            f"| {label} | {fmt(a.get('median'))} | {fmt(a.get('p90'))} "
+            f"| {fmt(de.get('median'))} | {fmt(de.get('p90'))} | {fmt(both.get('median'))} "
+            f"| {CNI_SEEN_BEFORE.get(k, '–')} |"
+        )
+    r = d["ratios"]
+    veth = d.get("kernel_veth_delete_ms", {})
+    out += [
+        "",
+        f"- **ADD hostnet / (b) = {fmt(r['add_hostnet_over_cnibridge'])}**: "
+        f"{verdict(r['add_hostnet_over_cnibridge'], 1.0, True)}; "
+        f"ADD hostnet / (a) = {fmt(r['add_hostnet_over_cnichain'])}",
+        f"- DEL hostnet / (b) = {fmt(r['del_hostnet_over_cnibridge'])}; "
+        f"DEL hostnet / (a) = {fmt(r['del_hostnet_over_cnichain'])}",
+        "- floor of every DEL here: the kernel deleting one veth whose peer is in a live "
+        f"namespace (one RTM_DELLINK on an open netlink socket, no exec) took a median "
+        f"{veth.get('median')} ms (p90 {veth.get('p90')} ms). In CNI the runtime deletes "
+        "the namespace only after DEL, so every plugin must delete the veth inside DEL and "
+        "wait for it (section 1's hostnet detach instead lets the namespace deletion take it).",
+        "- sanity check right after the first ADD of each variant (address inside the "
+        "container = the result's address; the port mapping in the kernel: hostnet's nft map "
+        "`pm_any`, portmap's iptables DNAT rule): "
+        + "; ".join(
+            f"{k}: {v.get('address')}"
+            + (f", mapping in kernel: {v['mapping_in_kernel']}" if "mapping_in_kernel" in v else "")
+            + ("" if v.get("ok") else " **FAILED**")
+            for k, v in d["first_add_check"].items()
+        ),
+        "",
+    ]
+    return out
+
+
+def dockerrun_section(d: dict[str, Any] | None) -> list[str]:
+    out = ["## 5. `docker run --rm` on a hostnet network vs Docker's bridge", ""]
+    if d is None:
+        return [*out, "**Did not run or failed**: see `bench/out/dockerrun.log`.", ""]
+    r, nets = d["ratios"], d["networks"]
+    out += [
+        f"`docker run --rm --network NET busybox true`, wall time of the docker CLI "
+        f"(`/usr/bin/docker`; with `--rm` it returns once the container is removed). "
+        f"{d['iterations']} timed runs per network after {d['warmup']} warm-up round(s), "
+        "alternating networks (order swapped every round), one dockerd "
+        f"({d['docker_version']}) in one run. Networks: `docker network create "
+        f"{nets['hostnet']}` (hostnet's remote driver) and `docker network create "
+        f"{nets['bridge']}` (Docker's own bridge driver). busybox is a local image "
+        "(Debian's busybox-static + applet links, `docker import`).",
+        "",
+        f"**dockerd runs with `{d['dockerd_flags']}`** (in a lab namespace, as the e2e tests "
+        "run it), so Docker's bridge driver does no iptables work at all here: no NAT, no "
+        "DOCKER/isolation chains. hostnet's nat network still installs its nftables state "
+        "(masquerade, forward rules). Docker's bridge is therefore measured at its cheapest: "
+        "with `--iptables=true` Docker would also program iptables for the network and for "
+        "every published port (these runs publish none).",
+        "",
+        "| network | median ms | p90 ms | min ms | max ms |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for k, label in (("hostnet", "hostnet `nat` (hnnat)"), ("bridge", "Docker `bridge` (dkbr)")):
+        s = d["run_ms"][k]
+        out.append(f"| {label} | {s['median']} | {s['p90']} | {s['min']} | {s['max']} |")
+    b = d.get("hostnet_plugin_breakdown") or {}
+    calls = b.get("ms_median_per_call") or {}
+    per_run = b.get("plugin_ms_per_run") or {}
+    out += [
+        "",
+        f"- **hostnet / bridge = {fmt(r['hostnet_over_bridge'])}** (ratio of medians): "
+        f"{verdict(r['hostnet_over_bridge'], 1.1, True)}; p90 ratio "
+        f"{fmt(r['hostnet_over_bridge_p90'])}; median of run-by-run ratios "
+        f"{fmt(d['paired_ratio_median'])}",
+        "- all runs (ms): hostnet "
+        + ", ".join(map(str, d["run_ms_all"]["hostnet"]))
+        + "; bridge "
+        + ", ".join(map(str, d["run_ms_all"]["bridge"])),
+        f"- where hostnet's share goes ({b.get('runs')} extra runs after the timed ones, on a "
+        "third hostnet network reached through a timing relay socket, not part of the "
+        "comparison): Docker made these plugin calls per run, median ms each as hostnet "
+        "answered them: "
+        + ", ".join(
+            f"{k} {v}" + (f" (×{b['calls_per_run'][k]:g})" if b["calls_per_run"][k] != 1 else "")
+            for k, v in calls.items()
+        )
+        + f"; together {per_run.get('median')} ms (p90 {per_run.get('p90')}) of a "
+        f"{(b.get('wall_ms_per_run') or {}).get('median')} ms run.",
+        "- sanity check (a container on each network before the timed runs: its eth0 "
+        "address and a default route): "
+        + "; ".join(
+            f"{k}: {', '.join(v['eth0'])}, default route {v['default_route']}"
+            + ("" if v["ok"] else " **FAILED**")
+            for k, v in d["first_run_check"].items()
+        )
+        + f". After the runs: {d['containers_left_after_runs']} containers and "
+        f"{d['veths_left_after_runs']} container veths left; dockerd answered after "
+        f"{d['dockerd_startup_s']} s; "
+        + (
+            "dockerd and its containerd stopped on SIGTERM."
+            if not d["forced_stop"]
+            else f"had to be killed: {', '.join(d['forced_stop'])}."
+        ),
+        "",
+    ]
+    return out
+
+
 def section(
     render: Callable[[dict[str, Any] | None], list[str]],
     data: dict[str, Any] | None,
@@ -221,12 +355,23 @@ def section(
         ]
 
 
+PARTS = (
+    ("attach", attach_section, "1. Attach and detach latency"),
+    ("cni", cni_section, "4. CNI ADD and DEL latency"),
+    ("portscale", portscale_section, "2. Port-mapping scale"),
+    ("dataplane", dataplane_section, "3. Data plane (iperf3 TCP)"),
+    ("dockerrun", dockerrun_section, "5. docker run on a hostnet network vs Docker's bridge"),
+)
+ORDER = ("attach", "portscale", "dataplane", "cni", "dockerrun")  # sections in RESULTS.md
+
+
 def main() -> None:
     out_dir = os.environ.get("BENCH_OUT") or os.path.join(BENCH_DIR, "out")
     target = sys.argv[1] if len(sys.argv) > 1 else os.path.join(BENCH_DIR, "RESULTS.md")
-    attach, ports, data = (load(out_dir, n) for n in ("attach", "portscale", "dataplane"))
-    m: dict[str, Any] = next((x["machine"] for x in (attach, ports, data) if x), {})
-    revs = list(dict.fromkeys(x["machine"]["git"] for x in (attach, ports, data) if x))
+    data = {name: load(out_dir, name) for name, _, _ in PARTS}  # in run order
+    ran = [(n, x) for n, x in data.items() if x]
+    m: dict[str, Any] = next((x["machine"] for _, x in ran), {})
+    revs = list(dict.fromkeys(x["machine"]["git"] for _, x in ran))
     lines = [
         "# hostnet benchmarks",
         "",
@@ -237,18 +382,19 @@ def main() -> None:
         "- load average (1, 5, 15 min) at the start → end of each part: "
         + "; ".join(
             f"{n} {x['machine'].get('loadavg_start')} → {x['machine'].get('loadavg_end')}"
-            for n, x in (("attach", attach), ("portscale", ports), ("dataplane", data))
-            if x
+            for n, x in ran
         ),
         "- everything ran inside network namespaces made for the run (a 198.51.100.0/24 lab "
         "segment, one lab host namespace per system under test); peers were run inside their "
-        "lab host with `setns`, so their bridges and iptables rules stayed there.",
+        "lab host with `setns`, so their bridges and iptables rules stayed there. dockerd "
+        "(section 5) ran inside its lab host too, in a private mount namespace.",
         "",
-        *section(attach_section, attach, "1. Attach and detach latency", "attach"),
-        *section(portscale_section, ports, "2. Port-mapping scale", "portscale"),
-        *section(dataplane_section, data, "3. Data plane (iperf3 TCP)", "dataplane"),
     ]
-    leftovers = [x for d in (attach, ports, data) if d for x in d.get("leftovers", [])]
+    parts = {name: (render, title) for name, render, title in PARTS}
+    for name in ORDER:
+        render, title = parts[name]
+        lines += section(render, data[name], title, name)
+    leftovers = [x for _, d in ran for x in d.get("leftovers", [])]
     lines += [
         "## Clean-up",
         "",

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Benchmarks: hostnet against the CNI reference plugins and netavark, in one run.
-# Everything happens inside network namespaces the scripts create and remove.
+# Benchmarks: hostnet against the CNI reference plugins, netavark and Docker's bridge, in one run.
+# Everything happens inside network namespaces the scripts create and remove; dockerd
+# (dockerrun) runs in a lab namespace with its own temp dirs and a private mount namespace.
 # Writes bench/RESULTS.md; raw JSON summaries and logs go to bench/out/.
 set -euo pipefail
 
@@ -25,7 +26,7 @@ done
 
 status=0
 start=$SECONDS
-for part in attach portscale dataplane; do
+for part in attach cni portscale dataplane dockerrun; do
     echo "== $part ($(date -u +%H:%M:%S))"
     if ! "$py" "$here/$part.py" >"$BENCH_OUT/$part.log" 2>&1; then
         echo "   $part FAILED; tail of $BENCH_OUT/$part.log:" >&2
@@ -39,6 +40,13 @@ echo "== done in $((SECONDS - start)) s; see $here/RESULTS.md"
 leaked=$(find /run/netns -maxdepth 1 -name 'hnb-*' -printf '%f\n' 2>/dev/null || true)
 if [[ -n $leaked ]]; then
     echo "bench/run.sh: namespaces left behind: $leaked" >&2
+    status=1
+fi
+# every daemon a part starts has its state under a hostnet-bench-* temp dir
+strays=$(ps -eo pid=,args= | grep -E 'hostnet-bench-' | grep -v grep || true)
+if [[ -n $strays ]]; then
+    echo "bench/run.sh: processes left behind:" >&2
+    echo "$strays" >&2
     status=1
 fi
 exit "$status"
