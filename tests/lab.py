@@ -155,12 +155,14 @@ class Lab:
         in_ns(full, "ip", "link", "set", "lo", "up")
         return full
 
-    def node(self, name: str) -> tuple[str, str]:
+    def node(self, name: str, host_part: int = 0) -> tuple[str, str]:
         """A namespace with one adapter (eth0) on the segment; returns (netns, its address)."""
         ns = self._ns(name)
-        self._next_ip += 1
-        ip = f"{SEGMENT}.{self._next_ip}"
-        peer = f"{self.prefix[-6:]}{self._next_ip}"
+        if not host_part:
+            self._next_ip += 1
+            host_part = self._next_ip
+        ip = f"{SEGMENT}.{host_part}"
+        peer = f"{self.prefix[-6:]}{host_part}"
         sh(
             "ip",
             "link",
@@ -181,8 +183,20 @@ class Lab:
         in_ns(ns, "ip", "link", "set", "eth0", "up")
         return ns, ip
 
+    def router(self) -> tuple[str, str]:
+        """The segment's gateway (.1); hosts get a default route through it."""
+        ns, ip = self.node("router", 1)
+        self.gateway = ip
+        return ns, ip
+
+    def seg_port(self, node_ip: str) -> str:
+        """The upstream switch's port (in the segment namespace) facing a node."""
+        return f"{self.prefix[-6:]}{node_ip.rsplit('.', 1)[1]}"
+
     def host(self, name: str = "host", *daemon_args: str) -> tuple[Daemon, str]:
         ns, ip = self.node(name)
+        if getattr(self, "gateway", ""):
+            in_ns(ns, "ip", "route", "add", "default", "via", self.gateway)
         state = os.path.join(self.tmp, name)
         os.makedirs(state)
         d = Daemon(ns, state, os.path.join(state, "hostnet.sock"))

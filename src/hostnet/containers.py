@@ -74,6 +74,9 @@ class ContainerOps:
     def _carved(self, net: Network) -> list[ipaddress.IPv4Network]:
         raise NotImplementedError  # provided by HostNetworkingService
 
+    def _sync_rewrites(self) -> None:
+        raise NotImplementedError  # provided by HostNetworkingService
+
     # -- containers (compartments) and endpoints --------------------------
     def _next_compartment_id(self) -> int:
         n = int(self.store.get_meta("next_compartment") or "2")  # 1 is the host's, as on Windows
@@ -92,6 +95,11 @@ class ContainerOps:
             last = self.store.get_meta(f"last_ip:{net.id}")
             after = ipaddress.IPv4Address(last) if last else None
             addr = ipam.allocate(subnet, gw, used, after, self._carved(net))
+        if port_specs and net.driver != "nat":
+            raise InvalidRequest(
+                f"the {net.driver} driver publishes no ports",
+                "its endpoints are reachable at their own address; remove -p",
+            )
         requests = [ports.parse_port_spec(s) for s in port_specs]
         mappings = ports.resolve(requests, self.port_index)
         eid = new_id()
@@ -113,7 +121,10 @@ class ContainerOps:
         self.store.create_endpoint(ep)
         self._remember(ep)
         try:
-            self._driver(net.driver).attach(net, ep, c, default_route)
+            drv = self._driver(net.driver)
+            drv.attach(net, ep, c, default_route)
+            if getattr(drv, "rewrite", False):
+                self._sync_rewrites()
         except BaseException:
             self._detach(ep)
             raise
@@ -131,6 +142,11 @@ class ContainerOps:
                 errors.append(str(exc))
         self.store.delete_endpoint(ep.id)
         self._forget(ep)
+        if net is not None and getattr(self._driver(net.driver), "rewrite", False):
+            try:
+                self._sync_rewrites()
+            except HostnetError as exc:
+                errors.append(str(exc))
         return errors
 
     def create_container(

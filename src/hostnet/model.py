@@ -10,7 +10,7 @@ import ipaddress
 import re
 import secrets
 import time
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -121,6 +121,8 @@ class Network(BaseModel):
     # Docker networks bound to this one (by Docker network id); made by Docker if owned.
     docker_ids: list[str] = Field(default_factory=list)
     docker_owned: bool = False
+    # External switches: the adapter's MAC, MTU, addresses and routes moved onto the switch.
+    adapter_state: dict[str, Any] = Field(default_factory=dict)
 
     @property
     def short_id(self) -> str:

@@ -15,6 +15,15 @@ from typing import Any
 
 from hostnet import ipam, ports
 from hostnet.containers import ContainerOps
+from hostnet.drivers.base import Driver
+from hostnet.drivers.external import (
+    SWITCH_PREFIX,
+    ExternalDriver,
+    L2BridgeDriver,
+    L2TunnelDriver,
+    TransparentDriver,
+    sync_rewrites,
+)
 from hostnet.drivers.nat import NatDriver
 from hostnet.errors import Conflict, HostnetError, InvalidRequest, NotFound
 from hostnet.kernel.links import Netlink
@@ -33,7 +42,7 @@ from hostnet.store import Store
 
 log = logging.getLogger("hostnet")
 
-FUTURE_DRIVERS = ("transparent", "l2bridge", "l2tunnel", "overlay")
+FUTURE_DRIVERS = ("overlay",)
 BRIDGE_PREFIX = "hn-"
 
 
@@ -50,7 +59,11 @@ class HostNetworkingService(ContainerOps):
         self.owner = f"hostnet:{instance}"
         self.rt = Rtnl()
         self.nat = NatDriver(self.host, self.rt, self.nft, self.owner)
-        self.drivers = {"nat": self.nat}
+        ext = (TransparentDriver, L2BridgeDriver, L2TunnelDriver)
+        self.external: dict[str, ExternalDriver] = {
+            d.name: d(self.host, self.rt, self.nft, self.owner) for d in ext
+        }
+        self.drivers: dict[str, Driver] = {"nat": self.nat, **self.external}
         self.nets: dict[str, Network] = {n.id: n for n in store.networks()}
         self.containers: dict[str, Container] = {c.id: c for c in store.containers()}
         self.eps: dict[str, Endpoint] = {}
@@ -108,7 +121,7 @@ class HostNetworkingService(ContainerOps):
     def host_prefixes(self) -> list[ipaddress.IPv4Network]:
         return self.host.ipv4_prefixes(BRIDGE_PREFIX)
 
-    def _driver(self, name: str) -> NatDriver:
+    def _driver(self, name: str) -> Driver:
         if name in self.drivers:
             return self.drivers[name]
         if name in FUTURE_DRIVERS:
@@ -139,14 +152,14 @@ class HostNetworkingService(ContainerOps):
         in_use = [ipaddress.IPv4Address(e.ip) for e in self.endpoints_on(n)] + [gw]
         return not any(a in subnet for a in in_use)
 
-    def _check_overlap(self, subnet: ipaddress.IPv4Network) -> None:
+    def _check_overlap(self, subnet: ipaddress.IPv4Network, host_too: bool = True) -> None:
         for n in self.nets.values():
             if subnet.overlaps(n.ipv4_network()) and not self._may_carve(subnet, n):
                 raise Conflict(
                     f"subnet {subnet} overlaps network {n.name!r} ({n.subnet})",
                     "choose a subnet that does not overlap, or leave --subnet out to get a free one",
                 )
-        hit = ipam.overlapping(subnet, self.host_prefixes())
+        hit = ipam.overlapping(subnet, self.host_prefixes()) if host_too else None
         if hit is not None:
             raise Conflict(
                 f"subnet {subnet} overlaps the host's own address or route {hit}",
@@ -170,7 +183,12 @@ class HostNetworkingService(ContainerOps):
             raise Conflict(f"a network named {name!r} already exists", "choose another name")
         if subnet:
             net4 = parse_subnet(subnet)
-            self._check_overlap(net4)
+            self._check_overlap(net4, host_too=not drv.on_host_subnet)
+        elif drv.on_host_subnet:
+            raise InvalidRequest(
+                f"the {driver} driver needs --subnet and --gateway (the physical network's)",
+                "give them; addresses from an external DHCP server are not supported yet",
+            )
         else:
             if gateway:
                 raise InvalidRequest("--gateway needs --subnet", "give --subnet too, or neither")
@@ -189,14 +207,16 @@ class HostNetworkingService(ContainerOps):
             subnet=str(net4),
             gateway=str(gw),
             options=opts,
-            switch=BRIDGE_PREFIX + nid[:8],
+            switch=(SWITCH_PREFIX if drv.on_host_subnet else BRIDGE_PREFIX) + nid[:8],
             note=note,
             carvable=carvable,
         )
+        drv.check_network(net, list(self.nets.values()))
         self.store.create_network(net)
         self.nets[net.id] = net
         try:
             drv.ensure_network(net)
+            self.store.update_network(net)  # the driver may have recorded kernel state
             self._sync_firewall()
         except BaseException:
             with contextlib.suppress(HostnetError):
@@ -264,3 +284,17 @@ class HostNetworkingService(ContainerOps):
 
     def _sync_firewall(self) -> None:
         self.nat.sync_firewall(list(self.nets.values()), list(self.eps.values()))
+        self._sync_rewrites()
+
+    def _sync_rewrites(self) -> None:
+        """The bridge-family MAC rewrite table of l2bridge and l2tunnel networks."""
+        rewrites, tunnels = [], []
+        for n in self.nets.values():
+            if n.driver in self.external:
+                drv, eps = self.external[n.driver], self.endpoints_on(n)
+                rw, tn = drv.rewrite_net(n, eps), drv.tunnel_net(n, eps)
+                if rw is not None:
+                    rewrites.append(rw)
+                if tn is not None:
+                    tunnels.append(tn)
+        sync_rewrites(self.nft, rewrites, tunnels)

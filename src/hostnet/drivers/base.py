@@ -32,6 +32,11 @@ class Driver(ABC):
     options: ClassVar[dict[str, tuple[str, str]]]
     #: other spellings accepted for an option (Docker's names) -> canonical name
     aliases: ClassVar[dict[str, str]] = {}
+    #: the network shares the host's own subnet (external switches): no host-overlap check
+    on_host_subnet: ClassVar[bool] = False
+
+    def check_network(self, net: Network, others: list[Network]) -> None:  # noqa: B027
+        """Driver checks that need the kernel, before anything changes (default: none)."""
 
     def normalize_options(self, given: dict[str, str]) -> dict[str, str]:
         """Check every option is known for this driver and well-formed; return canonical names."""

@@ -1,0 +1,207 @@
+"""transparent, l2bridge and l2tunnel: containers on an external switch bound to a host adapter.
+
+- transparent: each endpoint appears on the physical network with its own MAC.
+- l2bridge: every frame from an endpoint carries the host adapter's MAC (rewrite both ways).
+- l2tunnel: as l2bridge, and endpoint ports are isolated, so even two endpoints of one
+  host talk only through the upstream switch (which hair-pins and applies policy).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, ClassVar
+
+from hostnet.drivers import l2_rules, vnic
+from hostnet.drivers.base import Driver
+from hostnet.errors import Conflict, HostnetError, InvalidRequest
+from hostnet.kernel import adapters
+from hostnet.kernel.links import Netlink
+from hostnet.kernel.nft import Nft
+from hostnet.kernel.rtnl import Rtnl
+from hostnet.model import Container, Endpoint, Network, PortMapping
+
+SWITCH_PREFIX = "hx-"
+
+
+class ExternalDriver(Driver):
+    """The shared part: the external switch and the vNICs on it."""
+
+    on_host_subnet = True
+    rewrite = False
+    isolate = False
+    options: ClassVar[dict[str, tuple[str, str]]] = {
+        "interface": ("str", "the host adapter the external switch binds to"),
+        "networkname": ("str", "the switch name shown by 'hostnet switch ls'"),
+        "dnssuffix": ("str", "DNS search suffix handed to endpoints"),
+        "dnsservers": ("str", "comma list of DNS servers handed to endpoints"),
+    }
+    later: ClassVar[dict[str, str]] = {
+        "vlanid": "VLAN isolation",
+        "vsid": "virtual subnet ids",
+        "enable_outboundnat": "outbound NAT",
+        "outboundnat_exceptions": "outbound NAT exceptions",
+        "macpool": "MAC pools",
+    }
+
+    def __init__(self, host: Netlink, rt: Rtnl, nft: Nft, owner: str) -> None:
+        self.host, self.rt, self.nft, self.owner = host, rt, nft, owner
+
+    def normalize_options(self, given: dict[str, str]) -> dict[str, str]:
+        short = {k.removeprefix("com.docker.network.windowsshim."): v for k, v in given.items()}
+        for key, what in self.later.items():
+            if key in short:
+                raise InvalidRequest(
+                    f"option {key!r} ({what}) is not supported by hostnet yet",
+                    f"remove it; the {self.name} driver supports: {', '.join(sorted(self.options))}",
+                )
+        opts = super().normalize_options(given)
+        adapter = opts.get("interface", "")
+        if "," in adapter:
+            raise InvalidRequest(
+                f"teaming adapters ({adapter}) is not supported by hostnet yet",
+                "bind the network to one adapter",
+            )
+        return opts
+
+    def check_network(self, net: Network, others: list[Network]) -> None:
+        """Before anything changes: the adapter exists, is free, and is not someone else's."""
+        adapter = self.adapter(net)
+        state = adapters.describe(self.host, adapter)
+        for other in others:
+            if (
+                isinstance(other.options, dict)
+                and other.options.get("interface") == adapter
+                and other.driver in ("transparent", "l2bridge", "l2tunnel")
+            ):
+                raise Conflict(
+                    f"adapter {adapter} already carries the external network {other.name!r}",
+                    "each external network needs its own adapter; choose another with "
+                    "-o com.docker.network.windowsshim.interface=NAME",
+                )
+        if state["master"]:
+            master = next((ln for ln in self.host.links() if ln["index"] == state["master"]), None)
+            name = master["name"] if master else str(state["master"])
+            raise Conflict(
+                f"adapter {adapter} is already a port of bridge {name}, which hostnet did not make",
+                f"release it ('ip link set {adapter} nomaster'), delete {name}, or choose another adapter",
+            )
+
+    def adapter(self, net: Network) -> str:
+        return net.options.get("interface") or self._default_adapter()
+
+    def _default_adapter(self) -> str:
+        for r in self.host.ipr.get_routes(family=2, table=254):
+            if r["dst_len"] == 0 and r.get_attr("RTA_OIF"):
+                idx = r.get_attr("RTA_OIF")
+                for ln in self.host.links():
+                    if ln["index"] == idx and not (ln["name"] or "").startswith(SWITCH_PREFIX):
+                        return str(ln["name"])
+        raise InvalidRequest(
+            "the host has no default route to pick an adapter from",
+            "name one with -o com.docker.network.windowsshim.interface=NAME",
+        )
+
+    def ensure_network(self, net: Network) -> None:
+        saved = net.adapter_state or None
+        moved = adapters.bind(self.host, net.switch, self.adapter(net), self.owner, saved)
+        if not net.adapter_state:
+            net.adapter_state = moved
+
+    def remove_network(self, net: Network) -> None:
+        adapters.release(self.host, net.switch, self.adapter(net), net.adapter_state)
+
+    def attach(self, net: Network, ep: Endpoint, c: Container, default_route: bool) -> None:
+        vnic.plug(
+            self.rt,
+            net,
+            ep,
+            c,
+            default_route=default_route,
+            mtu=int(net.adapter_state.get("mtu") or 1500),
+            owner=self.owner,
+            isolated=self.isolate,
+        )
+        if ep.bandwidth:
+            vnic.limit(self.host, ep, c)
+
+    def detach(self, net: Network, ep: Endpoint, c: Container, cut_link: bool = True) -> None:
+        if cut_link:
+            self.rt.delete_link(ep.host_ifname)
+
+    def add_ports(self, ep: Endpoint, added: list[PortMapping]) -> None:
+        raise InvalidRequest(
+            f"the {self.name} driver publishes no ports",
+            "endpoints are reachable at their own address; remove -p",
+        )
+
+    def remove_ports(self, ep: Endpoint, removed: list[PortMapping]) -> None:
+        return None
+
+    def endpoint_present(self, net: Network, ep: Endpoint) -> bool:
+        return vnic.present(self.rt, net, ep)
+
+    def rewrite_net(self, net: Network, eps: list[Endpoint]) -> l2_rules.RewriteNet | None:
+        if not self.rewrite:
+            return None
+        host_ips = tuple(str(a[0]) for a in net.adapter_state.get("addrs", []))
+        return l2_rules.RewriteNet(
+            net.id[:8],
+            self.adapter(net),
+            str(net.adapter_state.get("mac")),
+            {e.ip: e.mac for e in eps if e.ip},
+            host_ips,
+        )
+
+    def tunnel_net(self, net: Network, eps: list[Endpoint]) -> l2_rules.TunnelNet | None:
+        if not self.isolate:
+            return None
+        return l2_rules.TunnelNet(
+            net.id[:8],
+            self.adapter(net),
+            str(net.adapter_state.get("mac")),
+            tuple(e.host_ifname for e in eps),
+        )
+
+    def switch_view(self, net: Network) -> dict[str, Any]:
+        return {"Type": "External", "Adapter": self.adapter(net), "Kernel": net.switch}
+
+
+class TransparentDriver(ExternalDriver):
+    """Endpoints directly on the physical network, each with its own MAC."""
+
+    name = "transparent"
+
+
+class L2BridgeDriver(ExternalDriver):
+    """Endpoints behind the host adapter's MAC on the wire."""
+
+    name = "l2bridge"
+    rewrite = True
+
+
+class L2TunnelDriver(ExternalDriver):
+    """As l2bridge, and every frame goes through the upstream switch (isolated ports)."""
+
+    name = "l2tunnel"
+    rewrite = True
+    isolate = True
+
+
+def sync_rewrites(
+    nft: Nft, nets: list[l2_rules.RewriteNet], tunnels: list[l2_rules.TunnelNet]
+) -> None:
+    """Replace hostnet's bridge and netdev tables with what intent says (drop them when empty)."""
+    if any(t.devices for t in tunnels):
+        nft.run(l2_rules.render_tunnels(tunnels))
+    else:
+        with contextlib.suppress(HostnetError):
+            nft.run(
+                f"add table netdev {l2_rules.NETDEV_TABLE}\ndelete table netdev {l2_rules.NETDEV_TABLE}\n"
+            )
+    if nets:
+        nft.run(l2_rules.render_table(nets))
+        return
+    with contextlib.suppress(HostnetError):
+        nft.run(
+            f"add table {l2_rules.FAMILY} {l2_rules.TABLE}\ndelete table {l2_rules.FAMILY} {l2_rules.TABLE}\n"
+        )
