@@ -154,7 +154,7 @@ def test_expose_makes_hostnet_nat_usable_by_name(w: World) -> None:
             ["network", "create", "-d", "nat", "--subnet=198.51.100.0/25", "x"],
             "overlaps the host's own",
         ),
-        (["network", "create", "-d", "transparent", "x"], "not available yet"),
+        (["network", "create", "-d", "hostnet-overlay", "x"], "not available yet"),
         (["network", "create", "-d", "nat", "--ipv6", "--subnet=fd00::/64", "x"], "IPv6"),
     ],
 )
@@ -198,3 +198,26 @@ def test_hostnetd_restart_keeps_docker_containers_working(w: World) -> None:
     w.dk.docker("rm", "-f", "web")
     assert ask(w.client, w.host_ip, 8082, timeout=1) == ""
     assert ping(w.d.host, "172.16.1.1")
+
+
+def test_transparent_network_from_docker(w: World) -> None:
+    gw = f"{SEGMENT}.1"
+    w.dk.docker(
+        "network",
+        "create",
+        "-d",
+        "transparent",
+        f"--subnet={SEGMENT}.0/24",
+        f"--gateway={gw}",
+        "-o",
+        "com.docker.network.windowsshim.interface=eth0",
+        "MyTransparentNet",
+    )
+    w.serve("tweb", "--network=MyTransparentNet", f"--ip={SEGMENT}.120")
+    assert ask(w.client, f"{SEGMENT}.120", 80) == "tweb"  # on the physical segment
+    assert ask(w.d.host, f"{SEGMENT}.120", 80) == "tweb"
+    assert ask(w.client, w.host_ip, 1, timeout=1) == ""  # (nothing listens there)
+    assert ping(w.client, w.host_ip)  # the docker host kept its address
+    w.dk.docker("rm", "-f", "tweb")
+    w.dk.docker("network", "rm", "MyTransparentNet")
+    assert ping(w.client, w.host_ip)

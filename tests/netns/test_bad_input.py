@@ -46,9 +46,10 @@ CASES = [
     ),
     (
         ["network", "create", "-d", "bogus", "x"],
-        ["unknown driver 'bogus'", "available drivers: nat"],
+        ["unknown driver 'bogus'", "available drivers: l2bridge, l2tunnel, nat, transparent"],
     ),
-    (["network", "create", "-d", "transparent", "x"], ["not available yet"]),
+    (["network", "create", "-d", "overlay", "x"], ["not available yet"]),
+    (["network", "create", "-d", "transparent", "x"], ["needs --subnet and --gateway"]),
     (
         ["network", "create", "-o", "com.docker.network.windowsshim.vlanid=11", "x"],
         [

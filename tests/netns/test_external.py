@@ -1,0 +1,282 @@
+"""transparent, l2bridge and l2tunnel: containers on an external switch bound to a host adapter."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import pytest
+from helpers import ask, ping, serve
+
+from lab import SEGMENT, Daemon, Lab, eventually, in_ns
+
+SUBNET = f"{SEGMENT}.0/24"
+
+
+def mac_of(ns: str, ifname: str = "eth0") -> str:
+    return str(json.loads(in_ns(ns, "ip", "-j", "link", "show", ifname).stdout)[0]["address"])
+
+
+def external(d: Daemon, driver: str, name: str = "ext", adapter: str = "eth0", *extra: str) -> None:
+    d.cli(
+        "network",
+        "create",
+        "-d",
+        driver,
+        "--subnet",
+        SUBNET,
+        "--gateway",
+        f"{SEGMENT}.1",
+        "-o",
+        f"com.docker.network.windowsshim.interface={adapter}",
+        *extra,
+        name,
+    )
+
+
+class Capture:
+    """tcpdump on a lab node: which source MACs did frames from given addresses carry?"""
+
+    def __init__(self, ns: str, path: str) -> None:
+        self.path = path
+        self.proc = subprocess.Popen(
+            ["nsenter", f"--net=/run/netns/{ns}", "tcpdump", "-U", "-eni", "eth0", "-w", path],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(0.5)
+
+    def source_macs(self, ip: str) -> set[str]:
+        time.sleep(0.3)
+        self.proc.terminate()
+        self.proc.wait(5)
+        out = subprocess.run(["tcpdump", "-enr", self.path], capture_output=True, text=True).stdout
+        macs = set()
+        for line in out.splitlines():
+            words = line.split()
+            if (
+                f" {ip}." in line.split(">")[0] + " "
+                or f"tell {ip}" in line
+                or f"{ip} is-at" in line
+                or f" {ip} >" in line
+            ):
+                macs.add(words[1])
+        return macs
+
+
+def test_transparent_endpoint_is_on_the_physical_network(lab: Lab) -> None:
+    router, gw = lab.router()
+    d, host_ip = lab.host()
+    client, _ = lab.node("client")
+    before = in_ns(d.host, "ip", "-4", "-o", "addr", "show").stdout.split()
+    pinger = subprocess.Popen(
+        ["nsenter", f"--net=/run/netns/{client}", "ping", "-i", "0.05", "-c", "60", host_ip],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    external(d, "transparent", "MyTransparentNet")
+    out, _ = pinger.communicate(timeout=30)
+    assert " 0% packet loss" in out  # the host stayed reachable while its adapter moved
+    web = serve(d, "MyTransparentNet", "web", 80, False, "--ip", f"{SEGMENT}.105")
+    assert ask(client, f"{SEGMENT}.105", 80) == "web"  # from another host on the segment
+    assert ask(d.host, f"{SEGMENT}.105", 80) == "web"  # from its own container host
+    assert ping(web["netns"], gw)  # reaches the segment's gateway
+    neigh = in_ns(client, "ip", "neigh", "show", f"{SEGMENT}.105").stdout
+    assert mac_of(web["netns"]) in neigh  # its own MAC on the wire
+    sw = d.json("switch", "ls", "--format", "json")
+    assert {
+        "Switch": "MyTransparentNet",
+        "SwitchType": "External",
+        "Adapter": "eth0",
+    }.items() <= next(s for s in sw if s["Switch"] == "MyTransparentNet").items()
+    d.cli("rm", "web")
+    d.cli("network", "rm", "MyTransparentNet")
+    # the host's addresses and routes are back on the adapter
+    assert in_ns(d.host, "ip", "-4", "-o", "addr", "show").stdout.split() == before
+    assert "default via" in in_ns(d.host, "ip", "route", "show", "dev", "eth0").stdout
+    assert ping(client, host_ip)
+
+
+def test_l2bridge_frames_carry_the_host_mac(lab: Lab) -> None:
+    router, gw = lab.router()
+    d, host_ip = lab.host()
+    client, _ = lab.node("client")
+    host_mac = mac_of(d.host)
+    external(d, "l2bridge", "l2")
+    a = serve(d, "l2", "a", 80, False, "--ip", f"{SEGMENT}.105")
+    b = serve(d, "l2", "b", 80, False, "--ip", f"{SEGMENT}.106")
+    cap = Capture(client, f"{lab.tmp}/l2bridge.pcap")
+    assert ask(client, f"{SEGMENT}.105", 80) == "a"  # others reach the endpoint's address
+    assert ping(a["netns"], gw) and ping(b["netns"], gw)
+    in_ns(b["netns"], "ping", "-c", "2", "-b", "-W", "1", f"{SEGMENT}.255", check=False)
+    macs = cap.source_macs(f"{SEGMENT}.105") | cap.source_macs(f"{SEGMENT}.106")
+    assert macs == {host_mac}, macs
+    assert host_mac in in_ns(client, "ip", "neigh", "show", f"{SEGMENT}.105").stdout
+    # endpoints on the same host talk directly, not through the segment
+    seg_before = in_ns(lab.seg, "ip", "-s", "-j", "link", "show", lab.seg_port(host_ip)).stdout
+    assert ask(a["netns"], f"{SEGMENT}.106", 80) == "b"
+    seg_after = in_ns(lab.seg, "ip", "-s", "-j", "link", "show", lab.seg_port(host_ip)).stdout
+    rx = [json.loads(x)[0]["stats64"]["rx"]["packets"] for x in (seg_before, seg_after)]
+    assert rx[1] - rx[0] < 3
+    assert ask(d.host, f"{SEGMENT}.106", 80) == "b"
+
+
+def test_l2tunnel_hairpins_everything_through_the_upstream_switch(lab: Lab) -> None:
+    router, gw = lab.router()
+    d, host_ip = lab.host()
+    external(d, "l2tunnel", "tun")
+    a = serve(d, "tun", "a", 80, False, "--ip", f"{SEGMENT}.105")
+    serve(d, "tun", "b", 80, False, "--ip", f"{SEGMENT}.106")
+    port = lab.seg_port(host_ip)
+    # the upstream switch: hair-pins on the host's port, counts and can drop
+    in_ns(lab.seg, "bridge", "link", "set", "dev", port, "hairpin", "on")
+    upstream = "table bridge upstream {\n chain relay { type filter hook forward priority 0; }\n}\n"
+    in_ns(lab.seg, "nft", "-f", "-", input=upstream)
+    in_ns(
+        lab.seg,
+        "nft",
+        f'add rule bridge upstream relay iifname "{port}" ip saddr {SEGMENT}.105 '
+        f"ip daddr {SEGMENT}.106 counter",
+    )
+    assert ask(a["netns"], f"{SEGMENT}.106", 80) == "b"
+    counted = in_ns(lab.seg, "nft", "list", "chain", "bridge", "upstream", "relay").stdout
+    assert "packets 0 " not in counted and "counter packets" in counted
+    # a policy on the upstream switch blocks two endpoints of the same host
+    in_ns(
+        lab.seg,
+        "nft",
+        f"insert rule bridge upstream relay ip saddr {SEGMENT}.105 ip daddr {SEGMENT}.106 drop",
+    )
+    assert ask(a["netns"], f"{SEGMENT}.106", 80, timeout=1) == ""
+    assert ping(a["netns"], gw)  # other traffic still flows
+    assert ask(d.host, f"{SEGMENT}.105", 80) == "a"
+
+
+@pytest.mark.parametrize("driver", ["nat", "transparent", "l2bridge", "l2tunnel"])
+def test_connectivity_table(lab: Lab, driver: str) -> None:
+    """shared/REFERENCES.md section 3: same host, to external, across hosts."""
+    router, gw = lab.router()
+    lab.spawn(router, "socat", "TCP-LISTEN:7000,reuseaddr,fork", "SYSTEM:read l; echo router")
+    d1, ip1 = lab.host("h1")
+    d2, ip2 = lab.host("h2")
+    for i, h in enumerate((d1, d2), start=1):
+        if driver != "nat":
+            external(h, driver, "net")
+        else:
+            h.cli("network", "create", "--subnet", f"172.16.{i}.0/24", "net")
+    if driver == "l2tunnel":
+        for ip in (ip1, ip2):
+            in_ns(lab.seg, "bridge", "link", "set", "dev", lab.seg_port(ip), "hairpin", "on")
+    static = (lambda n: ["--ip", f"{SEGMENT}.{n}"]) if driver != "nat" else (lambda n: [])
+    a = serve(
+        d1, "net", "a", 80, False, *static(105), *(["-p", "8080:80"] if driver == "nat" else [])
+    )
+    b = serve(d1, "net", "b", 80, False, *static(106))
+    c = serve(d2, "net", "c", 80, False, *static(107))
+    assert ask(b["netns"], a["ip"], 80) == "a"  # same host
+    assert ask(a["netns"], gw, 7000) != ""  # to the external network
+    if driver == "nat":
+        assert ask(c["netns"], a["ip"], 80, timeout=1) == ""  # across hosts: not directly...
+        assert ask(c["netns"], ip1, 8080) == "a"  # ...only through published ports
+    else:
+        assert ask(c["netns"], a["ip"], 80) == "a"  # across hosts: bridged on the segment
+        assert ask(a["netns"], c["ip"], 80) == "c"
+
+
+def test_external_pitfalls_are_clear_errors(lab: Lab) -> None:
+    router, gw = lab.router()
+    d, _ = lab.host()
+    in_ns(d.host, "ip", "link", "add", "eth1", "type", "veth", "peer", "name", "eth1p")
+    in_ns(d.host, "ip", "link", "add", "eth2", "type", "veth", "peer", "name", "eth2p")
+    in_ns(d.host, "ip", "link", "add", "foreignbr", "type", "bridge")
+    in_ns(d.host, "ip", "link", "set", "eth2", "master", "foreignbr")
+    external(d, "transparent", "t1", "eth1")
+    cases = [
+        (["network", "create", "-d", "transparent", "x"], "needs --subnet and --gateway"),
+        (["network", "create", "-d", "l2bridge", "x"], "needs --subnet and --gateway"),
+        (
+            [
+                "network",
+                "create",
+                "-d",
+                "transparent",
+                "--subnet",
+                "10.9.9.0/24",
+                "-o",
+                "interface=eth1",
+                "x",
+            ],
+            "already carries the external network 't1'",
+        ),
+        (
+            [
+                "network",
+                "create",
+                "-d",
+                "transparent",
+                "--subnet",
+                "10.9.8.0/24",
+                "-o",
+                "interface=eth2",
+                "x",
+            ],
+            "already a port of bridge foreignbr",
+        ),
+        (
+            [
+                "network",
+                "create",
+                "-d",
+                "transparent",
+                "--subnet",
+                "10.9.7.0/24",
+                "-o",
+                "interface=nope0",
+                "x",
+            ],
+            "adapter 'nope0' does not exist",
+        ),
+        (
+            [
+                "network",
+                "create",
+                "-d",
+                "transparent",
+                "--subnet",
+                "10.9.6.0/24",
+                "-o",
+                "vlanid=11",
+                "x",
+            ],
+            "'vlanid' (VLAN isolation) is not supported",
+        ),
+        (
+            [
+                "network",
+                "create",
+                "-d",
+                "transparent",
+                "--subnet",
+                "10.9.5.0/24",
+                "-o",
+                "interface=eth1,eth0",
+                "x",
+            ],
+            "teaming",
+        ),
+        (["run", "--net", "t1", "-p", "80:80", "--", "true"], "publishes no ports"),
+    ]
+    failures = []
+    for argv, words in cases:
+        res = d.cli(*argv, check=False)
+        if res.returncode == 0 or words not in res.stderr or "what to do" not in res.stderr:
+            failures.append(f"{argv}: {res.returncode} {res.stderr.strip()}")
+    assert not failures, "\n".join(failures)
+    assert [n["Name"] for n in d.json("network", "ls", "--format", "json")] == ["nat", "t1"]
+    d.cli("network", "rm", "t1")
+
+    def eth1_free() -> None:
+        assert "master" not in in_ns(d.host, "ip", "-o", "link", "show", "eth1").stdout
+
+    eventually(eth1_free)
