@@ -134,6 +134,16 @@ class Network(BaseModel):
     def flag(self, key: str) -> bool:
         return self.options.get(key, "false") == "true"
 
+    def dns(self) -> dict[str, list[str]]:
+        """DNS handed to endpoints (options dnsservers, dnssuffix), in CNI's shape."""
+        out: dict[str, list[str]] = {}
+        servers = [s.strip() for s in self.options.get("dnsservers", "").split(",") if s.strip()]
+        if servers:
+            out["nameservers"] = servers
+        if self.options.get("dnssuffix"):
+            out["search"] = [self.options["dnssuffix"]]
+        return out
+
 
 class Endpoint(BaseModel):
     """A HostComputeEndpoint: one vNIC of a compartment on one network."""

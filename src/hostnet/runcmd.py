@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from typing import Any
 
 import click
@@ -16,18 +17,45 @@ from hostnet.client import Client, q
 from hostnet.errors import HostnetError, NotFound
 
 CLONE_NEWNET = 0x40000000
+CLONE_NEWNS = 0x00020000
+MS_BIND, MS_REC, MS_SLAVE = 4096, 16384, 1 << 19
 
 
-def _enter(netns_path: str) -> None:
-    """In the child, before exec: join the compartment's network namespace."""
+def _die(what: str) -> None:
+    os.write(2, f"hostnet: {what}: {os.strerror(ctypes.get_errno())}\n".encode())
+    os._exit(125)
+
+
+def _enter(netns_path: str, resolv: str) -> None:
+    """In the child, before exec: join the compartment's network namespace and, when the
+    network hands out DNS settings, see them as /etc/resolv.conf (a private mount)."""
     libc = ctypes.CDLL(None, use_errno=True)
     fd = os.open(netns_path, os.O_RDONLY)
     if libc.setns(fd, CLONE_NEWNET) != 0:
-        os.write(
-            2, f"hostnet: cannot enter {netns_path}: {os.strerror(ctypes.get_errno())}\n".encode()
-        )
-        os._exit(125)
+        _die(f"cannot enter {netns_path}")
     os.close(fd)
+    if not resolv:
+        return
+    if libc.unshare(CLONE_NEWNS) != 0:
+        _die("cannot make a private mount namespace")
+    if libc.mount(None, b"/", None, MS_REC | MS_SLAVE, None) != 0:
+        _die("cannot make / a slave mount")
+    if libc.mount(resolv.encode(), b"/etc/resolv.conf", None, MS_BIND, None) != 0:
+        _die("cannot bind the compartment's resolv.conf")
+
+
+def resolv_conf(dns: dict[str, list[str]]) -> str:
+    """A resolv.conf file for the compartment ('' when its network hands out no DNS)."""
+    if not dns:
+        return ""
+    lines = [f"nameserver {s}" for s in dns.get("nameservers", [])]
+    if dns.get("search"):
+        lines.append("search " + " ".join(dns["search"]))
+    fd, path = tempfile.mkstemp(prefix="hostnet-resolv-", suffix=".conf")
+    with os.fdopen(fd, "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+    os.chmod(path, 0o644)
+    return path
 
 
 def _remove(client: Client, cid: str) -> None:
@@ -71,13 +99,14 @@ def run(
     }
     c = client.post("/containers", body)
     cid, path = c["Id"], c["NetnsPath"]
+    resolv = resolv_conf(c.get("Dns") or {})
     out: Any = None
     try:
         if detach:
             out = open(c["LogPath"], "ab") if c.get("LogPath") else subprocess.DEVNULL  # noqa: SIM115
         proc = subprocess.Popen(
             list(command),
-            preexec_fn=lambda: _enter(path),  # noqa: PLW1509 - setns must happen in the child
+            preexec_fn=lambda: _enter(path, resolv),  # noqa: PLW1509 - setns in the child
             start_new_session=detach,
             stdin=subprocess.DEVNULL if detach else None,
             stdout=out if detach else None,
@@ -90,6 +119,8 @@ def run(
     finally:
         if detach and out is not None and out is not subprocess.DEVNULL:
             out.close()
+        if resolv:  # the child has bound it already; the mount keeps the file alive
+            os.unlink(resolv)
     try:
         client.post(f"/containers/{q(cid)}/process", {"pid": proc.pid})
     except HostnetError:

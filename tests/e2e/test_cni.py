@@ -400,3 +400,17 @@ def test_bandwidth_limits_both_directions(world: tuple[Lab, Daemon, str, str]) -
     away = iperf_mbps(lab, ns, d.host, ip, reverse=True)  # container -> host
     assert 5 < towards < 30 and 5 < away < 30, (towards, away)
     assert exec_plugin(C_SHIM, "DEL", conf(d), "bw", f"/run/netns/{ns}")[0] == 0
+
+
+def test_network_dns_options_in_the_result(world: tuple[Lab, Daemon, str, str]) -> None:
+    _, d, _, ns = world
+    config = conf(
+        d,
+        name="named",
+        subnet="172.16.7.0/24",
+        options={"dnsservers": "198.51.100.53", "dnssuffix": "corp.example"},
+    )
+    code, res = exec_plugin(C_SHIM, "ADD", config, "dns1", f"/run/netns/{ns}")
+    assert code == 0, res
+    assert res["dns"] == {"nameservers": ["198.51.100.53"], "search": ["corp.example"]}
+    assert exec_plugin(C_SHIM, "DEL", config, "dns1", f"/run/netns/{ns}")[0] == 0

@@ -210,3 +210,27 @@ def test_default_network_moves_off_a_host_route(lab: Lab) -> None:
     assert nat["IPAM"]["Config"][0]["Subnet"] == "172.17.0.0/16"
     assert "172.16.0.0/16 overlaps" in nat["Note"]
     assert "overlaps an address or route" in d.log()
+
+
+def test_dns_servers_and_suffix_reach_the_compartment(lab: Lab) -> None:
+    d, _ = lab.host()
+    d.cli(
+        "network",
+        "create",
+        "--subnet",
+        "172.16.1.0/24",
+        "-o",
+        "dnsservers=198.51.100.53,198.51.100.54",
+        "-o",
+        "com.docker.network.windowsshim.dnssuffix=corp.example",
+        "named",
+    )
+    out = d.cli("run", "--net", "named", "--", "cat", "/etc/resolv.conf").stdout
+    assert "nameserver 198.51.100.53" in out and "nameserver 198.51.100.54" in out
+    assert "search corp.example" in out
+    # the host's own resolv.conf is untouched, and a network without DNS options keeps it
+    with open("/etc/resolv.conf") as fh:
+        assert "corp.example" not in fh.read()
+    assert (
+        "corp.example" not in d.cli("run", "--net", "nat", "--", "cat", "/etc/resolv.conf").stdout
+    )

@@ -22,7 +22,7 @@ NEEDS = {
     "STATUS": (),
 }
 ENV = {"containerID": "CNI_CONTAINERID", "netns": "CNI_NETNS", "ifname": "CNI_IFNAME"}
-RUNTIME_KEYS = {"portMappings", "ips", "mac", "dns", "bandwidth", "aliases"}
+RUNTIME_KEYS = {"portMappings", "ips", "mac", "dns", "bandwidth"}
 
 
 def _network_ref(svc: HostNetworkingService, conf: dict[str, Any]) -> str:
@@ -139,7 +139,7 @@ def add(svc: HostNetworkingService, req: dict[str, Any]) -> dict[str, Any]:
         "routes": [{"dst": "0.0.0.0/0", "gw": ep.gateway}]
         if svc.endpoints_of(c)[0].id == ep.id
         else [],
-        "dns": runtime.get("dns") or conf.get("dns") or {},
+        "dns": runtime.get("dns") or conf.get("dns") or svc.nets[ep.network_id].dns(),
     }
     return result
 

@@ -25,6 +25,8 @@ class NatDriver(Driver):
         "disableicc": ("bool", "block traffic between containers of this network"),
         "networkname": ("str", "the name of the switch shown by 'hostnet switch ls'"),
         "mtu": ("int", "MTU of the bridge and the container vNICs"),
+        "dnssuffix": ("str", "DNS search suffix handed to endpoints"),
+        "dnsservers": ("str", "comma list of DNS servers handed to endpoints"),
     }
     aliases: ClassVar[dict[str, str]] = {
         "com.docker.network.driver.mtu": "mtu",
