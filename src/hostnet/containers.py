@@ -9,6 +9,7 @@ import contextlib
 import ipaddress
 import logging
 import os
+import secrets
 import signal
 import threading
 from collections.abc import Callable
@@ -86,6 +87,27 @@ class ContainerOps:
     def _plan_endpoint(
         self, net: Network, c: Container, ifname: str, ip: str, port_specs: list[str]
     ) -> Endpoint:
+        if not net.subnet:  # DHCP: the address comes with the lease, at attach
+            if ip:
+                raise InvalidRequest(
+                    f"network {net.name!r} takes addresses from DHCP; --ip needs a subnet",
+                    "create the network with --subnet and --gateway for static addresses",
+                )
+            if port_specs:
+                raise InvalidRequest(f"the {net.driver} driver publishes no ports", "remove -p")
+            eid = new_id()
+            return Endpoint(
+                id=eid,
+                network_id=net.id,
+                container_id=c.id,
+                ip="",
+                prefix_len=0,
+                gateway="",
+                mac="02:42:" + ":".join(f"{b:02x}" for b in secrets.token_bytes(4)),
+                ifname=ifname,
+                host_ifname=VETH_PREFIX + eid[:10],
+                dhcp=True,
+            )
         subnet, gw = net.ipv4_network(), ipaddress.IPv4Address(net.gateway)
         used = self.used_ips.get(net.id, set())
         if ip:
@@ -123,6 +145,9 @@ class ContainerOps:
         try:
             drv = self._driver(net.driver)
             drv.attach(net, ep, c, default_route)
+            if ep.dhcp:  # the driver filled in the lease
+                self.store.update_endpoint(ep)
+                self._remember(ep)
             if getattr(drv, "rewrite", False):
                 self._sync_rewrites()
         except BaseException:

@@ -164,6 +164,9 @@ class Endpoint(BaseModel):
     # Rate limits in bits/s and bucket sizes in bits (CNI's bandwidth names):
     # ingressRate/ingressBurst towards the container, egressRate/egressBurst from it.
     bandwidth: dict[str, int] = Field(default_factory=dict)
+    # Address from an external DHCP server (transparent without --subnet); DNS from the lease.
+    dhcp: bool = False
+    dns: dict[str, list[str]] = Field(default_factory=dict)
 
 
 class Container(BaseModel):

@@ -64,7 +64,7 @@ def reconcile(svc: HostNetworkingService, at_start: bool = False) -> dict[str, A
             svc._forget(ep)
             continue
         drv = svc._driver(net.driver)
-        if drv.endpoint_present(net, ep):
+        if drv.endpoint_present(net, ep) and not (ep.dhcp and not svc.dhcp.running(ep.id)):
             continue
         if ep.runtime_moves_peer and svc.rt.link(ep.host_ifname) is None:
             report["errors"].append(

@@ -15,6 +15,7 @@ from typing import Any
 
 from hostnet import ipam, ports
 from hostnet.containers import ContainerOps
+from hostnet.dhcp import DhcpClients
 from hostnet.drivers.base import Driver
 from hostnet.drivers.external import (
     SWITCH_PREFIX,
@@ -60,8 +61,9 @@ class HostNetworkingService(ContainerOps):
         self.rt = Rtnl()
         self.nat = NatDriver(self.host, self.rt, self.nft, self.owner)
         ext = (TransparentDriver, L2BridgeDriver, L2TunnelDriver)
+        self.dhcp = DhcpClients(state_dir)
         self.external: dict[str, ExternalDriver] = {
-            d.name: d(self.host, self.rt, self.nft, self.owner) for d in ext
+            d.name: d(self.host, self.rt, self.nft, self.owner, self.dhcp) for d in ext
         }
         self.drivers: dict[str, Driver] = {"nat": self.nat, **self.external}
         self.nets: dict[str, Network] = {n.id: n for n in store.networks()}
@@ -79,14 +81,16 @@ class HostNetworkingService(ContainerOps):
         if old is not None:
             self._forget(old)
         self.eps[ep.id] = ep
-        self.used_ips.setdefault(ep.network_id, set()).add(ipaddress.IPv4Address(ep.ip))
+        if ep.ip and not ep.dhcp:
+            self.used_ips.setdefault(ep.network_id, set()).add(ipaddress.IPv4Address(ep.ip))
         for p in ep.ports:
             self.port_index.add(p)
 
     def _forget(self, ep: Endpoint) -> None:
         if self.eps.pop(ep.id, None) is None:
             return
-        self.used_ips.get(ep.network_id, set()).discard(ipaddress.IPv4Address(ep.ip))
+        if ep.ip and not ep.dhcp:
+            self.used_ips.get(ep.network_id, set()).discard(ipaddress.IPv4Address(ep.ip))
         for p in ep.ports:
             self.port_index.remove(p)
 
@@ -133,6 +137,10 @@ class HostNetworkingService(ContainerOps):
             f"unknown driver {name!r}", f"available drivers: {', '.join(sorted(self.drivers))}"
         )
 
+    def _subnets(self) -> list[ipaddress.IPv4Network]:
+        """Every network's subnet (DHCP networks have none: the DHCP server owns it)."""
+        return [n.ipv4_network() for n in self.nets.values() if n.subnet]
+
     def _carved(self, net: Network) -> list[ipaddress.IPv4Network]:
         """Prefixes of other networks inside a carvable network's prefix."""
         if not net.carvable:
@@ -141,7 +149,7 @@ class HostNetworkingService(ContainerOps):
         return [
             n.ipv4_network()
             for n in self.nets.values()
-            if n.id != net.id and n.ipv4_network().subnet_of(own)
+            if n.id != net.id and n.subnet and n.ipv4_network().subnet_of(own)
         ]
 
     def _may_carve(self, subnet: ipaddress.IPv4Network, n: Network) -> bool:
@@ -154,7 +162,7 @@ class HostNetworkingService(ContainerOps):
 
     def _check_overlap(self, subnet: ipaddress.IPv4Network, host_too: bool = True) -> None:
         for n in self.nets.values():
-            if subnet.overlaps(n.ipv4_network()) and not self._may_carve(subnet, n):
+            if n.subnet and subnet.overlaps(n.ipv4_network()) and not self._may_carve(subnet, n):
                 raise Conflict(
                     f"subnet {subnet} overlaps network {n.name!r} ({n.subnet})",
                     "choose a subnet that does not overlap, or leave --subnet out to get a free one",
@@ -181,31 +189,36 @@ class HostNetworkingService(ContainerOps):
         opts = drv.normalize_options(options or {})
         if any(n.name == name for n in self.nets.values()):
             raise Conflict(f"a network named {name!r} already exists", "choose another name")
+        net4: ipaddress.IPv4Network | None
         if subnet:
             net4 = parse_subnet(subnet)
             self._check_overlap(net4, host_too=not drv.on_host_subnet)
-        elif drv.on_host_subnet:
+        elif drv.on_host_subnet and driver != "transparent":
             raise InvalidRequest(
-                f"the {driver} driver needs --subnet and --gateway (the physical network's)",
-                "give them; addresses from an external DHCP server are not supported yet",
+                f"the {driver} driver needs --subnet and --gateway (the host's network); "
+                "it takes static addresses only",
+                "give --subnet and --gateway, and --ip for each endpoint",
             )
+        elif gateway:
+            raise InvalidRequest("--gateway needs --subnet", "give --subnet too, or neither")
+        elif drv.on_host_subnet:
+            net4 = None  # transparent with DHCP: the external DHCP server owns the subnet
         else:
-            if gateway:
-                raise InvalidRequest("--gateway needs --subnet", "give --subnet too, or neither")
-            used = [n.ipv4_network() for n in self.nets.values()] + self.host_prefixes()
-            found = ipam.first_free_subnet(24, used)
+            found = ipam.first_free_subnet(24, self._subnets() + self.host_prefixes())
             if found is None:
                 raise Conflict("no free /24 left in 172.16.0.0/12", "give --subnet explicitly")
             net4 = found
-        gw = parse_ip(gateway, "gateway") if gateway else ipam.default_gateway(net4)
-        ipam.check_gateway(net4, gw)
+        gw: ipaddress.IPv4Address | None = None
+        if net4 is not None:
+            gw = parse_ip(gateway, "gateway") if gateway else ipam.default_gateway(net4)
+            ipam.check_gateway(net4, gw)
         nid = new_id()
         net = Network(
             id=nid,
             name=name,
             driver=driver,
-            subnet=str(net4),
-            gateway=str(gw),
+            subnet=str(net4) if net4 else "",
+            gateway=str(gw) if gw else "",
             options=opts,
             switch=(SWITCH_PREFIX if drv.on_host_subnet else BRIDGE_PREFIX) + nid[:8],
             note=note,
@@ -233,7 +246,7 @@ class HostNetworkingService(ContainerOps):
         if any(n.name == "nat" for n in self.nets.values()):
             return None
         want = ipaddress.IPv4Network("172.16.0.0/16")
-        used = [n.ipv4_network() for n in self.nets.values()] + self.host_prefixes()
+        used = self._subnets() + self.host_prefixes()
         note = ""
         if ipam.overlapping(want, used) is not None:
             found = ipam.first_free_subnet(16, used)

@@ -92,7 +92,9 @@ def container_view(svc: HostNetworkingService, c: Container) -> dict[str, Any]:
         "Networks": {
             svc.nets[e.network_id].name: endpoint_view(e) for e in eps if e.network_id in svc.nets
         },
-        "Dns": svc.nets[eps[0].network_id].dns() if eps and eps[0].network_id in svc.nets else {},
+        "Dns": (eps[0].dns or svc.nets[eps[0].network_id].dns())
+        if eps and eps[0].network_id in svc.nets
+        else {},
     }
 
 

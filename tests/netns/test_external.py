@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 
@@ -280,3 +281,62 @@ def test_external_pitfalls_are_clear_errors(lab: Lab) -> None:
         assert "master" not in in_ns(d.host, "ip", "-o", "link", "show", "eth1").stdout
 
     eventually(eth1_free)
+
+
+def test_transparent_with_dhcp_from_the_segment(lab: Lab) -> None:
+    router, gw = lab.router()
+    leases = f"{lab.tmp}/dnsmasq.leases"
+    lab.spawn(
+        router,
+        "dnsmasq",
+        "--no-daemon",
+        "--port=0",
+        "--interface=eth0",
+        "--bind-interfaces",
+        f"--dhcp-range={SEGMENT}.150,{SEGMENT}.199,255.255.255.0,2m",
+        f"--dhcp-option=3,{gw}",
+        f"--dhcp-option=6,{SEGMENT}.53",
+        "--dhcp-option=15,lab.example",
+        f"--dhcp-leasefile={leases}",
+    )
+    d, _ = lab.host()
+    client, _ = lab.node("client")
+    d.cli("network", "create", "-d", "transparent", "-o", "interface=eth0", "dhcpnet")
+    # the lease is there before the command starts: address, gateway and DNS applied
+    out = d.cli(
+        "run",
+        "--net",
+        "dhcpnet",
+        "--",
+        "sh",
+        "-c",
+        "ip -4 -o addr show eth0; ip route; cat /etc/resolv.conf",
+    ).stdout
+    assert f"inet {SEGMENT}.1" in out and f"default via {gw}" in out
+    assert f"nameserver {SEGMENT}.53" in out and "search lab.example" in out
+    web = serve(d, "dhcpnet", "web")
+    assert 150 <= int(web["ip"].rsplit(".", 1)[1]) <= 199
+    assert ask(client, web["ip"], 80) == "web"
+    with open(leases) as fh:
+        assert web["ip"] in fh.read()
+    # a DHCP client keeps the lease renewed while the endpoint lives
+    inode = os.stat(web["netns"]).st_ino
+    cmdlines = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.stat(f"/proc/{pid}/ns/net").st_ino == inode:
+                with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                    cmdlines.append(fh.read().replace(b"\0", b" ").decode())
+        except OSError:
+            continue
+    assert any("udhcpc" in c and " -R " in c for c in cmdlines), cmdlines
+    d.cli("rm", "web")
+
+    def released() -> None:
+        with open(leases) as fh:
+            assert web["ip"] not in fh.read()
+
+    eventually(released)
+    res = d.cli("run", "--net", "dhcpnet", "--ip", f"{SEGMENT}.120", "--", "true", check=False)
+    assert res.returncode != 0 and "takes addresses from DHCP" in res.stderr
+    d.cli("network", "rm", "dhcpnet")

@@ -82,7 +82,7 @@ class IpamPools:
             subnet = parse_subnet(pool)
             self.svc._check_overlap(subnet)
         else:
-            used = [n.ipv4_network() for n in self.svc.nets.values()] + self.svc.host_prefixes()
+            used = self.svc._subnets() + self.svc.host_prefixes()
             used += [ipaddress.IPv4Network(s) for s in self.reserved.values()]
             found = ipam.first_free_subnet(24, used)
             if found is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any, ClassVar
 
+from hostnet.dhcp import DhcpClients
 from hostnet.drivers import l2_rules, vnic
 from hostnet.drivers.base import Driver
 from hostnet.errors import Conflict, HostnetError, InvalidRequest
@@ -43,8 +44,8 @@ class ExternalDriver(Driver):
         "macpool": "MAC pools",
     }
 
-    def __init__(self, host: Netlink, rt: Rtnl, nft: Nft, owner: str) -> None:
-        self.host, self.rt, self.nft, self.owner = host, rt, nft, owner
+    def __init__(self, host: Netlink, rt: Rtnl, nft: Nft, owner: str, dhcp: DhcpClients) -> None:
+        self.host, self.rt, self.nft, self.owner, self.dhcp = host, rt, nft, owner, dhcp
 
     def normalize_options(self, given: dict[str, str]) -> dict[str, str]:
         short = {k.removeprefix("com.docker.network.windowsshim."): v for k, v in given.items()}
@@ -121,10 +122,25 @@ class ExternalDriver(Driver):
             owner=self.owner,
             isolated=self.isolate,
         )
+        if ep.dhcp:
+            self._lease(ep, c)
         if ep.bandwidth:
             vnic.limit(self.host, ep, c)
 
+    def _lease(self, ep: Endpoint, c: Container) -> None:
+        """Obtain (or keep) the endpoint's lease from the external DHCP server."""
+        path = c.netns if c.netns.startswith("/") else f"/run/netns/{c.netns}"
+        lease = self.dhcp.start(ep.id, path, ep.ifname)
+        ep.ip, ep.prefix_len, ep.gateway = lease["ip"], int(lease["mask"]), lease["router"]
+        ep.dns = {}
+        if lease.get("dns"):
+            ep.dns["nameservers"] = lease["dns"].split()
+        if lease.get("domain"):
+            ep.dns["search"] = [lease["domain"]]
+
     def detach(self, net: Network, ep: Endpoint, c: Container, cut_link: bool = True) -> None:
+        if ep.dhcp:  # release the lease first, while the vNIC still reaches the server
+            self.dhcp.stop(ep.id)
         if cut_link:
             self.rt.delete_link(ep.host_ifname)
 
@@ -148,7 +164,7 @@ class ExternalDriver(Driver):
             net.id[:8],
             self.adapter(net),
             str(net.adapter_state.get("mac")),
-            {e.ip: e.mac for e in eps if e.ip},
+            {e.ip: e.mac for e in eps if e.ip and not e.dhcp},
             host_ips,
         )
 

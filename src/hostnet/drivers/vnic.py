@@ -45,11 +45,15 @@ def plug(
     elif info["master"] != bridge["index"] or not info["flags"] & IFF_UP:
         rt.set_master_up(ep.host_ifname, bridge["index"])
     rt.set_bridge_port(ep.host_ifname, owner, hairpin=True, isolated=isolated)
-    if not ep.runtime_moves_peer and ep.ip:
+    if not ep.runtime_moves_peer:
         with Rtnl(c.netns) as inside:
-            inside.configure_inside(
-                ep.ifname, ep.ip, ep.prefix_len, ep.gateway if default_route else None
-            )
+            if ep.dhcp:  # up, unaddressed: the DHCP client configures it
+                inside.set_up("lo")
+                inside.set_up(ep.ifname)
+            else:
+                inside.configure_inside(
+                    ep.ifname, ep.ip, ep.prefix_len, ep.gateway if default_route else None
+                )
     return info is None
 
 

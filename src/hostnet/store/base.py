@@ -55,6 +55,10 @@ class Store(ABC):
     def create_endpoint(self, ep: Endpoint) -> None: ...
 
     @abstractmethod
+    def update_endpoint(self, ep: Endpoint) -> None:
+        """Rewrite an endpoint's document (e.g. a DHCP lease); claims do not change."""
+
+    @abstractmethod
     def delete_endpoint(self, ep_id: str) -> None: ...
 
     @abstractmethod

@@ -103,10 +103,11 @@ class SqliteStore(Store):
         cur.execute("BEGIN IMMEDIATE")
         try:
             try:
-                cur.execute(
-                    "INSERT INTO addresses (network_id, ip, endpoint_id) VALUES (?, ?, ?)",
-                    (ep.network_id, ep.ip, ep.id),
-                )
+                if ep.ip:  # a DHCP endpoint's address belongs to the DHCP server
+                    cur.execute(
+                        "INSERT INTO addresses (network_id, ip, endpoint_id) VALUES (?, ?, ?)",
+                        (ep.network_id, ep.ip, ep.id),
+                    )
             except sqlite3.IntegrityError:
                 raise Conflict(
                     f"address {ep.ip} is already in use", "choose another address"
@@ -164,6 +165,9 @@ class SqliteStore(Store):
         except BaseException:
             cur.execute("ROLLBACK")
             raise
+
+    def update_endpoint(self, ep: Endpoint) -> None:
+        self.db.execute("UPDATE endpoints SET doc = ? WHERE id = ?", (self._doc(ep), ep.id))
 
     def delete_endpoint(self, ep_id: str) -> None:
         cur = self.db.cursor()
