@@ -183,6 +183,28 @@ class Lab:
         in_ns(ns, "ip", "link", "set", "eth0", "up")
         return ns, ip
 
+    def adapter(self, ns: str, ifname: str) -> None:
+        """Another adapter (no address) of node ``ns`` on the segment."""
+        self._next_port = getattr(self, "_next_port", 200) + 1
+        peer = f"{self.prefix[-6:]}p{self._next_port}"
+        sh(
+            "ip",
+            "link",
+            "add",
+            ifname,
+            "netns",
+            ns,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            peer,
+            "netns",
+            self.seg,
+        )
+        in_ns(self.seg, "ip", "link", "set", peer, "master", "seg0", "up")
+        in_ns(ns, "ip", "link", "set", ifname, "up")
+
     def router(self) -> tuple[str, str]:
         """The segment's gateway (.1); hosts get a default route through it."""
         ns, ip = self.node("router", 1)

@@ -161,7 +161,11 @@ class HostNetworkingService(ContainerOps):
         return not any(a in subnet for a in in_use)
 
     def _check_overlap(self, subnet: ipaddress.IPv4Network, host_too: bool = True) -> None:
+        """Refuse a subnet overlapping another network or the host; external switches (host_too
+        False) may share a subnet with each other: each is its own physical L2 network."""
         for n in self.nets.values():
+            if not host_too and n.driver in self.external:
+                continue
             if n.subnet and subnet.overlaps(n.ipv4_network()) and not self._may_carve(subnet, n):
                 raise Conflict(
                     f"subnet {subnet} overlaps network {n.name!r} ({n.subnet})",

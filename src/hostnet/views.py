@@ -157,6 +157,7 @@ def switches(svc: HostNetworkingService) -> list[dict[str, Any]]:
                 "Switch": net.options.get("networkname", net.name),
                 "SwitchType": view["Type"],
                 "Adapter": view["Adapter"] or "-",
+                "VLAN": view.get("VLAN") or "-",
                 "Kernel": view["Kernel"],
                 "Networks": net.name,
             }

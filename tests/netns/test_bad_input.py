@@ -49,7 +49,7 @@ CASES = [
         ["unknown driver 'bogus'", "available drivers: l2bridge, l2tunnel, nat, transparent"],
     ),
     (["network", "create", "-d", "overlay", "x"], ["not available yet"]),
-    (["network", "create", "-d", "transparent", "x"], ["needs --subnet and --gateway"]),
+    (["network", "create", "-d", "l2bridge", "x"], ["needs --subnet and --gateway"]),
     (
         ["network", "create", "-o", "com.docker.network.windowsshim.vlanid=11", "x"],
         [

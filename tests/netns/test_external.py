@@ -194,7 +194,10 @@ def test_external_pitfalls_are_clear_errors(lab: Lab) -> None:
     in_ns(d.host, "ip", "link", "set", "eth2", "master", "foreignbr")
     external(d, "transparent", "t1", "eth1")
     cases = [
-        (["network", "create", "-d", "transparent", "x"], "needs --subnet and --gateway"),
+        (
+            ["network", "create", "-d", "transparent", "--gateway", "10.1.1.1", "x"],
+            "--gateway needs --subnet",
+        ),
         (["network", "create", "-d", "l2bridge", "x"], "needs --subnet and --gateway"),
         (
             [
@@ -247,10 +250,10 @@ def test_external_pitfalls_are_clear_errors(lab: Lab) -> None:
                 "--subnet",
                 "10.9.6.0/24",
                 "-o",
-                "vlanid=11",
+                "vsid=11",
                 "x",
             ],
-            "'vlanid' (VLAN isolation) is not supported",
+            "'vsid' (virtual subnet ids) is not supported",
         ),
         (
             [
@@ -340,3 +343,48 @@ def test_transparent_with_dhcp_from_the_segment(lab: Lab) -> None:
     res = d.cli("run", "--net", "dhcpnet", "--ip", f"{SEGMENT}.120", "--", "true", check=False)
     assert res.returncode != 0 and "takes addresses from DHCP" in res.stderr
     d.cli("network", "rm", "dhcpnet")
+
+
+def test_vlan_tags_on_the_wire_and_isolation(lab: Lab) -> None:
+    router, gw = lab.router()
+    d1, _ = lab.host("h1")
+    d2, _ = lab.host("h2")
+    client, _ = lab.node("client")
+    lab.adapter(d2.host, "eth1")
+    external(d1, "transparent", "v11", "eth0", "-o", "com.docker.network.windowsshim.vlanid=11")
+    external(d2, "transparent", "v11", "eth0", "-o", "vlanid=11")
+    external(d2, "transparent", "v12", "eth1", "-o", "vlanid=12")
+    a = serve(d1, "v11", "a", 80, False, "--ip", f"{SEGMENT}.105")
+    b = serve(d2, "v11", "b", 80, False, "--ip", f"{SEGMENT}.106")
+    c = serve(d2, "v12", "c", 80, False, "--ip", f"{SEGMENT}.107")
+    cap = subprocess.Popen(
+        [
+            "nsenter",
+            f"--net=/run/netns/{client}",
+            "tcpdump",
+            "-U",
+            "-eni",
+            "eth0",
+            "-w",
+            f"{lab.tmp}/vlan.pcap",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(0.5)
+    assert ask(a["netns"], b["ip"], 80) == "b"  # VLAN 11 across hosts
+    assert ask(b["netns"], a["ip"], 80) == "a"
+    assert ask(c["netns"], a["ip"], 80, timeout=1) == ""  # VLAN 12 cannot reach VLAN 11
+    assert ask(c["netns"], b["ip"], 80, timeout=1) == ""
+    assert ask(client, a["ip"], 80, timeout=1) == ""  # untagged traffic does not reach them
+    time.sleep(0.3)
+    cap.terminate()
+    cap.wait(5)
+    frames = subprocess.run(
+        ["tcpdump", "-enr", f"{lab.tmp}/vlan.pcap"], capture_output=True, text=True
+    ).stdout
+    from_a = [ln for ln in frames.splitlines() if mac_of(a["netns"]) in ln.split(">")[0]]
+    assert from_a and all("vlan 11" in ln for ln in from_a), from_a[:3]
+    assert any("vlan 12" in ln for ln in frames.splitlines())  # c's ARP went out tagged 12
+    sw = {s["Switch"]: s for s in d2.json("switch", "ls", "--format", "json")}
+    assert sw["v11"]["VLAN"] == "11" and sw["v12"]["VLAN"] == "12"

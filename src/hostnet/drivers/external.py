@@ -15,7 +15,7 @@ from hostnet.dhcp import DhcpClients
 from hostnet.drivers import l2_rules, vnic
 from hostnet.drivers.base import Driver
 from hostnet.errors import Conflict, HostnetError, InvalidRequest
-from hostnet.kernel import adapters
+from hostnet.kernel import adapters, bpf
 from hostnet.kernel.links import Netlink
 from hostnet.kernel.nft import Nft
 from hostnet.kernel.rtnl import Rtnl
@@ -35,9 +35,9 @@ class ExternalDriver(Driver):
         "networkname": ("str", "the switch name shown by 'hostnet switch ls'"),
         "dnssuffix": ("str", "DNS search suffix handed to endpoints"),
         "dnsservers": ("str", "comma list of DNS servers handed to endpoints"),
+        "vlanid": ("int", "802.1Q VLAN (1-4094) of every endpoint; tagged on the wire"),
     }
     later: ClassVar[dict[str, str]] = {
-        "vlanid": "VLAN isolation",
         "vsid": "virtual subnet ids",
         "enable_outboundnat": "outbound NAT",
         "outboundnat_exceptions": "outbound NAT exceptions",
@@ -56,6 +56,10 @@ class ExternalDriver(Driver):
                     f"remove it; the {self.name} driver supports: {', '.join(sorted(self.options))}",
                 )
         opts = super().normalize_options(given)
+        if "vlanid" in opts and not 1 <= int(opts["vlanid"]) <= 4094:
+            raise InvalidRequest(
+                f"vlanid {opts['vlanid']} is out of range", "give a VLAN id from 1 to 4094"
+            )
         adapter = opts.get("interface", "")
         if "," in adapter:
             raise InvalidRequest(
@@ -122,6 +126,8 @@ class ExternalDriver(Driver):
             owner=self.owner,
             isolated=self.isolate,
         )
+        if net.options.get("vlanid"):
+            bpf.tag_port(self.host, ep.host_ifname, int(net.options["vlanid"]))
         if ep.dhcp:
             self._lease(ep, c)
         if ep.bandwidth:
@@ -179,7 +185,12 @@ class ExternalDriver(Driver):
         )
 
     def switch_view(self, net: Network) -> dict[str, Any]:
-        return {"Type": "External", "Adapter": self.adapter(net), "Kernel": net.switch}
+        return {
+            "Type": "External",
+            "Adapter": self.adapter(net),
+            "Kernel": net.switch,
+            "VLAN": net.options.get("vlanid", ""),
+        }
 
 
 class TransparentDriver(ExternalDriver):
