@@ -160,11 +160,13 @@ async def serve(args: argparse.Namespace) -> None:
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGHUP, lambda: worker.submit(_reconcile_logged, svc))
+    watch = asyncio.create_task(_watch_teams(svc, worker))
     log.info(
         "hostnetd ready on %s (instance %s, state %s)", args.socket, svc.instance, args.state_dir
     )
     _notify_ready()
     await stop.wait()
+    watch.cancel()
     log.info("hostnetd stopping; kernel state stays in place")
     for r in plugin_runners:
         await r.cleanup()
@@ -177,6 +179,17 @@ async def serve(args: argparse.Namespace) -> None:
     worker.shutdown(wait=True)
     store.close()
     lock.close()
+
+
+async def _watch_teams(svc: HostNetworkingService, worker: ThreadPoolExecutor) -> None:
+    """Team failover: a member's link state is checked every half second."""
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(0.5)
+        try:
+            await loop.run_in_executor(worker, svc.check_teams)
+        except HostnetError as exc:
+            log.error("team check: %s", exc)
 
 
 def _reconcile_logged(svc: HostNetworkingService) -> None:

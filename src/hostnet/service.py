@@ -24,6 +24,7 @@ from hostnet.drivers.external import (
     L2TunnelDriver,
     TransparentDriver,
     sync_rewrites,
+    sync_teams,
 )
 from hostnet.drivers.nat import NatDriver
 from hostnet.errors import Conflict, HostnetError, InvalidRequest, NotFound
@@ -315,3 +316,22 @@ class HostNetworkingService(ContainerOps):
                 if tn is not None:
                     tunnels.append(tn)
         sync_rewrites(self.nft, rewrites, tunnels)
+        self._teams_rendered = self._teams()
+        sync_teams(self.nft, self._teams_rendered)
+
+    def _teams(self) -> list[Any]:
+        teams = []
+        for n in self.nets.values():
+            if n.driver in self.external:
+                t = self.external[n.driver].team_state(n)
+                if t is not None:
+                    teams.append(t)
+        return teams
+
+    def check_teams(self) -> None:
+        """Called every half second: re-spread when a team member went down or came back."""
+        teams = self._teams()
+        if teams != getattr(self, "_teams_rendered", None):
+            log.info("team members now: %s", {t.key: t.live for t in teams})
+            self._teams_rendered = teams
+            sync_teams(self.nft, teams)

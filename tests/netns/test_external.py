@@ -264,10 +264,10 @@ def test_external_pitfalls_are_clear_errors(lab: Lab) -> None:
                 "--subnet",
                 "10.9.5.0/24",
                 "-o",
-                "interface=eth1,eth0",
+                "interface=eth2,eth2",
                 "x",
             ],
-            "teaming",
+            "names one twice",
         ),
         (["run", "--net", "t1", "-p", "80:80", "--", "true"], "publishes no ports"),
     ]
@@ -388,3 +388,58 @@ def test_vlan_tags_on_the_wire_and_isolation(lab: Lab) -> None:
     assert any("vlan 12" in ln for ln in frames.splitlines())  # c's ARP went out tagged 12
     sw = {s["Switch"]: s for s in d2.json("switch", "ls", "--format", "json")}
     assert sw["v11"]["VLAN"] == "11" and sw["v12"]["VLAN"] == "12"
+
+
+def _tx_bytes(ns: str, ifname: str) -> int:
+    return int(
+        json.loads(in_ns(ns, "ip", "-s", "-j", "link", "show", ifname).stdout)[0]["stats64"]["tx"][
+            "bytes"
+        ]
+    )
+
+
+def test_team_spreads_traffic_and_survives_a_member_going_down(lab: Lab) -> None:
+    router, gw = lab.router()
+    d, _ = lab.host()
+    client, client_ip = lab.node("client")
+    lab.adapter(d.host, "eth1")
+    lab.adapter(d.host, "eth2")
+    external(d, "transparent", "teamed", "eth1,eth2")
+    a = serve(d, "teamed", "a", 80, False, "--ip", f"{SEGMENT}.105")
+    assert ask(client, a["ip"], 80) == "a"
+    sw = next(s for s in d.json("switch", "ls", "--format", "json") if s["Switch"] == "teamed")
+    assert sw["Adapter"] == "eth1,eth2"
+    # both members carry traffic: parallel flows are spread by hash
+    before = {m: _tx_bytes(d.host, m) for m in ("eth1", "eth2")}
+    lab.spawn(client, "iperf3", "-s", "-1", "-p", "5301")
+    time.sleep(0.3)
+    in_ns(a["netns"], "iperf3", "-c", client_ip, "-p", "5301", "-t", "2", "-P", "8", timeout=30)
+    sent = {m: _tx_bytes(d.host, m) - before[m] for m in before}
+    assert all(v > 1_000_000 for v in sent.values()), sent
+    # a member goes down mid-transfer: the connection carries on over the other
+    lab.spawn(client, "iperf3", "-s", "-1", "-p", "5302")
+    time.sleep(0.3)
+    run = subprocess.Popen(
+        [
+            "nsenter",
+            f"--net={a['netns']}",
+            "iperf3",
+            "-c",
+            client_ip,
+            "-p",
+            "5302",
+            "-t",
+            "6",
+            "-J",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(2)
+    in_ns(d.host, "ip", "link", "set", "eth1", "down")
+    out, _ = run.communicate(timeout=30)
+    intervals = json.loads(out)["intervals"]
+    late = [i["sum"]["bits_per_second"] for i in intervals[4:]]
+    assert late and all(bps > 1e6 for bps in late), late
+    assert ask(client, a["ip"], 80) == "a"
+    in_ns(d.host, "ip", "link", "set", "eth1", "up")

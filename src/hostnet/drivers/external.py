@@ -12,7 +12,7 @@ import contextlib
 from typing import Any, ClassVar
 
 from hostnet.dhcp import DhcpClients
-from hostnet.drivers import l2_rules, vnic
+from hostnet.drivers import l2_rules, team, vnic
 from hostnet.drivers.base import Driver
 from hostnet.errors import Conflict, HostnetError, InvalidRequest
 from hostnet.kernel import adapters, bpf
@@ -60,24 +60,26 @@ class ExternalDriver(Driver):
             raise InvalidRequest(
                 f"vlanid {opts['vlanid']} is out of range", "give a VLAN id from 1 to 4094"
             )
-        adapter = opts.get("interface", "")
-        if "," in adapter:
+        members = [m.strip() for m in opts.get("interface", "").split(",") if m.strip()]
+        if len(members) != len(set(members)):
             raise InvalidRequest(
-                f"teaming adapters ({adapter}) is not supported by hostnet yet",
-                "bind the network to one adapter",
+                f"adapter list {opts['interface']!r} names one twice", "name each once"
             )
+        if members:
+            opts["interface"] = ",".join(members)
         return opts
 
     def check_network(self, net: Network, others: list[Network]) -> None:
-        """Before anything changes: the adapter exists, is free, and is not someone else's."""
-        adapter = self.adapter(net)
+        """Before anything changes: each adapter exists, is free, and is not someone else's."""
+        for adapter in self.members(net):
+            self._check_adapter(net, adapter, others)
+
+    def _check_adapter(self, net: Network, adapter: str, others: list[Network]) -> None:
         state = adapters.describe(self.host, adapter)
         for other in others:
-            if (
-                isinstance(other.options, dict)
-                and other.options.get("interface") == adapter
-                and other.driver in ("transparent", "l2bridge", "l2tunnel")
-            ):
+            if other.driver in ("transparent", "l2bridge", "l2tunnel") and adapter in (
+                other.options.get("interface") or ""
+            ).split(","):
                 raise Conflict(
                     f"adapter {adapter} already carries the external network {other.name!r}",
                     "each external network needs its own adapter; choose another with "
@@ -94,6 +96,22 @@ class ExternalDriver(Driver):
     def adapter(self, net: Network) -> str:
         return net.options.get("interface") or self._default_adapter()
 
+    def members(self, net: Network) -> tuple[str, ...]:
+        return tuple(self.adapter(net).split(","))
+
+    def uplink(self, net: Network) -> str:
+        """The switch's port towards the wire: the adapter, or a team's port."""
+        members = self.members(net)
+        return team.names(net.id)[0] if len(members) > 1 else members[0]
+
+    def team_state(self, net: Network) -> team.Team | None:
+        members = self.members(net)
+        if len(members) < 2:
+            return None
+        return team.Team(
+            net.id[:8], team.names(net.id)[1], members, team.live_members(self.rt, members)
+        )
+
     def _default_adapter(self) -> str:
         for r in self.host.ipr.get_routes(family=2, table=254):
             if r["dst_len"] == 0 and r.get_attr("RTA_OIF"):
@@ -107,12 +125,20 @@ class ExternalDriver(Driver):
         )
 
     def ensure_network(self, net: Network) -> None:
+        if len(self.members(net)) > 1:
+            net.adapter_state = team.ensure(
+                self.host, net.switch, net.id, self.members(net), self.owner
+            )
+            return
         saved = net.adapter_state or None
         moved = adapters.bind(self.host, net.switch, self.adapter(net), self.owner, saved)
         if not net.adapter_state:
             net.adapter_state = moved
 
     def remove_network(self, net: Network) -> None:
+        if len(self.members(net)) > 1:
+            team.remove(self.host, net.switch, net.id)
+            return
         adapters.release(self.host, net.switch, self.adapter(net), net.adapter_state)
 
     def attach(self, net: Network, ep: Endpoint, c: Container, default_route: bool) -> None:
@@ -168,7 +194,7 @@ class ExternalDriver(Driver):
         host_ips = tuple(str(a[0]) for a in net.adapter_state.get("addrs", []))
         return l2_rules.RewriteNet(
             net.id[:8],
-            self.adapter(net),
+            self.uplink(net),
             str(net.adapter_state.get("mac")),
             {e.ip: e.mac for e in eps if e.ip and not e.dhcp},
             host_ips,
@@ -179,7 +205,7 @@ class ExternalDriver(Driver):
             return None
         return l2_rules.TunnelNet(
             net.id[:8],
-            self.adapter(net),
+            self.uplink(net),
             str(net.adapter_state.get("mac")),
             tuple(e.host_ifname for e in eps),
         )
@@ -212,6 +238,14 @@ class L2TunnelDriver(ExternalDriver):
     name = "l2tunnel"
     rewrite = True
     isolate = True
+
+
+def sync_teams(nft: Nft, teams: list[team.Team]) -> None:
+    if teams:
+        nft.run(team.render(teams))
+        return
+    with contextlib.suppress(HostnetError):
+        nft.run(f"add table netdev {team.TABLE}\ndelete table netdev {team.TABLE}\n")
 
 
 def sync_rewrites(

@@ -1,0 +1,114 @@
+"""Adapter teaming for external switches (the seed's Switch Embedded Teaming) without the
+bonding module: the switch has one port (a veth pair) towards the wire, and nftables in the
+netdev family spreads frames from it over the live member adapters and brings frames from
+every member back into it. A member that goes down leaves the spread within a second."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hostnet.errors import Conflict, KernelError
+from hostnet.kernel.links import Netlink
+from hostnet.kernel.rtnl import IFF_UP, Rtnl
+
+TABLE = "hostnet_team"
+IFF_LOWER_UP = 0x10000
+
+
+def names(net_id: str) -> tuple[str, str]:
+    """(the switch's port, its uplink end) of a team."""
+    return "ht" + net_id[:8], "hu" + net_id[:8]
+
+
+@dataclass(frozen=True)
+class Team:
+    key: str
+    uplink: str
+    members: tuple[str, ...]
+    live: tuple[str, ...]
+
+
+def live_members(rt: Rtnl, members: tuple[str, ...]) -> tuple[str, ...]:
+    out = []
+    for m in members:
+        info = rt.link(m)
+        if info and info["flags"] & IFF_UP and info["flags"] & IFF_LOWER_UP:
+            out.append(m)
+    return tuple(out)
+
+
+def ensure(
+    nl: Netlink, bridge: str, net_id: str, members: tuple[str, ...], owner: str
+) -> dict[str, object]:
+    """The bridge, its team port, and members up; returns the state to keep in intent."""
+    first = None
+    for m in members:
+        idx = nl.index(m)
+        if idx is None:
+            raise KernelError(f"team member {m} is missing")
+        msg = nl.ipr.get_links(idx)[0]
+        if any(a["index"] == idx for a in nl.ipr.get_addr(family=2)):
+            raise Conflict(
+                f"team member {m} carries IPv4 addresses of the host",
+                "team adapters that only carry containers; move the host's addresses off",
+            )
+        first = first or msg
+        nl.ipr.link("set", index=idx, state="up")
+    assert first is not None
+    mac, mtu = first.get_attr("IFLA_ADDRESS"), first.get_attr("IFLA_MTU")
+    br = nl.index(bridge)
+    if br is None:
+        nl.ipr.link("add", ifname=bridge, kind="bridge")
+        br = nl.index(bridge)
+    nl.ipr.link("set", index=br, address=mac, mtu=mtu, state="up", ifalias=owner)
+    port, uplink = names(net_id)
+    if nl.index(port) is None:
+        nl.ipr.link("add", ifname=port, kind="veth", peer={"ifname": uplink, "mtu": mtu}, mtu=mtu)
+    for name in (port, uplink):
+        idx = nl.index(name)
+        assert idx is not None
+        nl.ipr.link("set", index=idx, state="up", ifalias=owner)
+    nl.ipr.link("set", index=nl.index(port), master=br)
+    return {"mac": mac, "mtu": mtu, "addrs": [], "routes": [], "team": list(members)}
+
+
+def remove(nl: Netlink, bridge: str, net_id: str) -> None:
+    nl.delete_link(names(net_id)[0])
+    nl.delete_link(bridge)
+
+
+def render(teams: list[Team]) -> str:
+    """Up: from the uplink, spread flows over the live members (or drop when none is);
+    down: every member's frames go up, broadcasts only from the first live member."""
+    lines = [
+        f"add table netdev {TABLE}",
+        f"delete table netdev {TABLE}",
+        f"table netdev {TABLE} {{",
+    ]
+    for t in sorted(teams, key=lambda t: t.key):
+        live = t.live
+        lines += [
+            f"  chain up_{t.key} {{",
+            f'    type filter hook ingress device "{t.uplink}" priority 0; policy drop;',
+        ]
+        if live:
+            spread = ", ".join(f'{i} : "{m}"' for i, m in enumerate(live))
+            n = len(live)
+            lines += [
+                f"    tcp dport 0-65535 fwd to jhash ip saddr . tcp sport . tcp dport mod {n} map {{ {spread} }}",
+                f"    udp dport 0-65535 fwd to jhash ip saddr . udp sport . udp dport mod {n} map {{ {spread} }}",
+                f"    fwd to jhash ether saddr . ether daddr mod {n} map {{ {spread} }}",
+            ]
+        members = ", ".join(f'"{m}"' for m in sorted(t.members))
+        lines += [
+            "  }",
+            f"  chain down_{t.key} {{",
+            f"    type filter hook ingress devices = {{ {members} }} priority 0; policy accept;",
+        ]
+        if live:
+            lines.append(
+                f'    iifname != "{live[0]}" ether daddr & 01:00:00:00:00:00 == 01:00:00:00:00:00 drop'
+            )
+        lines += [f'    fwd to "{t.uplink}"', "  }"]
+    lines.append("}")
+    return "\n".join(lines) + "\n"

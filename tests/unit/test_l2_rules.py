@@ -1,0 +1,71 @@
+"""Bridge/netdev rule rendering for l2bridge and l2tunnel, and the VLAN eBPF programs."""
+
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+
+from hostnet.drivers.l2_rules import RewriteNet, TunnelNet, render_table, render_tunnels
+from hostnet.kernel.bpf import pop_program, push_program
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def check(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.write_text(text)
+    assert text == path.read_text()
+
+
+def test_rewrite_table() -> None:
+    net = RewriteNet(
+        "ab12cd34",
+        "eth0",
+        "02:00:00:00:00:01",
+        {"198.51.100.105": "02:42:c6:33:64:69", "198.51.100.106": "02:42:c6:33:64:6a"},
+        ("198.51.100.2",),
+    )
+    check("l2_rewrite.nft", render_table([net]))
+
+
+def test_tunnel_table_skips_networks_without_endpoints() -> None:
+    nets = [
+        TunnelNet("ab12cd34", "eth0", "02:00:00:00:00:01", ("hv0000000001", "hv0000000002")),
+        TunnelNet("ffff0000", "eth1", "02:00:00:00:00:02", ()),
+    ]
+    text = render_tunnels(nets)
+    check("l2_tunnel.nft", text)
+    assert "ffff0000" not in text
+
+
+def decode(prog: bytes) -> list[tuple[int, int, int, int, int]]:
+    out = []
+    for i in range(0, len(prog), 8):
+        code, regs, off, imm = struct.unpack("<BBhi", prog[i : i + 8])
+        out.append((code, regs & 0xF, regs >> 4, off, imm))
+    return out
+
+
+def test_vlan_programs_push_and_pop_the_given_vid() -> None:
+    push, pop = decode(push_program(11)), decode(pop_program(11))
+    assert (0xB7, 3, 0, 0, 11) in push and (0x85, 0, 0, 0, 18) in push  # r3 = 11; vlan_push
+    assert (0x55, 2, 0, 4, 11) in pop and (0x85, 0, 0, 0, 19) in pop  # r2 != 11 -> drop; vlan_pop
+    assert push[-1][0] == pop[-1][0] == 0x95  # both end in exit
+    # every jump lands inside the program, on the drop branch (r0 = TC_ACT_SHOT)
+    for prog in (push, pop):
+        for i, (code, _, _, off, _) in enumerate(prog):
+            if code in (0x15, 0x55):
+                assert prog[i + 1 + off] == (0xB7, 0, 0, 0, 2)
+
+
+def test_team_spreads_over_live_members_only() -> None:
+    from hostnet.drivers.team import Team, render
+
+    both = render([Team("ab12cd34", "huab12cd34", ("eth1", "eth2"), ("eth1", "eth2"))])
+    check("team_both.nft", both)
+    one = render([Team("ab12cd34", "huab12cd34", ("eth1", "eth2"), ("eth2",))])
+    assert 'mod 1 map { 0 : "eth2" }' in one and '"eth1"' in one.split("chain down")[1]
+    none = render([Team("ab12cd34", "huab12cd34", ("eth1", "eth2"), ())])
+    assert "fwd to jhash" not in none and "policy drop" in none
