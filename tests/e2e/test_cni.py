@@ -14,7 +14,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "netns"))
 from cni_runner import add, delete, exec_plugin  # noqa: E402
-from helpers import ask, ping  # noqa: E402
+from helpers import ask, ping, wait_listening  # noqa: E402
 
 from lab import Daemon, Lab, eventually, in_ns, sh  # noqa: E402
 
@@ -374,11 +374,14 @@ def test_podman_run_gets_address_and_port_mapping_and_rm_releases(
         os.unlink(path)
 
 
-def iperf_mbps(lab: Lab, server_ns: str, client_ns: str, ip: str, reverse: bool) -> float:
-    lab.spawn(server_ns, "iperf3", "-s", "-1", "-p", "5201")
-    time.sleep(0.3)
-    args = ["iperf3", "-c", ip, "-p", "5201", "-t", "2", "-J"] + (["-R"] if reverse else [])
+def iperf_mbps(
+    lab: Lab, server_ns: str, client_ns: str, ip: str, reverse: bool, port: int
+) -> float:
+    lab.spawn(server_ns, "iperf3", "-s", "-1", "-p", str(port))
+    wait_listening(f"/run/netns/{server_ns}", port)
+    args = ["iperf3", "-c", ip, "-p", str(port), "-t", "2", "-J"] + (["-R"] if reverse else [])
     out = json.loads(in_ns(client_ns, *args, timeout=30).stdout)
+    assert "error" not in out, out["error"]
     return float(out["end"]["sum_received"]["bits_per_second"]) / 1e6
 
 
@@ -396,8 +399,8 @@ def test_bandwidth_limits_both_directions(world: tuple[Lab, Daemon, str, str]) -
     code, res = exec_plugin(C_SHIM, "ADD", conf(d, runtimeConfig=runtime), "bw", f"/run/netns/{ns}")
     assert code == 0, res
     ip = res["ips"][0]["address"].split("/")[0]
-    towards = iperf_mbps(lab, ns, d.host, ip, reverse=False)  # host -> container
-    away = iperf_mbps(lab, ns, d.host, ip, reverse=True)  # container -> host
+    towards = iperf_mbps(lab, ns, d.host, ip, reverse=False, port=5201)  # host -> container
+    away = iperf_mbps(lab, ns, d.host, ip, reverse=True, port=5202)  # container -> host
     assert 5 < towards < 30 and 5 < away < 30, (towards, away)
     assert exec_plugin(C_SHIM, "DEL", conf(d), "bw", f"/run/netns/{ns}")[0] == 0
 

@@ -8,7 +8,7 @@ import subprocess
 import time
 
 import pytest
-from helpers import ask, ping, serve
+from helpers import ask, ping, serve, wait_listening
 
 from lab import SEGMENT, Daemon, Lab, eventually, in_ns
 
@@ -412,13 +412,13 @@ def test_team_spreads_traffic_and_survives_a_member_going_down(lab: Lab) -> None
     # both members carry traffic: parallel flows are spread by hash
     before = {m: _tx_bytes(d.host, m) for m in ("eth1", "eth2")}
     lab.spawn(client, "iperf3", "-s", "-1", "-p", "5301")
-    time.sleep(0.3)
+    wait_listening(f"/run/netns/{client}", 5301)
     in_ns(a["netns"], "iperf3", "-c", client_ip, "-p", "5301", "-t", "2", "-P", "8", timeout=30)
     sent = {m: _tx_bytes(d.host, m) - before[m] for m in before}
     assert all(v > 1_000_000 for v in sent.values()), sent
     # a member goes down mid-transfer: the connection carries on over the other
     lab.spawn(client, "iperf3", "-s", "-1", "-p", "5302")
-    time.sleep(0.3)
+    wait_listening(f"/run/netns/{client}", 5302)
     run = subprocess.Popen(
         [
             "nsenter",
