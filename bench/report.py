@@ -1,5 +1,5 @@
 """Assemble bench/RESULTS.md from the JSON summaries the parts wrote (attach, cni, portscale,
-dataplane, dockerrun)."""
+dataplane, dockerrun, drivers)."""
 
 from __future__ import annotations
 
@@ -337,6 +337,124 @@ def dockerrun_section(d: dict[str, Any] | None) -> list[str]:
     return out
 
 
+DRIVER_PATHS = {
+    "nat": "container -> nat bridge -> routed + masquerade -> eth0",
+    "transparent": "container -> external switch -> eth0 (own MAC)",
+    "l2bridge": "container -> external switch, MAC rewritten -> eth0",
+    "l2tunnel": "container -> netdev fwd, MAC rewritten -> eth0 (hairpin on)",
+}
+
+
+def drivers_section(d: dict[str, Any] | None) -> list[str]:
+    out = ["## 6. Drivers: container -> another host (iperf3 TCP)", ""]
+    if d is None:
+        return [*out, "**Did not run or failed**: see `bench/out/drivers.log`.", ""]
+    target = d["target_ratio"]
+    per: dict[str, Any] = d["per_driver"]
+    m = d["machine"]
+    out += [
+        "Host A runs hostnetd; host B is a plain namespace on the lab segment running "
+        "`iperf3 -s`. Per driver, one container on host A runs `iperf3 -c <host B>`; the "
+        "baseline is host A itself (no container) -> host B. "
+        f"{d['runs']} runs of {d['seconds']} s each (first second omitted) per side, "
+        "container and baseline runs interleaved (order alternating), median Gbit/s "
+        "received. Drivers run one after the other: nat on the default `nat` network "
+        "(masquerade to host B), then `hostnet network create -d DRIVER --subnet "
+        "198.51.100.0/24 --gateway 198.51.100.1 -o "
+        "com.docker.network.windowsshim.interface=eth0 ext` with a static container "
+        "address, removed (`hostnet network rm`) before the next driver; for l2tunnel the "
+        "segment port facing host A hair-pins. While an external network exists host A's "
+        "own address lives on the external switch, so that phase's baseline crosses the "
+        "switch too; the nat phase's baseline is the adapter alone (last column). "
+        f"Load average at start / end of the part: {m.get('loadavg_start')} / "
+        f"{m.get('loadavg_end')}.",
+        "",
+        "| driver | container's path | median Gbit/s | baseline median Gbit/s "
+        "| **ratio** (medians) | paired ratio (median) | vs adapter alone (nat-phase baseline) |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    over_adapter = d.get("ratio_over_adapter_alone", {})
+    for drv in d["drivers"]:
+        p = per.get(drv)
+        if p is None:
+            out.append(f"| {drv} | {DRIVER_PATHS.get(drv, '')} | **failed** | | | | |")
+            continue
+        out.append(
+            f"| {drv} | {DRIVER_PATHS.get(drv, '')} | {p['gbps_median']} "
+            f"| {p['baseline_gbps_median']} | **{fmt(p['ratio'])}** "
+            f"| {fmt(p['paired_ratio_median'])} | {fmt(over_adapter.get(drv))} |"
+        )
+    out += ["", f"Against the target (ratio ≥ {target}):", ""]
+    for drv in d["drivers"]:
+        p = per.get(drv)
+        if p is None:
+            out.append(f"- **{drv}: did not run**: {d['failures'].get(drv, 'see the log')}")
+        else:
+            out.append(
+                f"- **{drv} = {fmt(p['ratio'])}**: {verdict(p['ratio'], target, False)}; "
+                f"paired {fmt(p['paired_ratio_median'])}"
+            )
+    out += [
+        "",
+        "| driver | container runs Gbit/s | baseline runs Gbit/s | retransmits median "
+        "(container / baseline) | sender CPU % median (container / baseline) |",
+        "|---|---|---|---|---|",
+    ]
+    for drv, p in per.items():
+        out.append(
+            f"| {drv} | {', '.join(map(str, p['gbps_all']))} "
+            f"| {', '.join(map(str, p['baseline_gbps_all']))} "
+            f"| {p['retransmits_median']} / {p['baseline_retransmits_median']} "
+            f"| {p['sender_cpu_median']} / {p['baseline_sender_cpu_median']} |"
+        )
+    checks = []
+    for drv, p in per.items():
+        i = p["info"]
+        words = [
+            f"container {i['container_ip']}, host B saw it as "
+            f"{', '.join(i['server_saw_container_as']) or '?'}"
+        ]
+        if "host_b_neigh_mac_for_container" in i:
+            mac = i["host_b_neigh_mac_for_container"]
+            whose = (
+                "the container's own MAC"
+                if mac == i["container_mac"]
+                else "host A's adapter MAC"
+                if mac == i["host_a_adapter_mac"]
+                else "an unknown MAC"
+            )
+            words.append(f"host B's neighbour entry for it: {mac} ({whose})")
+        if "network_create_ms" in i:
+            words.append(
+                f"network create {i['network_create_ms']} ms / rm {i['network_rm_ms']} ms, "
+                "host A's addresses "
+                + ("back on eth0 after rm" if i.get("host_a_addrs_restored") else "NOT restored")
+            )
+        status = "ok" if not p["problems"] else "**PROBLEMS: " + "; ".join(p["problems"]) + "**"
+        checks.append(f"{drv}: " + ", ".join(words) + f" ({status})")
+    out += [
+        "",
+        "- sanity checks per driver (the client address host B's iperf3 server logged; "
+        "for the external drivers host B's ARP entry for the container, which must be the "
+        "container's MAC for transparent and host A's MAC for l2bridge and l2tunnel): "
+        + "; ".join(checks),
+    ]
+    if d.get("failures"):
+        out.append("- **failed**: " + "; ".join(f"{k}: {v}" for k, v in d["failures"].items()))
+    errs = d.get("hostnetd_log_errors") or []
+    out.append(
+        "- hostnetd's log: "
+        + (f"{len(errs)} error line(s), first: `{errs[0]}`" if errs else "no ERROR lines")
+    )
+    stray = d.get("stray_in_lab_at_end") or []
+    out += [
+        "- after every `hostnet rm`: "
+        + ("nothing of the containers left running" if not stray else "left: " + ", ".join(stray)),
+        "",
+    ]
+    return out
+
+
 def section(
     render: Callable[[dict[str, Any] | None], list[str]],
     data: dict[str, Any] | None,
@@ -360,9 +478,17 @@ PARTS = (
     ("cni", cni_section, "4. CNI ADD and DEL latency"),
     ("portscale", portscale_section, "2. Port-mapping scale"),
     ("dataplane", dataplane_section, "3. Data plane (iperf3 TCP)"),
+    ("drivers", drivers_section, "6. Drivers: container -> another host (iperf3 TCP)"),
     ("dockerrun", dockerrun_section, "5. docker run on a hostnet network vs Docker's bridge"),
 )
-ORDER = ("attach", "portscale", "dataplane", "cni", "dockerrun")  # sections in RESULTS.md
+ORDER = (
+    "attach",
+    "portscale",
+    "dataplane",
+    "cni",
+    "dockerrun",
+    "drivers",
+)  # sections in RESULTS.md
 
 
 def main() -> None:

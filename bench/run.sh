@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Benchmarks: hostnet against the CNI reference plugins, netavark and Docker's bridge, in one run.
+# Benchmarks: hostnet against the CNI reference plugins, netavark and Docker's bridge, and each
+# driver's throughput against the host's own adapter, in one run.
 # Everything happens inside network namespaces the scripts create and remove; dockerd
 # (dockerrun) runs in a lab namespace with its own temp dirs and a private mount namespace.
 # Writes bench/RESULTS.md; raw JSON summaries and logs go to bench/out/.
@@ -26,7 +27,7 @@ done
 
 status=0
 start=$SECONDS
-for part in attach cni portscale dataplane dockerrun; do
+for part in attach cni portscale dataplane drivers dockerrun; do
     echo "== $part ($(date -u +%H:%M:%S))"
     if ! "$py" "$here/$part.py" >"$BENCH_OUT/$part.log" 2>&1; then
         echo "   $part FAILED; tail of $BENCH_OUT/$part.log:" >&2
