@@ -78,6 +78,9 @@ class ContainerOps:
     def _sync_rewrites(self) -> None:
         raise NotImplementedError  # provided by HostNetworkingService
 
+    def _sync_firewall(self) -> None:
+        raise NotImplementedError  # provided by HostNetworkingService
+
     # -- containers (compartments) and endpoints --------------------------
     def _next_compartment_id(self) -> int:
         n = int(self.store.get_meta("next_compartment") or "2")  # 1 is the host's, as on Windows
@@ -150,6 +153,8 @@ class ContainerOps:
                 self._remember(ep)
             if getattr(drv, "rewrite", False):
                 self._sync_rewrites()
+            if net.flag("enable_outboundnat"):
+                self._sync_firewall()
         except BaseException:
             self._detach(ep)
             raise
@@ -170,6 +175,8 @@ class ContainerOps:
         if net is not None and getattr(self._driver(net.driver), "rewrite", False):
             try:
                 self._sync_rewrites()
+                if net.flag("enable_outboundnat"):
+                    self._sync_firewall()
             except HostnetError as exc:
                 errors.append(str(exc))
         return errors

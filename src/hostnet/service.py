@@ -27,6 +27,7 @@ from hostnet.drivers.external import (
     sync_teams,
 )
 from hostnet.drivers.nat import NatDriver
+from hostnet.drivers.nat_rules import OutboundNat
 from hostnet.errors import Conflict, HostnetError, InvalidRequest, NotFound
 from hostnet.kernel.links import Netlink
 from hostnet.kernel.nft import Nft
@@ -301,7 +302,13 @@ class HostNetworkingService(ContainerOps):
         return [n.name for n in unused]
 
     def _sync_firewall(self) -> None:
-        self.nat.sync_firewall(list(self.nets.values()), list(self.eps.values()))
+        outbound = []
+        for n in self.nets.values():
+            keep = self.external[n.driver].nat_keep(n) if n.driver in self.external else None
+            if keep is not None:
+                ips = tuple(sorted(e.ip for e in self.endpoints_on(n) if e.ip))
+                outbound.append(OutboundNat(n.switch, ips, keep))
+        self.nat.sync_firewall(list(self.nets.values()), list(self.eps.values()), outbound)
         self._sync_rewrites()
 
     def _sync_rewrites(self) -> None:

@@ -443,3 +443,28 @@ def test_team_spreads_traffic_and_survives_a_member_going_down(lab: Lab) -> None
     assert late and all(bps > 1e6 for bps in late), late
     assert ask(client, a["ip"], 80) == "a"
     in_ns(d.host, "ip", "link", "set", "eth1", "up")
+
+
+def test_l2bridge_outbound_nat_with_exceptions(lab: Lab) -> None:
+    router, gw = lab.router()
+    for addr in ("203.0.113.1/32", "203.0.113.2/32"):
+        in_ns(router, "ip", "addr", "add", addr, "dev", "lo")
+    lab.spawn(
+        router, "socat", "TCP-LISTEN:7001,reuseaddr,fork", "SYSTEM:read l; echo $SOCAT_PEERADDR"
+    )
+    d, host_ip = lab.host()
+    external(
+        d,
+        "l2bridge",
+        "onat",
+        "eth0",
+        "-o",
+        "com.docker.network.windowsshim.enable_outboundnat=true",
+        "-o",
+        "outboundnat_exceptions=203.0.113.2/32",
+    )
+    a = serve(d, "onat", "a", 80, False, "--ip", f"{SEGMENT}.105")
+    time.sleep(0.3)
+    assert ask(a["netns"], "203.0.113.1", 7001) == host_ip  # NATed to the host's address
+    assert ask(a["netns"], "203.0.113.2", 7001) == a["ip"]  # the exception keeps its own
+    assert ask(a["netns"], gw, 7001) == a["ip"]  # its own subnet is never NATed

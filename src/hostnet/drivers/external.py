@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 from typing import Any, ClassVar
 
 from hostnet.dhcp import DhcpClients
@@ -16,7 +17,7 @@ from hostnet.drivers import l2_rules, team, vnic
 from hostnet.drivers.base import Driver
 from hostnet.errors import Conflict, HostnetError, InvalidRequest
 from hostnet.kernel import adapters, bpf
-from hostnet.kernel.links import Netlink
+from hostnet.kernel.links import Netlink, write_sysctl
 from hostnet.kernel.nft import Nft
 from hostnet.kernel.rtnl import Rtnl
 from hostnet.model import Container, Endpoint, Network, PortMapping
@@ -198,7 +199,11 @@ class ExternalDriver(Driver):
             str(net.adapter_state.get("mac")),
             {e.ip: e.mac for e in eps if e.ip and not e.dhcp},
             host_ips,
+            self.nat_keep(net),
         )
+
+    def nat_keep(self, net: Network) -> tuple[str, ...] | None:
+        return None
 
     def tunnel_net(self, net: Network, eps: list[Endpoint]) -> l2_rules.TunnelNet | None:
         if not self.isolate:
@@ -226,10 +231,44 @@ class TransparentDriver(ExternalDriver):
 
 
 class L2BridgeDriver(ExternalDriver):
-    """Endpoints behind the host adapter's MAC on the wire."""
+    """Endpoints behind the host adapter's MAC on the wire; optionally NATed outbound."""
 
     name = "l2bridge"
     rewrite = True
+    options: ClassVar[dict[str, tuple[str, str]]] = {
+        **ExternalDriver.options,
+        "enable_outboundnat": ("bool", "NAT endpoints' outbound traffic to the host's address"),
+        "outboundnat_exceptions": ("str", "comma list of prefixes reached without NAT"),
+    }
+    later: ClassVar[dict[str, str]] = {"vsid": "virtual subnet ids", "macpool": "MAC pools"}
+
+    def normalize_options(self, given: dict[str, str]) -> dict[str, str]:
+        opts = super().normalize_options(given)
+        for prefix in filter(None, opts.get("outboundnat_exceptions", "").split(",")):
+            try:
+                ipaddress.IPv4Network(prefix.strip(), strict=True)
+            except ValueError as exc:
+                raise InvalidRequest(
+                    f"outboundnat_exceptions: {prefix.strip()!r} is not an IPv4 prefix ({exc})",
+                    "give comma-separated prefixes, e.g. 10.0.0.0/8,192.0.2.7/32",
+                ) from None
+        return opts
+
+    def nat_keep(self, net: Network) -> tuple[str, ...] | None:
+        """Prefixes reached without NAT (the subnet and the exceptions); None when off."""
+        if not net.flag("enable_outboundnat"):
+            return None
+        extra = [
+            p.strip() for p in net.options.get("outboundnat_exceptions", "").split(",") if p.strip()
+        ]
+        return (net.subnet, *extra) if net.subnet else tuple(extra)
+
+    def ensure_network(self, net: Network) -> None:
+        super().ensure_network(net)
+        if net.flag("enable_outboundnat"):
+            write_sysctl("net/ipv4/ip_forward", "1")
+            # the host hands NATed traffic back out of the same switch: no redirects
+            write_sysctl(f"net/ipv4/conf/{net.switch}/send_redirects", "0")
 
 
 class L2TunnelDriver(ExternalDriver):

@@ -22,6 +22,8 @@ class RewriteNet:
     host_mac: str
     endpoints: dict[str, str] = field(default_factory=dict)  # ip -> endpoint MAC
     host_ips: tuple[str, ...] = ()  # the host's own addresses on this switch
+    # outbound NAT: frames to anywhere but these prefixes are handed to the host to NAT
+    nat_keep: tuple[str, ...] | None = None
 
 
 def _elements(items: list[str]) -> str:
@@ -57,6 +59,13 @@ def render_table(nets: list[RewriteNet]) -> str:
             m = f"@ip2mac_{n.key}"
             pre.append(
                 f'iifname "{ad}" ether saddr {hm} arp daddr ip {hips} arp saddr ether set arp saddr ip map {m}'
+            )
+        if n.nat_keep is not None and n.endpoints:
+            keep = "{ " + ", ".join(n.nat_keep) + " }"
+            pre.append(
+                # to the host's IP stack: its MAC, and "for this host" (IP drops other hosts')
+                f'iifname != "{ad}" ether saddr @epmac_{n.key} ether type ip ip daddr != {keep} '
+                f"ether daddr set {hm} meta pkttype set host"
             )
         pre += [
             f'iifname "{ad}" ether daddr {hm} ether type ip ether daddr set ip daddr map @ip2mac_{n.key}',

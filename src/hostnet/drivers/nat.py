@@ -98,12 +98,17 @@ class NatDriver(Driver):
     def _mappings(ep: Endpoint) -> list[nat_rules.Mapping]:
         return [nat_rules.Mapping(p, ep.ip) for p in ep.ports]
 
-    def sync_firewall(self, nets: list[Network], eps: list[Endpoint]) -> None:
+    def sync_firewall(
+        self,
+        nets: list[Network],
+        eps: list[Endpoint],
+        outbound: list[nat_rules.OutboundNat] | None = None,
+    ) -> None:
         """Replace hostnet's whole nftables table with what intent says, atomically."""
         ours = {n.id for n in nets if n.driver == self.name}
         nat_nets = [nat_rules.NatNet(n.switch, n.subnet) for n in nets if n.id in ours]
         maps = [m for ep in eps if ep.network_id in ours for m in self._mappings(ep)]
-        self.nft.run(nat_rules.render_table(nat_nets, maps))
+        self.nft.run(nat_rules.render_table(nat_nets, maps, outbound))
 
     def remove_firewall(self) -> None:
         self.nft.run(

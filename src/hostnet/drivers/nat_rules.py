@@ -54,7 +54,18 @@ def _elements_block(items: list[str]) -> str:
     return "\n    elements = {\n      " + ",\n      ".join(items) + "\n    }"
 
 
-def render_table(nets: list[NatNet], mappings: list[Mapping]) -> str:
+@dataclass(frozen=True)
+class OutboundNat:
+    """l2bridge outbound NAT: these endpoints leave with the host's address, except to keep."""
+
+    bridge: str
+    endpoints: tuple[str, ...]
+    keep: tuple[str, ...]
+
+
+def render_table(
+    nets: list[NatNet], mappings: list[Mapping], outbound: list[OutboundNat] | None = None
+) -> str:
     """The whole table, as one script that replaces any previous version atomically."""
     bridges = sorted(n.bridge for n in nets)
     any_elems = [e for s, e in map(_element, mappings) if s == "pm_any"]
@@ -98,6 +109,12 @@ def render_table(nets: list[NatNet], mappings: list[Mapping]) -> str:
         "    type nat hook postrouting priority srcnat; policy accept;",
         "    oifname @bridges ip saddr 127.0.0.0/8 masquerade",
         *(f"    {r}" for r in post),
+        *(
+            f'    oifname "{o.bridge}" ip saddr {{ {", ".join(o.endpoints)} }} '
+            f"ip daddr != {{ {', '.join(o.keep)} }} masquerade"
+            for o in outbound or []
+            if o.endpoints
+        ),
         "  }",
         "  chain forward {",
         "    type filter hook forward priority filter; policy accept;",
