@@ -36,7 +36,10 @@ def mappings() -> list[Mapping]:
 
 
 def test_table_with_two_networks_and_mappings() -> None:
-    nets = [NatNet("hn-bbbb", "172.16.2.0/24"), NatNet("hn-aaaa", "172.16.1.0/24")]
+    nets = [
+        NatNet("hn-bbbb", "172.16.2.0/24", "172.16.2.1"),
+        NatNet("hn-aaaa", "172.16.1.0/24", "172.16.1.1"),
+    ]
     check("nat_table.nft", render_table(nets, mappings()))
 
 

@@ -106,7 +106,7 @@ class NatDriver(Driver):
     ) -> None:
         """Replace hostnet's whole nftables table with what intent says, atomically."""
         ours = {n.id for n in nets if n.driver == self.name}
-        nat_nets = [nat_rules.NatNet(n.switch, n.subnet) for n in nets if n.id in ours]
+        nat_nets = [nat_rules.NatNet(n.switch, n.subnet, n.gateway) for n in nets if n.id in ours]
         maps = [m for ep in eps if ep.network_id in ours for m in self._mappings(ep)]
         self.nft.run(nat_rules.render_table(nat_nets, maps, outbound))
 

@@ -23,6 +23,7 @@ class NatNet:
 
     bridge: str
     subnet: str
+    gateway: str = ""
 
 
 @dataclass(frozen=True)
@@ -78,10 +79,14 @@ def render_table(
         # bridged traffic inside one network (seen here when br_netfilter is loaded)
         fwd.append(f'iifname "{n.bridge}" oifname "{n.bridge}" accept')
     bridge_elems = ", ".join(f'"{b}"' for b in bridges)
+    gateways = ", ".join(sorted({n.gateway for n in nets if n.gateway}))
     lines = [
         f"add table {FAMILY} {TABLE}",
         f"delete table {FAMILY} {TABLE}",
         f"table {FAMILY} {TABLE} {{",
+        "  set gateways {",
+        "    type ipv4_addr" + (f"\n    elements = {{ {gateways} }}" if gateways else ""),
+        "  }",
         "  set bridges {",
         "    type ifname" + (f"\n    elements = {{ {bridge_elems} }}" if bridges else ""),
         "  }",
@@ -92,6 +97,17 @@ def render_table(
         "  map pm_ip {",
         "    type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service"
         + _elements_block(ip_elems),
+        "  }",
+        # traffic between containers of one network is bridged: no connection tracking
+        # (br_netfilter would otherwise track every bridged packet); the gateway is excluded
+        # so that the host's own and NATed (hairpin) connections stay tracked
+        "  chain rawpre {",
+        "    type filter hook prerouting priority raw; policy accept;",
+        *(
+            f"    ip saddr {n.subnet} ip daddr {n.subnet} ip daddr != @gateways notrack"
+            for n in sorted(nets, key=lambda n: n.bridge)
+            if n.gateway
+        ),
         "  }",
         "  chain prerouting {",
         "    type nat hook prerouting priority dstnat; policy accept;",
