@@ -211,6 +211,92 @@ def port_rm(ctx: click.Context, container: str, specs: tuple[str, ...]) -> None:
 
 
 @cli.group()
+def endpoint() -> None:
+    """Endpoints (vNICs) and their policies."""
+
+
+@endpoint.command("inspect")
+@click.option("--network", default="", help="the endpoint on this network (default: the first)")
+@click.argument("container")
+@click.pass_context
+def endpoint_inspect(ctx: click.Context, network: str, container: str) -> None:
+    """Show a container's endpoint in HNS form, with its policies."""
+    suffix = f"?network={q(network)}" if network else ""
+    click.echo(
+        json.dumps(_client(ctx).get(f"/containers/{q(container)}/endpoint{suffix}"), indent=2)
+    )
+
+
+@endpoint.group("acl")
+def endpoint_acl() -> None:
+    """Port ACLs of an endpoint: action=allow|block;dir=in|out;proto=..;lport=..;raddr=..;prio=N"""
+
+
+def _acl_rules(ctx: click.Context, container: str, network: str) -> list[dict[str, Any]]:
+    suffix = f"?network={q(network)}" if network else ""
+    ep = _client(ctx).get(f"/containers/{q(container)}/endpoint{suffix}")
+    return [p["Settings"] for p in ep["Policies"] if p["Type"] == "ACL"]
+
+
+def _spec(rule: dict[str, Any]) -> str:
+    parts = [
+        f"action={rule['Action'].lower()}",
+        f"dir={rule['Direction'].lower()}",
+        "proto=" + ",".join("any" if p == 256 else str(p) for p in rule["Protocols"]),
+        f"prio={rule['Priority']}",
+    ]
+    for key, short in (
+        ("LocalPorts", "lport"),
+        ("RemotePorts", "rport"),
+        ("LocalAddresses", "laddr"),
+        ("RemoteAddresses", "raddr"),
+    ):
+        if rule[key]:
+            parts.append(f"{short}={','.join(rule[key])}")
+    return ";".join(parts)
+
+
+@endpoint_acl.command("ls")
+@click.option("--network", default="")
+@FORMAT
+@click.argument("container")
+@click.pass_context
+def acl_ls(ctx: click.Context, network: str, fmt: str, container: str) -> None:
+    rules = _acl_rules(ctx, container, network)
+    print_rows([{"N": i, **r} for i, r in enumerate(rules)], fmt)
+
+
+@endpoint_acl.command("add")
+@click.option("--network", default="")
+@click.argument("container")
+@click.argument("specs", nargs=-1, required=True)
+@click.pass_context
+def acl_add(ctx: click.Context, network: str, container: str, specs: tuple[str, ...]) -> None:
+    """Add rules; the endpoint's whole rule set is replaced in one step."""
+    rules = [_spec(r) for r in _acl_rules(ctx, container, network)] + list(specs)
+    _client(ctx).request(
+        "PUT", f"/containers/{q(container)}/acl", {"rules": rules, "network": network}
+    )
+
+
+@endpoint_acl.command("rm")
+@click.option("--network", default="")
+@click.argument("container")
+@click.argument("numbers", nargs=-1, type=int, required=True)
+@click.pass_context
+def acl_rm(ctx: click.Context, network: str, container: str, numbers: tuple[int, ...]) -> None:
+    """Remove rules by their number in 'acl ls'."""
+    rules = _acl_rules(ctx, container, network)
+    bad = [n for n in numbers if not 0 <= n < len(rules)]
+    if bad:
+        raise click.ClickException(f"no rule number {bad[0]}; see 'hostnet endpoint acl ls'")
+    keep = [_spec(r) for i, r in enumerate(rules) if i not in numbers]
+    _client(ctx).request(
+        "PUT", f"/containers/{q(container)}/acl", {"rules": keep, "network": network}
+    )
+
+
+@cli.group()
 def compartment() -> None:
     """Network compartments (Get-NetCompartment)."""
 

@@ -13,9 +13,10 @@ import secrets
 import signal
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from hostnet import ipam, ports
+from hostnet import acl, ipam, ports
+from hostnet.drivers import vnic
 from hostnet.errors import Conflict, HostnetError, InvalidRequest, NotFound
 from hostnet.kernel import netns
 from hostnet.model import (
@@ -36,6 +37,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hostnet")
 VETH_PREFIX = "hv"
+
+
+def _signal_container(pid: int, sig: int) -> None:
+    """A detached container leads its own session: signal the whole process group."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
 
 
 class ContainerOps:
@@ -80,6 +90,8 @@ class ContainerOps:
 
     def _sync_firewall(self) -> None:
         raise NotImplementedError  # provided by HostNetworkingService
+
+    nft: Any
 
     # -- containers (compartments) and endpoints --------------------------
     def _next_compartment_id(self) -> int:
@@ -182,7 +194,11 @@ class ContainerOps:
         return errors
 
     def create_container(
-        self, name: str, networks: list[dict[str, str]], port_specs: list[str] | None = None
+        self,
+        name: str,
+        networks: list[dict[str, str]],
+        port_specs: list[str] | None = None,
+        acl_specs: list[str] | None = None,
     ) -> Container:
         """A compartment attached to each network; ports map to the first network's endpoint."""
         cid = new_id()
@@ -206,13 +222,16 @@ class ContainerOps:
             netns=self.ns_prefix + cid[:12],
             log_path=os.path.join(log_dir, f"{cid}.log"),
         )
-        # every check (addresses, ports) happens here, before anything changes
+        rules = [acl.parse_rule(spec) for spec in acl_specs or []]
+        # every check (addresses, ports, ACLs) happens here, before anything changes
         plans = [
             self._plan_endpoint(
                 net, c, f"eth{i}", req.get("ip", ""), (port_specs or []) if i == 0 else []
             )
             for i, (net, req) in enumerate(zip(nets, networks, strict=True))
         ]
+        for ep in plans:
+            ep.acl = list(rules)
         os.makedirs(log_dir, exist_ok=True)
         c.compartment_id = self._next_compartment_id()
         self.store.create_container(c)
@@ -242,11 +261,10 @@ class ContainerOps:
         return c.pid > 0 and process_start_time(c.pid) == c.pid_start
 
     def remove_container(self, ref: str, grace_s: float = 10.0) -> list[str]:
-        """Stop the container's process (SIGTERM, SIGKILL after ``grace_s``) and remove it."""
+        """Stop the container's processes (SIGTERM, SIGKILL after ``grace_s``) and remove it."""
         c = self.container(ref)
         if self.process_alive(c):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(c.pid, signal.SIGTERM)
+            _signal_container(c.pid, signal.SIGTERM)
             timer = threading.Timer(grace_s, self._kill_if_same, (c.pid, c.pid_start))
             timer.daemon = True
             timer.start()
@@ -255,8 +273,7 @@ class ContainerOps:
     @staticmethod
     def _kill_if_same(pid: int, start: int) -> None:
         if process_start_time(pid) == start:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+            _signal_container(pid, signal.SIGKILL)
 
     def _teardown(self, c: Container) -> list[str]:
         errors: list[str] = []
@@ -416,3 +433,27 @@ class ContainerOps:
             self.store.delete_container(c.id)
             self.containers.pop(c.id, None)
         return errors
+
+    # -- port ACLs ------------------------------------------------------------
+    def endpoint_for(self, c_ref: str, net_ref: str = "") -> Endpoint:
+        c = self.container(c_ref)
+        eps = self.endpoints_of(c)
+        if net_ref:
+            net = self.network(net_ref)
+            eps = [e for e in eps if e.network_id == net.id]
+        if not eps:
+            raise NotFound(f"container {c.name!r} has no endpoint there", "see 'hostnet ps'")
+        return eps[0]
+
+    def set_acl(self, c_ref: str, rules: list[acl.AclRule], net_ref: str = "") -> Endpoint:
+        """Replace an endpoint's ACL rule set; the kernel sees the old set or the new, never half."""
+        ep = self.endpoint_for(c_ref, net_ref)
+        old = list(ep.acl)
+        ep.acl = list(rules)
+        try:
+            vnic.apply_acl(self.nft, ep)
+        except BaseException:
+            ep.acl = old
+            raise
+        self.store.update_endpoint(ep)
+        return ep

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from hostnet.acl import AclRule
 from hostnet.errors import InvalidRequest
 
 Protocol = Literal["tcp", "udp"]
@@ -167,6 +168,8 @@ class Endpoint(BaseModel):
     # Address from an external DHCP server (transparent without --subnet); DNS from the lease.
     dhcp: bool = False
     dns: dict[str, list[str]] = Field(default_factory=dict)
+    # Port ACL rules (HNS ACL policies); the Windows defaults follow them.
+    acl: list[AclRule] = Field(default_factory=list)
 
 
 class Container(BaseModel):

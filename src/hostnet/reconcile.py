@@ -6,6 +6,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from hostnet.drivers import vnic
 from hostnet.errors import HostnetError
 from hostnet.kernel import netns
 
@@ -81,6 +82,12 @@ def reconcile(svc: HostNetworkingService, at_start: bool = False) -> dict[str, A
         svc._sync_firewall()
     except HostnetError as exc:
         report["errors"].append(str(exc))
+    for ep in list(svc.eps.values()):  # ACL chains hang off devices: re-apply where present
+        if ep.network_id in svc.nets and svc.rt.link(ep.host_ifname) is not None:
+            try:
+                vnic.apply_acl(svc.nft, ep)
+            except HostnetError as exc:
+                report["errors"].append(str(exc))
     report["swept"] = sweep(svc)
     return report
 

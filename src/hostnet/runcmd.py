@@ -78,6 +78,12 @@ def _remove(client: Client, cid: str) -> None:
 @click.option(
     "-p", "--publish", multiple=True, help="[HOSTIP:]HOSTPORT[-END]:CONTAINERPORT[-END][/tcp|/udp]"
 )
+@click.option(
+    "--acl",
+    "acls",
+    multiple=True,
+    help="port ACL rule: action=allow|block;dir=in|out;proto=tcp;lport=80;raddr=CIDR;prio=N",
+)
 @click.option("-d", "--detach", is_flag=True, help="leave it running; 'hostnet rm NAME' stops it")
 @click.argument("command", nargs=-1, required=True)
 @click.pass_context
@@ -87,6 +93,7 @@ def run(
     name: str,
     ip: str,
     publish: tuple[str, ...],
+    acls: tuple[str, ...],
     detach: bool,
     command: tuple[str, ...],
 ) -> None:
@@ -96,6 +103,7 @@ def run(
         "name": name,
         "networks": [{"network": n, "ip": ip if i == 0 else ""} for i, n in enumerate(networks)],
         "ports": list(publish),
+        "acl": list(acls),
     }
     c = client.post("/containers", body)
     cid, path = c["Id"], c["NetnsPath"]

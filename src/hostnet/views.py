@@ -163,3 +163,38 @@ def switches(svc: HostNetworkingService) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def endpoint_hns(svc: HostNetworkingService, ep: Endpoint) -> dict[str, Any]:
+    """An endpoint in HNS form (HostComputeEndpoint with its policies)."""
+    policies: list[dict[str, Any]] = [{"Type": "ACL", "Settings": r.model_dump()} for r in ep.acl]
+    policies += [
+        {
+            "Type": "PortMapping",
+            "Settings": {
+                "Protocol": 6 if p.protocol == "tcp" else 17,
+                "InternalPort": p.container_port,
+                "ExternalPort": p.host_port,
+                "VIP": p.host_ip,
+            },
+        }
+        for p in ep.ports
+    ]
+    if ep.bandwidth.get("egressRate"):
+        policies.append(
+            {
+                "Type": "QOS",
+                "Settings": {"MaximumOutgoingBandwidthInBytes": ep.bandwidth["egressRate"] // 8},
+            }
+        )
+    net = svc.nets.get(ep.network_id)
+    return {
+        "ID": ep.id,
+        "Name": ep.host_ifname,
+        "HostComputeNetwork": ep.network_id,
+        "HostComputeNamespace": ep.container_id,
+        "IpConfigurations": [{"IpAddress": ep.ip, "PrefixLength": ep.prefix_len}],
+        "MacAddress": ep.mac,
+        "Dns": ep.dns or (net.dns() if net else {}),
+        "Policies": policies,
+    }

@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from hostnet import views
+from hostnet import acl, views
 from hostnet.api import cni
 from hostnet.errors import HostnetError, InvalidRequest
 from hostnet.reconcile import reconcile
@@ -147,10 +147,12 @@ def build_app(svc: HostNetworkingService, worker: Worker) -> web.Application:
         nets = b.get("networks") or []
         if not isinstance(nets, list) or not all(isinstance(n, dict) for n in nets):
             raise InvalidRequest("field 'networks' must be a list of {network, ip} objects")
-        name, port_specs = _str(b, "name"), _strs(b, "ports")
+        name, port_specs, acl_specs = _str(b, "name"), _strs(b, "ports"), _strs(b, "acl")
 
         def create() -> dict[str, Any]:
-            return views.container_view(svc, svc.create_container(name, nets, port_specs))
+            return views.container_view(
+                svc, svc.create_container(name, nets, port_specs, acl_specs)
+            )
 
         return _json(await call(create), status=201)
 
@@ -199,6 +201,19 @@ def build_app(svc: HostNetworkingService, worker: Worker) -> web.Application:
         command, raw = h.get("X-Cni-Command", ""), await request.read()
         code, out = await call(lambda: cni.handle(svc, command, env, raw))
         return web.Response(text=out, headers={"X-Cni-Exit": str(code)})
+
+    @routes.get("/containers/{ref}/endpoint")
+    async def endpoint_inspect(request: web.Request) -> web.Response:
+        ref, net = request.match_info["ref"], request.query.get("network", "")
+        return _json(await call(lambda: views.endpoint_hns(svc, svc.endpoint_for(ref, net))))
+
+    @routes.put("/containers/{ref}/acl")
+    async def acl_set(request: web.Request) -> web.Response:
+        b, ref = await _body(request), request.match_info["ref"]
+        rules = [acl.parse_rule(spec) for spec in _strs(b, "rules")]
+        net = _str(b, "network")
+        ep = await call(lambda: svc.set_acl(ref, rules, net))
+        return _json(views.endpoint_hns(svc, ep))
 
     @routes.get("/compartments")
     async def compartment_ls(_: web.Request) -> web.Response:

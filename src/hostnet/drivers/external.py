@@ -159,6 +159,7 @@ class ExternalDriver(Driver):
             self._lease(ep, c)
         if ep.bandwidth:
             vnic.limit(self.host, ep, c)
+        vnic.apply_acl(self.nft, ep)
 
     def _lease(self, ep: Endpoint, c: Container) -> None:
         """Obtain (or keep) the endpoint's lease from the external DHCP server."""
@@ -174,6 +175,7 @@ class ExternalDriver(Driver):
     def detach(self, net: Network, ep: Endpoint, c: Container, cut_link: bool = True) -> None:
         if ep.dhcp:  # release the lease first, while the vNIC still reaches the server
             self.dhcp.stop(ep.id)
+        vnic.remove_acl(self.nft, ep)
         if cut_link:
             self.rt.delete_link(ep.host_ifname)
 

@@ -67,6 +67,7 @@ class NatDriver(Driver):
         )
         if ep.bandwidth:
             vnic.limit(self.host, ep, c)
+        vnic.apply_acl(self.nft, ep)
         if ep.ports and created:
             self.nft.run(nat_rules.render_add_mappings(self._mappings(ep)))
 
@@ -80,6 +81,7 @@ class NatDriver(Driver):
             except KernelError as exc:
                 # already gone (a flushed ruleset); reconcile re-renders the table anyway
                 log.info("unmapping ports of %s: %s", ep.host_ifname, exc)
+        vnic.remove_acl(self.nft, ep)
         if cut_link:
             self.rt.delete_link(ep.host_ifname)
 

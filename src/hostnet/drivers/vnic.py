@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
-from hostnet.errors import KernelError
+from hostnet import acl
+from hostnet.errors import HostnetError, KernelError
 from hostnet.kernel import netns, tc
 from hostnet.kernel.links import Netlink
+from hostnet.kernel.nft import Nft
 from hostnet.kernel.rtnl import IFF_UP, Rtnl
 from hostnet.model import Container, Endpoint, Network
 
@@ -76,3 +79,13 @@ def present(rt: Rtnl, net: Network, ep: Endpoint) -> bool:
         and bool(info["flags"] & IFF_UP)
         and info["master"] == bridge["index"]
     )
+
+
+def apply_acl(nft: Nft, ep: Endpoint, allow_all: bool = False) -> None:
+    """Replace the endpoint's ACL chains (rules, then the defaults) in one transaction."""
+    nft.run(acl.render_endpoint(ep.host_ifname, ep.id[:12], ep.acl, allow_all))
+
+
+def remove_acl(nft: Nft, ep: Endpoint) -> None:
+    with contextlib.suppress(HostnetError):  # gone with its device already
+        nft.run(acl.render_remove(ep.id[:12]))
