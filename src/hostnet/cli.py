@@ -70,10 +70,22 @@ def network() -> None:
 @click.option("--subnet", default="")
 @click.option("--gateway", default="")
 @click.option("-o", "--opt", "opts", multiple=True, help="driver option KEY=VALUE")
+@click.option(
+    "--acl",
+    "acls",
+    multiple=True,
+    help="NetworkACL rule for every endpoint (see 'hostnet run --acl')",
+)
 @click.argument("name")
 @click.pass_context
 def network_create(
-    ctx: click.Context, driver: str, subnet: str, gateway: str, opts: tuple[str, ...], name: str
+    ctx: click.Context,
+    driver: str,
+    subnet: str,
+    gateway: str,
+    opts: tuple[str, ...],
+    acls: tuple[str, ...],
+    name: str,
 ) -> None:
     """Create a network."""
     net = _client(ctx).post(
@@ -84,6 +96,7 @@ def network_create(
             "subnet": subnet,
             "gateway": gateway,
             "options": parse_opts(opts),
+            "acl": list(acls),
         },
     )
     click.echo(net["Id"])

@@ -39,6 +39,21 @@ log = logging.getLogger("hostnet")
 VETH_PREFIX = "hv"
 
 
+def qos_limit(text: str) -> dict[str, int]:
+    """HNS QoS MaximumOutgoingBandwidthInBytes (bytes/s, k/m/g = 1000s) as an egress limit."""
+    value, factor = text.strip().lower(), 1
+    if value[-1:] in ("k", "m", "g"):
+        factor = {"k": 10**3, "m": 10**6, "g": 10**9}[value[-1]]
+        value = value[:-1]
+    if not value.isdigit() or int(value) == 0:
+        raise InvalidRequest(
+            f"--max-bandwidth {text!r} is not a positive number of bytes/s",
+            "give e.g. 2500000 or 2.5m written as 2500k",
+        )
+    rate = int(value) * factor * 8
+    return {"egressRate": rate, "egressBurst": max(rate // 10, 24000)}
+
+
 def _signal_container(pid: int, sig: int) -> None:
     """A detached container leads its own session: signal the whole process group."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -199,6 +214,7 @@ class ContainerOps:
         networks: list[dict[str, str]],
         port_specs: list[str] | None = None,
         acl_specs: list[str] | None = None,
+        max_bandwidth: str = "",
     ) -> Container:
         """A compartment attached to each network; ports map to the first network's endpoint."""
         cid = new_id()
@@ -230,8 +246,10 @@ class ContainerOps:
             )
             for i, (net, req) in enumerate(zip(nets, networks, strict=True))
         ]
+        qos = qos_limit(max_bandwidth) if max_bandwidth else {}
         for ep in plans:
             ep.acl = list(rules)
+            ep.bandwidth = {**ep.bandwidth, **qos}
         os.makedirs(log_dir, exist_ok=True)
         c.compartment_id = self._next_compartment_id()
         self.store.create_container(c)
@@ -451,7 +469,7 @@ class ContainerOps:
         old = list(ep.acl)
         ep.acl = list(rules)
         try:
-            vnic.apply_acl(self.nft, ep)
+            vnic.apply_acl(self.nft, ep, self.nets[ep.network_id])
         except BaseException:
             ep.acl = old
             raise

@@ -122,6 +122,8 @@ class Network(BaseModel):
     # Docker networks bound to this one (by Docker network id); made by Docker if owned.
     docker_ids: list[str] = Field(default_factory=list)
     docker_owned: bool = False
+    # NetworkACL: rules every endpoint of the network gets, before its own by priority.
+    acl: list[AclRule] = Field(default_factory=list)
     # External switches: the adapter's MAC, MTU, addresses and routes moved onto the switch.
     adapter_state: dict[str, Any] = Field(default_factory=dict)
 

@@ -85,7 +85,7 @@ def reconcile(svc: HostNetworkingService, at_start: bool = False) -> dict[str, A
     for ep in list(svc.eps.values()):  # ACL chains hang off devices: re-apply where present
         if ep.network_id in svc.nets and svc.rt.link(ep.host_ifname) is not None:
             try:
-                vnic.apply_acl(svc.nft, ep)
+                vnic.apply_acl(svc.nft, ep, svc.nets[ep.network_id])
             except HostnetError as exc:
                 report["errors"].append(str(exc))
     report["swept"] = sweep(svc)

@@ -84,6 +84,11 @@ def _remove(client: Client, cid: str) -> None:
     multiple=True,
     help="port ACL rule: action=allow|block;dir=in|out;proto=tcp;lport=80;raddr=CIDR;prio=N",
 )
+@click.option(
+    "--max-bandwidth",
+    default="",
+    help="maximum outgoing bandwidth in bytes/s (suffix k, m, g: 1000s), HNS QoS policy",
+)
 @click.option("-d", "--detach", is_flag=True, help="leave it running; 'hostnet rm NAME' stops it")
 @click.argument("command", nargs=-1, required=True)
 @click.pass_context
@@ -94,6 +99,7 @@ def run(
     ip: str,
     publish: tuple[str, ...],
     acls: tuple[str, ...],
+    max_bandwidth: str,
     detach: bool,
     command: tuple[str, ...],
 ) -> None:
@@ -104,6 +110,7 @@ def run(
         "networks": [{"network": n, "ip": ip if i == 0 else ""} for i, n in enumerate(networks)],
         "ports": list(publish),
         "acl": list(acls),
+        "max_bandwidth": max_bandwidth,
     }
     c = client.post("/containers", body)
     cid, path = c["Id"], c["NetnsPath"]

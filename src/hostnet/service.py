@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from hostnet import ipam, ports
+from hostnet import acl, ipam, ports
 from hostnet.containers import ContainerOps
 from hostnet.dhcp import DhcpClients
 from hostnet.drivers.base import Driver
@@ -189,10 +189,12 @@ class HostNetworkingService(ContainerOps):
         options: dict[str, str] | None = None,
         note: str = "",
         carvable: bool = False,
+        acl_specs: list[str] | None = None,
     ) -> Network:
         check_name("network", name)
         drv = self._driver(driver)
         opts = drv.normalize_options(options or {})
+        net_acl = [acl.parse_rule(spec) for spec in acl_specs or []]
         if any(n.name == name for n in self.nets.values()):
             raise Conflict(f"a network named {name!r} already exists", "choose another name")
         net4: ipaddress.IPv4Network | None
@@ -229,6 +231,7 @@ class HostNetworkingService(ContainerOps):
             switch=(SWITCH_PREFIX if drv.on_host_subnet else BRIDGE_PREFIX) + nid[:8],
             note=note,
             carvable=carvable,
+            acl=net_acl,
         )
         drv.check_network(net, list(self.nets.values()))
         self.store.create_network(net)

@@ -145,3 +145,44 @@ def test_bad_acl_is_refused_and_changes_nothing(lab: Lab) -> None:
     )
     assert res.returncode != 0 and "ports need proto=tcp" in res.stderr
     assert d.json("endpoint", "acl", "ls", "a", "--format", "json") == []
+
+
+def test_network_acl_applies_to_every_endpoint(lab: Lab) -> None:
+    d, _ = lab.host()
+    d.cli(
+        "network",
+        "create",
+        "--subnet",
+        "172.16.3.0/24",
+        "--acl",
+        "action=block;dir=in;proto=tcp;lport=80",
+        "guarded",
+    )
+    a = serve(d, "guarded", "a", 80)
+    b = serve(d, "guarded", "b", 81)
+    assert ask(d.host, a["ip"], 80, timeout=1) == ""
+    assert ask(d.host, b["ip"], 81) == "b"  # another port of another endpoint: untouched
+    # an endpoint rule with a lower priority number comes before the network's
+    d.cli("endpoint", "acl", "add", "a", "action=allow;dir=in;proto=tcp;lport=80;prio=1")
+    assert ask(d.host, a["ip"], 80) == "a"
+
+
+def test_max_bandwidth_limits_egress(lab: Lab) -> None:
+    d, _ = lab.host()
+    limit = 2_500_000  # bytes/s = 20 Mbit/s
+    d.cli("run", "-d", "--name", "slow", "--max-bandwidth", "2500k", "--", "sleep", "120")
+    c = d.json("ps", "--format", "json")[0]
+    ep = d.json("endpoint", "inspect", "slow")
+    qos = [p for p in ep["Policies"] if p["Type"] == "QOS"]
+    assert qos == [{"Type": "QOS", "Settings": {"MaximumOutgoingBandwidthInBytes": limit}}]
+    lab.spawn(d.host, "iperf3", "-s", "-1", "-p", "5401")
+    wait_listening(f"/run/netns/{d.host}", 5401)
+    out = json.loads(
+        in_ns(
+            c["NetnsPath"], "iperf3", "-c", "172.16.0.1", "-p", "5401", "-t", "4", "-J", timeout=30
+        ).stdout
+    )
+    got = out["end"]["sum_received"]["bits_per_second"] / 8
+    assert abs(got - limit) / limit < 0.10, got
+    res = d.cli("run", "--max-bandwidth", "fast", "--", "true", check=False)
+    assert res.returncode != 0 and "--max-bandwidth 'fast'" in res.stderr

@@ -93,6 +93,7 @@ def build_app(svc: HostNetworkingService, worker: Worker) -> web.Application:
         opts = b.get("options") or {}
         if not isinstance(opts, dict):
             raise InvalidRequest("field 'options' must be an object")
+        net_acl = _strs(b, "acl")
         args = (
             _str(b, "name"),
             _str(b, "driver", "nat"),
@@ -102,7 +103,7 @@ def build_app(svc: HostNetworkingService, worker: Worker) -> web.Application:
         )
 
         def create() -> dict[str, Any]:
-            return views.network_inspect(svc, svc.create_network(*args))
+            return views.network_inspect(svc, svc.create_network(*args, acl_specs=net_acl))
 
         return _json(await call(create), status=201)
 
@@ -148,11 +149,11 @@ def build_app(svc: HostNetworkingService, worker: Worker) -> web.Application:
         if not isinstance(nets, list) or not all(isinstance(n, dict) for n in nets):
             raise InvalidRequest("field 'networks' must be a list of {network, ip} objects")
         name, port_specs, acl_specs = _str(b, "name"), _strs(b, "ports"), _strs(b, "acl")
+        max_bw = _str(b, "max_bandwidth")
 
         def create() -> dict[str, Any]:
-            return views.container_view(
-                svc, svc.create_container(name, nets, port_specs, acl_specs)
-            )
+            c = svc.create_container(name, nets, port_specs, acl_specs, max_bw)
+            return views.container_view(svc, c)
 
         return _json(await call(create), status=201)
 

@@ -159,7 +159,7 @@ class ExternalDriver(Driver):
             self._lease(ep, c)
         if ep.bandwidth:
             vnic.limit(self.host, ep, c)
-        vnic.apply_acl(self.nft, ep)
+        vnic.apply_acl(self.nft, ep, net)
 
     def _lease(self, ep: Endpoint, c: Container) -> None:
         """Obtain (or keep) the endpoint's lease from the external DHCP server."""

@@ -67,7 +67,7 @@ class NatDriver(Driver):
         )
         if ep.bandwidth:
             vnic.limit(self.host, ep, c)
-        vnic.apply_acl(self.nft, ep)
+        vnic.apply_acl(self.nft, ep, net)
         if ep.ports and created:
             self.nft.run(nat_rules.render_add_mappings(self._mappings(ep)))
 
