@@ -1,5 +1,5 @@
 """Assemble bench/RESULTS.md from the JSON summaries the parts wrote (attach, cni, portscale,
-dataplane, dockerrun, drivers)."""
+dataplane, dockerrun, drivers, aclcost)."""
 
 from __future__ import annotations
 
@@ -455,6 +455,88 @@ def drivers_section(d: dict[str, Any] | None) -> list[str]:
     return out
 
 
+def chains(counts: dict[str, int]) -> str:
+    return ", ".join(f"`{k}` {v} rules" for k, v in counts.items()) or "n/a"
+
+
+def aclcost_section(d: dict[str, Any] | None) -> list[str]:
+    out = ["## 7. Port-ACL cost: new-connection rate", ""]
+    if d is None:
+        return [*out, "**Did not run or failed**: see `bench/out/aclcost.log`.", ""]
+    n, target = d["rules"], d["target_ratio"]
+    one, many, mid = d["conn_per_s_1_rule"], d["conn_per_s_n_rules"], d.get("mid")
+    s = d["sanity"]
+    label = {"1": "1 rule", "mid": f"{mid['rules']} rules" if mid else "", "n": f"{n} rules"}
+    out += [
+        "One lab host runs hostnetd; a container on the default `nat` network runs a python "
+        "accept loop on TCP port 80 that closes every connection. The lab host namespace "
+        "connects to the container's address "
+        f"({d['container_ip']}) and closes again (SO_LINGER 0, an RST) in a loop for "
+        f"{d['seconds_per_run']} s per run: new connections per second. The rules are "
+        "inbound blocks on TCP local ports 10000 up "
+        f"(the last: `{d['rule_spec_example']}`), which port 80 never matches, so every packet into "
+        "the container walks all of them before the default inbound allow. The set is "
+        "replaced with PUT /containers/srv/acl (one nftables transaction) before every run; "
+        f"{d['rounds']} rounds, rule counts in turn, order reversed every other round "
+        "(interleaved). "
+        "In the kernel (hostnet's `netdev hostnet_acl` table) the endpoint's chains held "
+        f"{chains(d['kernel_rules_per_chain_n'])} with {n} ACL rules and "
+        f"{chains(d['kernel_rules_per_chain_1'])} with 1 (2 of them are the default inbound "
+        "allow and block).",
+        "",
+        "| ACL rules | median conn/s | p90 | min | max | PUT of the set, median ms |",
+        "|---:|---:|---:|---:|---:|---:|",
+        f"| 1 | {one['median']} | {one['p90']} | {one['min']} | {one['max']} "
+        f"| {d['put_ms_1_rule']['median']} |",
+    ]
+    if mid:
+        m = mid["conn_per_s"]
+        out.append(
+            f"| {mid['rules']} | {m['median']} | {m['p90']} | {m['min']} | {m['max']} "
+            f"| {mid['put_ms']['median']} |"
+        )
+    out += [
+        f"| {n} | {many['median']} | {many['p90']} | {many['min']} | {many['max']} "
+        f"| {d['put_ms_n_rules']['median']} |",
+        "",
+        f"- **{n} rules / 1 rule = {fmt(d['ratio_n_over_1'])}** (ratio of medians): "
+        f"{verdict(d['ratio_n_over_1'], target, False)}; median of round-by-round ratios "
+        f"{fmt(d['paired_ratio_median'])}"
+        + (f"; {mid['rules']} rules / 1 rule = {fmt(mid['ratio_over_1'])}" if mid else ""),
+        f"- cost of the rules: {fmt(d['extra_ns_per_connection_per_rule'])} ns per rule per "
+        "connection (from the medians; a connection sends 3 packets into the container: "
+        "SYN, ACK, RST), i.e. the rules are walked one by one for every packet.",
+        f"- PUT of {n} rules: median {d['put_ms_n_rules']['median']} ms (p90 "
+        f"{d['put_ms_n_rules']['p90']}, max {d['put_ms_n_rules']['max']}); all: "
+        + ", ".join(map(str, d["put_ms_all"]["n"]))
+        + f". PUT of 1 rule: median {d['put_ms_1_rule']['median']} ms.",
+        "- all runs (conn/s): "
+        + "; ".join(
+            f"{label[k]}: " + ", ".join(map(str, d["conn_per_s_all"][k]))
+            for k in label
+            if k in d["conn_per_s_all"]
+        ),
+        "- failed connects during the runs: "
+        + ", ".join(f"{label[k]}: {v}" for k, v in d["connect_errors"].items() if k in label)
+        + "; most conntrack entries "
+        f"seen in the lab host after a run: {d['conntrack_count_max_seen']} (limit "
+        f"{d['conntrack_max']}).",
+        "- sanity check before the runs (3 connects, 1 s timeout each): no rules "
+        f"{s['no_rules']['ok']}/3 connected; `action=block;dir=in;proto=tcp;lport=80` "
+        f"{s['block_lport_80']['ok']}/3 connected ({', '.join(s['block_lport_80']['errors'])}); "
+        f"1 non-matching rule {s['one_nonmatching_rule']['ok']}/3; 1 rule again after the runs "
+        f"{s['one_rule_at_end']['ok']}/3.",
+        "- hostnetd's log: "
+        + (
+            f"{len(d['hostnetd_log_errors'])} error line(s), first: `{d['hostnetd_log_errors'][0]}`"
+            if d["hostnetd_log_errors"]
+            else "no ERROR lines"
+        ),
+        "",
+    ]
+    return out
+
+
 def section(
     render: Callable[[dict[str, Any] | None], list[str]],
     data: dict[str, Any] | None,
@@ -480,6 +562,7 @@ PARTS = (
     ("dataplane", dataplane_section, "3. Data plane (iperf3 TCP)"),
     ("drivers", drivers_section, "6. Drivers: container -> another host (iperf3 TCP)"),
     ("dockerrun", dockerrun_section, "5. docker run on a hostnet network vs Docker's bridge"),
+    ("aclcost", aclcost_section, "7. Port-ACL cost: new-connection rate"),
 )
 ORDER = (
     "attach",
@@ -488,6 +571,7 @@ ORDER = (
     "cni",
     "dockerrun",
     "drivers",
+    "aclcost",
 )  # sections in RESULTS.md
 
 

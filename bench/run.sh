@@ -27,7 +27,7 @@ done
 
 status=0
 start=$SECONDS
-for part in attach cni portscale dataplane drivers dockerrun; do
+for part in attach cni portscale dataplane drivers dockerrun aclcost; do
     echo "== $part ($(date -u +%H:%M:%S))"
     if ! "$py" "$here/$part.py" >"$BENCH_OUT/$part.log" 2>&1; then
         echo "   $part FAILED; tail of $BENCH_OUT/$part.log:" >&2
