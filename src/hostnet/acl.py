@@ -167,9 +167,33 @@ def render_rule(rule: AclRule) -> list[str]:
     return lines
 
 
+def merge_runs(ordered: list[AclRule]) -> list[AclRule]:
+    """Fold consecutive rules that differ only in LocalPorts into one (an nft set lookup).
+
+    Within a run of rules with the same verdict the first match and any match agree, so
+    priority semantics hold; 1,000 port rules become one set lookup instead of 1,000 rules.
+    """
+    out: list[AclRule] = []
+    for rule in ordered:
+        prev = out[-1] if out else None
+        same = (
+            prev is not None
+            and prev.LocalPorts
+            and rule.LocalPorts
+            and prev.model_dump(exclude={"LocalPorts", "Priority"})
+            == rule.model_dump(exclude={"LocalPorts", "Priority"})
+        )
+        if same and prev is not None:
+            ports = prev.LocalPorts + [p for p in rule.LocalPorts if p not in prev.LocalPorts]
+            out[-1] = prev.model_copy(update={"LocalPorts": ports})
+        else:
+            out.append(rule)
+    return out
+
+
 def render_endpoint(device: str, key: str, rules: list[AclRule], allow_all: bool = False) -> str:
     """Both chains of one endpoint, replaced in one transaction."""
-    ordered = sorted(rules, key=lambda r: r.Priority)
+    ordered = merge_runs(sorted(rules, key=lambda r: r.Priority))
     inbound = [ln for r in ordered if r.Direction == "In" for ln in render_rule(r)]
     outbound = [ln for r in ordered if r.Direction == "Out" for ln in render_rule(r)]
     if not allow_all:

@@ -59,3 +59,23 @@ def test_priority_orders_rules_and_defaults_come_last() -> None:
         "meta protocol ip drop"
     )
     assert "allow" not in render_endpoint("hv1", "k1", [], allow_all=True).split("in_k1")[-1]
+
+
+def test_runs_of_port_rules_fold_into_one_set_lookup_keeping_priority() -> None:
+    from hostnet.acl import merge_runs
+
+    rules = [
+        parse_rule(f"action=block;dir=in;proto=tcp;lport={10000 + i};prio={i}") for i in range(1000)
+    ]
+    merged = merge_runs(rules)
+    assert len(merged) == 1 and len(merged[0].LocalPorts) == 1000
+    # an allow between blocks splits the run: order still decides
+    mixed = [
+        parse_rule("action=block;dir=in;proto=tcp;lport=80;prio=1"),
+        parse_rule("action=allow;dir=in;proto=tcp;lport=81;prio=2"),
+        parse_rule("action=block;dir=in;proto=tcp;lport=81;prio=3"),
+    ]
+    assert [r.Action for r in merge_runs(mixed)] == ["Block", "Allow", "Block"]
+    text = render_endpoint("hv1", "k1", rules)
+    assert text.count("add rule netdev hostnet_acl in_k1") == 3  # the set rule and two defaults
+    assert "tcp dport { 10000, 10001," in text
