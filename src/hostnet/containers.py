@@ -381,12 +381,18 @@ class ContainerOps:
                         "see 'hostnet nat ls' for its mappings",
                     )
                 gone += hit
-        self._driver(net.driver).remove_ports(ep, gone)
+        self.unpublish(ep, gone)
+        return gone
+
+    def unpublish(self, ep: Endpoint, gone: list[PortMapping]) -> None:
+        """Take mappings off an endpoint: kernel, store, then the in-memory index."""
+        if not gone:
+            return
+        self._driver(self.nets[ep.network_id].driver).remove_ports(ep, gone)
         self.store.remove_ports(ep, gone)
         ep.ports[:] = [p for p in ep.ports if p not in gone]
         for p in gone:
             self.port_index.remove(p)
-        return gone
 
     # -- compartments made by others (CNI runtimes, Docker) ------------------
     def attach_external(

@@ -163,13 +163,6 @@ def program_ports(svc: HostNetworkingService, eid: str, portmap: list[dict[str, 
 
 
 def revoke_ports(svc: HostNetworkingService, eid: str) -> object:
-    c, ep = endpoint(svc, eid)
-    if ep.ports:
-        net = svc.nets[ep.network_id]
-        gone = list(ep.ports)
-        svc._driver(net.driver).remove_ports(ep, gone)
-        svc.store.remove_ports(ep, gone)
-        for p in gone:
-            svc.port_index.remove(p)
-        ep.ports.clear()
+    _, ep = endpoint(svc, eid)
+    svc.unpublish(ep, list(ep.ports))
     return None

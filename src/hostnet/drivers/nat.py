@@ -67,9 +67,8 @@ class NatDriver(Driver):
         )
         if ep.bandwidth:
             vnic.limit(self.host, ep, c)
-        vnic.apply_acl(self.nft, ep, net)
-        if ep.ports and created:
-            self.nft.run(nat_rules.render_add_mappings(self._mappings(ep)))
+        new_maps = self._mappings(ep) if ep.ports and created else []
+        vnic.apply_acl(self.nft, ep, net, nat_rules.render_add_mappings(new_maps))
 
     def detach(self, net: Network, ep: Endpoint, c: Container, cut_link: bool = True) -> None:
         """Unmap the ports and cut the vNIC. With ``cut_link`` False the caller is about to
@@ -111,12 +110,6 @@ class NatDriver(Driver):
         nat_nets = [nat_rules.NatNet(n.switch, n.subnet, n.gateway) for n in nets if n.id in ours]
         maps = [m for ep in eps if ep.network_id in ours for m in self._mappings(ep)]
         self.nft.run(nat_rules.render_table(nat_nets, maps, outbound))
-
-    def remove_firewall(self) -> None:
-        self.nft.run(
-            f"add table {nat_rules.FAMILY} {nat_rules.TABLE}\n"
-            f"delete table {nat_rules.FAMILY} {nat_rules.TABLE}\n"
-        )
 
     def switch_view(self, net: Network) -> dict[str, Any]:
         return {"Type": "Internal", "Adapter": "", "Kernel": net.switch}

@@ -116,78 +116,7 @@ class Netlink:
             if exc.code != errno.ENODEV:
                 raise _kernel_error(f"deleting {name}", exc) from None
 
-    def add_veth_into(
-        self,
-        host_name: str,
-        peer_name: str,
-        peer_ns: str,
-        peer_mac: str,
-        master: int,
-        mtu: int,
-        alias: str,
-    ) -> int:
-        """A veth pair: the host end enslaved to ``master`` and up, the peer inside ``peer_ns``."""
-        fd = os.open(netns.path_of(peer_ns), os.O_RDONLY)
-        try:
-            self._call(
-                f"creating veth {host_name}",
-                self.ipr.link,
-                "add",
-                ifname=host_name,
-                kind="veth",
-                mtu=mtu,
-                peer={"ifname": peer_name, "net_ns_fd": fd, "address": peer_mac, "mtu": mtu},
-            )
-        finally:
-            os.close(fd)
-        idx = self.index(host_name)
-        assert idx is not None
-        self._call(
-            f"attaching {host_name}", self.ipr.link, "set", index=idx, master=master, state="up"
-        )
-        return idx
-
-    def attach_port(self, idx: int, master: int, alias: str) -> None:
-        """Enslave a link to a bridge, bring it up and mark it as ours, in one message."""
-        self._call(
-            "attaching a port",
-            self.ipr.link,
-            "set",
-            index=idx,
-            master=master,
-            state="up",
-            ifalias=alias,
-        )
-
-    def set_bridge_port(self, idx: int, isolated: bool, hairpin: bool = True) -> None:
-        self._call(
-            "setting bridge port flags",
-            self.ipr.brport,
-            "set",
-            index=idx,
-            isolated=int(isolated),
-            mode=int(hairpin),
-        )
-
-    def set_up(self, idx: int) -> None:
-        self._call("bringing a link up", self.ipr.link, "set", index=idx, state="up")
-
     # -- addresses and routes -------------------------------------------
-    def configure_inside(self, ifname: str, ip: str, prefixlen: int, gateway: str | None) -> None:
-        """Inside a compartment: loopback up, the vNIC addressed and up, default route."""
-        self.set_up(1)
-        idx = self.index(ifname)
-        if idx is None:
-            raise KernelError(f"{ifname} is missing inside namespace {self.ns}")
-        self.ensure_addr(idx, ip, prefixlen)
-        self.set_up(idx)
-        if gateway:
-            try:
-                self.ipr.route("add", dst="0.0.0.0/0", gateway=gateway, oif=idx)
-            except NetlinkError as exc:
-                if exc.code != errno.EEXIST:
-                    raise _kernel_error("adding the default route", exc) from None
-
     def ipv4_prefixes(self, exclude_prefix: str) -> list[ipaddress.IPv4Network]:
         """Prefixes of this namespace's addresses and routes, except on links we own."""
         own = {ln["index"] for ln in self.links() if (ln["name"] or "").startswith(exclude_prefix)}
@@ -204,9 +133,6 @@ class Netlink:
             if dst:
                 nets.append(ipaddress.IPv4Network(f"{dst}/{r['dst_len']}", strict=False))
         return nets
-
-    def local_ipv4(self) -> list[str]:
-        return [a.get_attr("IFA_ADDRESS") for a in self.ipr.get_addr(family=2)]
 
 
 def write_sysctl(path: str, value: str) -> None:  # path like "net/ipv4/ip_forward"

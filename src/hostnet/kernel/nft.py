@@ -8,13 +8,9 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import json
 import threading
-from typing import Any
 
 from hostnet.errors import KernelError
-
-NFT_CTX_OUTPUT_JSON = 1 << 4
 
 
 class Nft:
@@ -39,23 +35,18 @@ class Nft:
         lib.nft_ctx_get_output_buffer.restype = ctypes.c_char_p
         lib.nft_ctx_get_error_buffer.argtypes = [ctypes.c_void_p]
         lib.nft_ctx_get_error_buffer.restype = ctypes.c_char_p
-        lib.nft_ctx_output_set_flags.argtypes = [ctypes.c_void_p, ctypes.c_uint]
-        lib.nft_ctx_output_get_flags.argtypes = [ctypes.c_void_p]
-        lib.nft_ctx_output_get_flags.restype = ctypes.c_uint
         self._lib = lib
         self._ctx = lib.nft_ctx_new(0)
         lib.nft_ctx_buffer_output(self._ctx)
         lib.nft_ctx_buffer_error(self._ctx)
         self._lock = threading.Lock()
 
-    def _cmd(self, script: str, as_json: bool) -> str:
+    def run(self, script: str) -> None:
+        """Apply ``script`` as one transaction; raise with nft's own message if refused."""
         lib, ctx = self._lib, self._ctx
         with self._lock:
-            flags = lib.nft_ctx_output_get_flags(ctx)
-            want = flags | NFT_CTX_OUTPUT_JSON if as_json else flags & ~NFT_CTX_OUTPUT_JSON
-            lib.nft_ctx_output_set_flags(ctx, want)
             rc = lib.nft_run_cmd_from_buffer(ctx, script.encode())
-            out = (lib.nft_ctx_get_output_buffer(ctx) or b"").decode()
+            lib.nft_ctx_get_output_buffer(ctx)  # drain
             err = (lib.nft_ctx_get_error_buffer(ctx) or b"").decode()
         if rc != 0:
             first = script.strip().splitlines()[0] if script.strip() else ""
@@ -65,19 +56,3 @@ class Nft:
                 "see the daemon log for the script",
                 script=script,
             )
-        return out
-
-    def run(self, script: str) -> None:
-        self._cmd(script, as_json=False)
-
-    def list_json(self, what: str) -> list[dict[str, Any]]:
-        """``list WHAT`` as parsed JSON objects; empty if it does not exist."""
-        try:
-            out = self._cmd(f"list {what}", as_json=True)
-        except KernelError:
-            return []
-        data = json.loads(out) if out.strip() else {}
-        return list(data.get("nftables", []))
-
-    def table_exists(self, family: str, name: str) -> bool:
-        return any("table" in o for o in self.list_json(f"table {family} {name}"))
