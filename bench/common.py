@@ -253,6 +253,8 @@ class Daemon:
                     self.socket,
                     "--docker-plugins",
                     self.plugins,
+                    "--resolv-conf",
+                    "/dev/null",  # the embedded DNS forwards nowhere outside the lab
                     *extra,
                 ],
                 stdout=log,

@@ -537,6 +537,43 @@ def aclcost_section(d: dict[str, Any] | None) -> list[str]:
     return out
 
 
+def dnsperf_section(d: dict[str, Any] | None) -> list[str]:
+    out = ["## 8. Embedded DNS: dnsperf against hostnet and aardvark-dns", ""]
+    if d is None:
+        return [*out, "**Did not run or failed**: see `bench/out/dnsperf.log`.", ""]
+    q, p99, p50 = d["qps"], d["p99_ms"], d["p50_ms"]
+    h, a = q["hostnet"], q["aardvark"]
+    out += [
+        f"{d['names']} local container names (type A, in turn), the same query file and "
+        f"dnsperf options (`-q {d['outstanding']} -l {d['seconds_per_run']}`) for both; "
+        "hostnet's resolver is asked at 127.0.0.11 inside a client container's compartment on "
+        "a nat network, aardvark-dns 1.4 (Debian's, podman's resolver) on its bridge address "
+        "from a client namespace it knows as a container. "
+        f"{d['rounds']} rounds, alternating, order swapped every round; each round has a plain "
+        "run (queries per second) and a `-v` run (every query's latency: p50, p99).",
+        "",
+        "| resolver | median qps | min | max | p50 ms (median of runs) | p99 ms (median) | p99 max |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+        f"| hostnet | {h['median']} | {h['min']} | {h['max']} | {p50['hostnet']['median']} "
+        f"| {p99['hostnet']['median']} | {p99['hostnet']['max']} |",
+        f"| aardvark-dns 1.4 | {a['median']} | {a['min']} | {a['max']} "
+        f"| {p50['aardvark']['median']} | {p99['aardvark']['median']} | {p99['aardvark']['max']} |",
+        "",
+        f"- **qps hostnet / aardvark = {fmt(d['qps_ratio'])}** (ratio of medians): "
+        f"{verdict(d['qps_ratio'], d['target_qps_ratio'], False)}",
+        f"- **hostnet p99 = {p99['hostnet']['median']} ms** (target < {d['target_p99_ms']} ms): "
+        + ("met" if p99["hostnet"]["median"] < d["target_p99_ms"] else "**not met**"),
+        "- all runs (qps): "
+        + "; ".join(f"{k}: " + ", ".join(map(str, v)) for k, v in d["qps_all"].items())
+        + "; the -v runs: "
+        + "; ".join(f"{k}: " + ", ".join(map(str, v)) for k, v in d["verbose_qps"].items()),
+        f"- lost queries: {d['lost']}; response codes (last run): {d['codes']}",
+        f"- hostnetd resident memory at the end: {d['hostnetd_rss_kib_end']} KiB",
+        "",
+    ]
+    return out
+
+
 def section(
     render: Callable[[dict[str, Any] | None], list[str]],
     data: dict[str, Any] | None,
@@ -563,6 +600,7 @@ PARTS = (
     ("drivers", drivers_section, "6. Drivers: container -> another host (iperf3 TCP)"),
     ("dockerrun", dockerrun_section, "5. docker run on a hostnet network vs Docker's bridge"),
     ("aclcost", aclcost_section, "7. Port-ACL cost: new-connection rate"),
+    ("dnsperf", dnsperf_section, "8. Embedded DNS: dnsperf against hostnet and aardvark-dns"),
 )
 ORDER = (
     "attach",
@@ -572,6 +610,7 @@ ORDER = (
     "dockerrun",
     "drivers",
     "aclcost",
+    "dnsperf",
 )  # sections in RESULTS.md
 
 

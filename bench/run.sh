@@ -15,20 +15,21 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 py=${PYTHON:-python3}
 export BENCH_OUT=${BENCH_OUT:-$here/out}
 mkdir -p "$BENCH_OUT"
-rm -f "$BENCH_OUT"/*.json "$BENCH_OUT"/*.log
+# BENCH_PARTS="dnsperf aclcost" re-runs some parts; the others' summaries stay for the report
 
-for tool in nsenter iperf3 nft ss "$py"; do
+for tool in nsenter iperf3 nft ss dnsperf dig "$py"; do
     command -v "$tool" >/dev/null || { echo "bench/run.sh: $tool is missing" >&2; exit 1; }
 done
-for f in /usr/lib/cni/bridge /usr/lib/cni/host-local /usr/lib/cni/portmap /usr/lib/podman/netavark; do
+for f in /usr/lib/cni/bridge /usr/lib/cni/host-local /usr/lib/cni/portmap /usr/lib/podman/netavark /usr/lib/podman/aardvark-dns; do
     [[ -x $f ]] || { echo "bench/run.sh: $f is missing (containernetworking-plugins, netavark)" >&2; exit 1; }
 done
 "$py" -c 'import hostnet' || { echo "bench/run.sh: hostnet is not importable by $py" >&2; exit 1; }
 
 status=0
 start=$SECONDS
-for part in attach cni portscale dataplane drivers dockerrun aclcost; do
+for part in ${BENCH_PARTS:-attach cni portscale dataplane drivers dockerrun aclcost dnsperf}; do
     echo "== $part ($(date -u +%H:%M:%S))"
+    rm -f "$BENCH_OUT/$part.json" "$BENCH_OUT/$part.log"
     if ! "$py" "$here/$part.py" >"$BENCH_OUT/$part.log" 2>&1; then
         echo "   $part FAILED; tail of $BENCH_OUT/$part.log:" >&2
         tail -n 20 "$BENCH_OUT/$part.log" >&2

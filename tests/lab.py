@@ -62,6 +62,12 @@ class Daemon:
 
     def start(self, *extra: str) -> None:
         self.args = list(extra)
+        if "--resolv-conf" not in extra:
+            # never the machine's resolvers: the embedded DNS forwards only inside the lab
+            resolv = os.path.join(self.state_dir, "resolv.conf")
+            if not os.path.exists(resolv):
+                open(resolv, "w").close()  # noqa: SIM115
+            extra = (*extra, "--resolv-conf", resolv)
         log = open(os.path.join(self.state_dir, "hostnetd.log"), "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [
@@ -295,7 +301,8 @@ def eventually(check: Any, timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            check()
+            if check() is False:  # a predicate as well as an assertion
+                raise AssertionError(f"still false after {timeout} s: {check}")
             return
         except AssertionError:
             if time.monotonic() > deadline:

@@ -144,12 +144,25 @@ def network_prune(ctx: click.Context) -> None:
 
 @network.command("connect")
 @click.option("--ip", default="")
+@click.option("--alias", "aliases", multiple=True, help="another name on this network (DNS)")
+@click.option("--max-bandwidth", default="", help="maximum outgoing bytes/s (k, m, g: 1000s)")
+@click.option("--policy", "policies", multiple=True, help="HNS OutBoundNAT/SDNRoute policy (JSON)")
 @click.argument("net")
 @click.argument("container")
 @click.pass_context
-def network_connect(ctx: click.Context, ip: str, net: str, container: str) -> None:
+def network_connect(
+    ctx: click.Context,
+    ip: str,
+    aliases: tuple[str, ...],
+    max_bandwidth: str,
+    policies: tuple[str, ...],
+    net: str,
+    container: str,
+) -> None:
     """Connect a running container to a network (hot add)."""
-    _client(ctx).post(f"/networks/{q(net)}/connect", {"container": container, "ip": ip})
+    body = {"container": container, "ip": ip, "aliases": list(aliases)}
+    body |= {"max_bandwidth": max_bandwidth, "policies": list(policies)}
+    _client(ctx).post(f"/networks/{q(net)}/connect", body)
 
 
 @network.command("disconnect")

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from hostnet import acl, ipam, ports
+from hostnet import acl, ipam, policies, ports
 from hostnet.drivers import vnic
 from hostnet.errors import Conflict, HostnetError, InvalidRequest, NotFound
 from hostnet.kernel import netns
@@ -52,6 +52,48 @@ def qos_limit(text: str) -> dict[str, int]:
         )
     rate = int(value) * factor * 8
     return {"egressRate": rate, "egressBurst": max(rate // 10, 24000)}
+
+
+def _aliases(given: list[str]) -> list[str]:
+    """Network aliases are DNS names: one or more labels of letters, digits and '-'."""
+    for a in given:
+        labels = a.split(".") if isinstance(a, str) else [""]
+        if not all(
+            0 < len(x) <= 63 and x.replace("-", "").isalnum() and x.isascii() for x in labels
+        ):
+            raise InvalidRequest(
+                f"network alias {a!r} is not a DNS name",
+                "use letters, digits and '-' in dot-separated labels, e.g. db or db.internal",
+            )
+    return list(dict.fromkeys(a.lower() for a in given))
+
+
+def _with_policies(net: Network, ep: Endpoint, given: list[Any]) -> None:
+    """Parse and check HNS OutBoundNAT / SDNRoute policies for this endpoint, then set them."""
+    for pol in (policies.parse(p) for p in given):
+        if isinstance(pol, policies.OutboundNatPolicy):
+            if net.driver != "nat":
+                raise InvalidRequest(
+                    f"an OutBoundNAT endpoint policy needs a nat network; {net.name!r} is "
+                    f"{net.driver}",
+                    "for l2bridge use the network's -o enable_outboundnat=true "
+                    "and -o outboundnat_exceptions=...",
+                )
+            if ep.outbound_nat is not None:
+                raise InvalidRequest("an endpoint takes one OutBoundNAT policy", "merge them")
+            ep.outbound_nat = pol
+        else:
+            if ep.dhcp or not net.subnet:
+                raise InvalidRequest(
+                    "SDNRoute needs an endpoint with a static subnet", "use a network with --subnet"
+                )
+            if ipaddress.IPv4Address(pol.next_hop) not in net.ipv4_network():
+                raise InvalidRequest(
+                    f"SDNRoute next hop {pol.next_hop} is not on the endpoint's subnet "
+                    f"{net.subnet}",
+                    "give a next hop the endpoint reaches directly",
+                )
+            ep.routes.append(pol)
 
 
 def _signal_container(pid: int, sig: int) -> None:
@@ -106,6 +148,9 @@ class ContainerOps:
     def _sync_firewall(self) -> None:
         raise NotImplementedError  # provided by HostNetworkingService
 
+    def _sync_dns(self) -> None:
+        raise NotImplementedError  # provided by HostNetworkingService
+
     nft: Any
 
     # -- containers (compartments) and endpoints --------------------------
@@ -140,6 +185,9 @@ class ContainerOps:
             )
         subnet, gw = net.ipv4_network(), ipaddress.IPv4Address(net.gateway)
         used = self.used_ips.get(net.id, set())
+        host_addrs = {ipaddress.IPv4Address(a[0]) for a in net.adapter_state.get("addrs", [])}
+        if host_addrs:  # external switches: the host's own addresses there are taken too
+            used = used | {a for a in host_addrs if a in subnet}
         if ip:
             addr = parse_ip(ip)
             ipam.check_static(subnet, gw, addr, used, self._carved(net))
@@ -178,14 +226,16 @@ class ContainerOps:
             if ep.dhcp:  # the driver filled in the lease
                 self.store.update_endpoint(ep)
                 self._remember(ep)
+            vnic.add_routes(ep, c)
             if getattr(drv, "rewrite", False):
                 self._sync_rewrites()
-            if net.flag("enable_outboundnat"):
+            if net.flag("enable_outboundnat") or ep.outbound_nat is not None:
                 self._sync_firewall()
         except BaseException:
             self._detach(ep)
             raise
         self.store.set_meta(f"last_ip:{net.id}", ep.ip)
+        self._sync_dns()
         return ep
 
     def _detach(self, ep: Endpoint, cut_link: bool = True) -> list[str]:
@@ -199,6 +249,11 @@ class ContainerOps:
                 errors.append(str(exc))
         self.store.delete_endpoint(ep.id)
         self._forget(ep)
+        if ep.outbound_nat is not None:
+            try:
+                self._sync_firewall()
+            except HostnetError as exc:
+                errors.append(str(exc))
         if net is not None and getattr(self._driver(net.driver), "rewrite", False):
             try:
                 self._sync_rewrites()
@@ -206,15 +261,17 @@ class ContainerOps:
                     self._sync_firewall()
             except HostnetError as exc:
                 errors.append(str(exc))
+        self._sync_dns()
         return errors
 
     def create_container(
         self,
         name: str,
-        networks: list[dict[str, str]],
+        networks: list[dict[str, Any]],
         port_specs: list[str] | None = None,
         acl_specs: list[str] | None = None,
         max_bandwidth: str = "",
+        policy_specs: list[Any] | None = None,
     ) -> Container:
         """A compartment attached to each network; ports map to the first network's endpoint."""
         cid = new_id()
@@ -247,9 +304,12 @@ class ContainerOps:
             for i, (net, req) in enumerate(zip(nets, networks, strict=True))
         ]
         qos = qos_limit(max_bandwidth) if max_bandwidth else {}
-        for ep in plans:
+        for ep, req in zip(plans, networks, strict=True):
             ep.acl = list(rules)
             ep.bandwidth = {**ep.bandwidth, **qos}
+            ep.aliases = _aliases(req.get("aliases") or [])
+        if policy_specs:  # like ports: on the first network's endpoint
+            _with_policies(nets[0], plans[0], policy_specs)
         os.makedirs(log_dir, exist_ok=True)
         c.compartment_id = self._next_compartment_id()
         self.store.create_container(c)
@@ -315,8 +375,18 @@ class ContainerOps:
         log.info("removed container %s", c.name)
         return errors
 
-    def connect(self, net_ref: str, c_ref: str, ip: str = "") -> Endpoint:
+    def connect(
+        self,
+        net_ref: str,
+        c_ref: str,
+        ip: str = "",
+        aliases: list[str] | None = None,
+        max_bandwidth: str = "",
+        policy_specs: list[Any] | None = None,
+    ) -> Endpoint:
         net, c = self.network(net_ref), self.container(c_ref)
+        qos = qos_limit(max_bandwidth) if max_bandwidth else {}
+        names = _aliases(aliases or [])
         mine = self.endpoints_of(c)
         if any(e.network_id == net.id for e in mine):
             raise Conflict(
@@ -326,6 +396,8 @@ class ContainerOps:
         taken = {e.ifname for e in mine}
         ifname = next(f"eth{i}" for i in range(len(mine) + 1) if f"eth{i}" not in taken)
         ep = self._plan_endpoint(net, c, ifname, ip, [])
+        ep.bandwidth, ep.aliases = qos, names
+        _with_policies(net, ep, policy_specs or [])
         return self._attach(net, c, ep, default_route=not mine)
 
     def disconnect(self, net_ref: str, c_ref: str) -> list[str]:

@@ -22,6 +22,7 @@ from aiohttp import web
 
 from hostnet.api.docker_plugin import SOCKET_NAMES, serve_plugins
 from hostnet.api.rest import build_app
+from hostnet.dns.resolver import Resolver
 from hostnet.errors import HostnetError
 from hostnet.model import Container
 from hostnet.reconcile import reconcile
@@ -47,6 +48,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--docker-plugins",
         default="/run/docker/plugins",
         help="directory for Docker plugin sockets (nat.sock, ...); 'none' serves no Docker plugin",
+    )
+    p.add_argument(
+        "--resolv-conf",
+        default="/etc/resolv.conf",
+        help="the host's resolvers: where the embedded DNS forwards when a network names none",
     )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return p.parse_args(argv)
@@ -136,6 +142,7 @@ async def serve(args: argparse.Namespace) -> None:
         svc = HostNetworkingService(store, instance_id(args.state_dir), args.state_dir)
         if args.bridge != "none":
             svc.ensure_default_network()
+        svc.resolver = Resolver(args.resolv_conf)
         report = reconcile(svc, at_start=True)
         log.info("reconciled at start: %s", {k: v for k, v in report.items() if v})
         return svc
@@ -177,6 +184,8 @@ async def serve(args: argparse.Namespace) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(args.socket)
     worker.shutdown(wait=True)
+    if svc.resolver is not None:
+        svc.resolver.stop()
     store.close()
     lock.close()
 

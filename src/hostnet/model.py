@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from hostnet.acl import AclRule
 from hostnet.errors import InvalidRequest
+from hostnet.policies import OutboundNatPolicy, RoutePolicy
 
 Protocol = Literal["tcp", "udp"]
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -172,6 +173,11 @@ class Endpoint(BaseModel):
     dns: dict[str, list[str]] = Field(default_factory=dict)
     # Port ACL rules (HNS ACL policies); the Windows defaults follow them.
     acl: list[AclRule] = Field(default_factory=list)
+    # Extra names this endpoint answers to on its network (embedded DNS), as --network-alias.
+    aliases: list[str] = Field(default_factory=list)
+    # HNS OutBoundNAT and SDNRoute policies of this endpoint
+    outbound_nat: OutboundNatPolicy | None = None
+    routes: list[RoutePolicy] = Field(default_factory=list)
 
 
 class Container(BaseModel):

@@ -75,6 +75,7 @@ def reconcile(svc: HostNetworkingService, at_start: bool = False) -> dict[str, A
         first = svc.endpoints_of(c)[0].id == ep.id
         try:
             drv.attach(net, ep, c, default_route=first)
+            vnic.add_routes(ep, c)
             report["repaired_endpoints"].append(f"{c.name}/{ep.ifname}")
         except HostnetError as exc:
             report["errors"].append(str(exc))
@@ -89,6 +90,7 @@ def reconcile(svc: HostNetworkingService, at_start: bool = False) -> dict[str, A
             except HostnetError as exc:
                 report["errors"].append(str(exc))
     report["swept"] = sweep(svc)
+    svc._sync_dns()
     return report
 
 

@@ -89,6 +89,19 @@ def _remove(client: Client, cid: str) -> None:
     default="",
     help="maximum outgoing bandwidth in bytes/s (suffix k, m, g: 1000s), HNS QoS policy",
 )
+@click.option(
+    "--network-alias",
+    "aliases",
+    multiple=True,
+    help="another name the container answers to on its networks (embedded DNS)",
+)
+@click.option(
+    "--policy",
+    "policies",
+    multiple=True,
+    help="HNS endpoint policy as JSON: OutBoundNAT or SDNRoute, e.g. "
+    '\'{"Type": "OutBoundNAT", "Settings": {"Exceptions": ["10.0.0.0/8"]}}\'',
+)
 @click.option("-d", "--detach", is_flag=True, help="leave it running; 'hostnet rm NAME' stops it")
 @click.argument("command", nargs=-1, required=True)
 @click.pass_context
@@ -100,6 +113,8 @@ def run(
     publish: tuple[str, ...],
     acls: tuple[str, ...],
     max_bandwidth: str,
+    aliases: tuple[str, ...],
+    policies: tuple[str, ...],
     detach: bool,
     command: tuple[str, ...],
 ) -> None:
@@ -107,10 +122,14 @@ def run(
     client = Client(ctx.find_root().params.get("socket"))
     body: dict[str, Any] = {
         "name": name,
-        "networks": [{"network": n, "ip": ip if i == 0 else ""} for i, n in enumerate(networks)],
+        "networks": [
+            {"network": n, "ip": ip if i == 0 else "", "aliases": list(aliases)}
+            for i, n in enumerate(networks)
+        ],
         "ports": list(publish),
         "acl": list(acls),
         "max_bandwidth": max_bandwidth,
+        "policies": list(policies),
     }
     c = client.post("/containers", body)
     cid, path = c["Id"], c["NetnsPath"]

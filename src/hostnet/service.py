@@ -16,6 +16,8 @@ from typing import Any
 from hostnet import acl, ipam, ports
 from hostnet.containers import ContainerOps
 from hostnet.dhcp import DhcpClients
+from hostnet.dns import names
+from hostnet.dns.resolver import Resolver
 from hostnet.drivers.base import Driver
 from hostnet.drivers.external import (
     SWITCH_PREFIX,
@@ -76,6 +78,22 @@ class HostNetworkingService(ContainerOps):
         for ep in store.endpoints():
             self._remember(ep)
         self.on_container_started: Callable[[Container], None] = lambda c: None
+        self.resolver: Resolver | None = None  # the daemon's embedded DNS, when it serves one
+
+    def _sync_dns(self) -> None:
+        """Hand the resolver the directory; serve exactly the compartments that have a scope."""
+        r = self.resolver
+        if r is None:
+            return
+        d = names.build(self.nets, self.containers, self.eps.values())
+        for cid in r.serving() - set(d.scopes):
+            r.close(cid)
+        for cid in set(d.scopes) - r.serving():
+            try:
+                r.listen(cid, self.containers[cid].netns)
+            except (OSError, HostnetError) as exc:
+                log.warning("no embedded DNS for %s: %s", self.containers[cid].name, exc)
+        r.publish(d)
 
     # -- in-memory indexes (addresses and host ports in use) -----------------
     def _remember(self, ep: Endpoint) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, Any
 
+from hostnet.dns import names
+
 if TYPE_CHECKING:
     from hostnet.model import Container, Endpoint, Network
     from hostnet.service import HostNetworkingService
@@ -92,9 +94,7 @@ def container_view(svc: HostNetworkingService, c: Container) -> dict[str, Any]:
         "Networks": {
             svc.nets[e.network_id].name: endpoint_view(e) for e in eps if e.network_id in svc.nets
         },
-        "Dns": (eps[0].dns or svc.nets[eps[0].network_id].dns())
-        if eps and eps[0].network_id in svc.nets
-        else {},
+        "Dns": names.dns_for(svc.nets, c, [e for e in eps if e.network_id in svc.nets]),
     }
 
 
@@ -187,6 +187,9 @@ def endpoint_hns(svc: HostNetworkingService, ep: Endpoint) -> dict[str, Any]:
                 "Settings": {"MaximumOutgoingBandwidthInBytes": ep.bandwidth["egressRate"] // 8},
             }
         )
+    if ep.outbound_nat is not None:
+        policies.append(ep.outbound_nat.hns())
+    policies += [r.hns() for r in ep.routes]
     net = svc.nets.get(ep.network_id)
     return {
         "ID": ep.id,

@@ -415,5 +415,8 @@ def test_network_dns_options_in_the_result(world: tuple[Lab, Daemon, str, str]) 
     )
     code, res = exec_plugin(C_SHIM, "ADD", config, "dns1", f"/run/netns/{ns}")
     assert code == 0, res
-    assert res["dns"] == {"nameservers": ["198.51.100.53"], "search": ["corp.example"]}
+    # the embedded resolver serves the namespace and forwards to the network's dnsservers
+    assert res["dns"] == {"nameservers": ["127.0.0.11"], "search": ["corp.example"]}
+    assert "127.0.0.11:" in in_ns(ns, "ss", "-lun").stdout
     assert exec_plugin(C_SHIM, "DEL", config, "dns1", f"/run/netns/{ns}")[0] == 0
+    assert "127.0.0.11:" not in in_ns(ns, "ss", "-lun").stdout  # nothing pins the runtime's netns

@@ -316,7 +316,8 @@ def test_transparent_with_dhcp_from_the_segment(lab: Lab) -> None:
         "ip -4 -o addr show eth0; ip route; cat /etc/resolv.conf",
     ).stdout
     assert f"inet {SEGMENT}.1" in out and f"default via {gw}" in out
-    assert f"nameserver {SEGMENT}.53" in out and "search lab.example" in out
+    # the embedded resolver answers in the compartment and forwards to the lease's server
+    assert "nameserver 127.0.0.11" in out and "search lab.example" in out
     web = serve(d, "dhcpnet", "web")
     assert 150 <= int(web["ip"].rsplit(".", 1)[1]) <= 199
     assert ask(client, web["ip"], 80) == "web"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from hostnet.dns import names
 from hostnet.errors import HostnetError, InvalidRequest, KernelError, NotFound
 from hostnet.kernel.rtnl import Rtnl
 from hostnet.service import HostNetworkingService
@@ -139,7 +140,9 @@ def add(svc: HostNetworkingService, req: dict[str, Any]) -> dict[str, Any]:
         "routes": [{"dst": "0.0.0.0/0", "gw": ep.gateway}]
         if svc.endpoints_of(c)[0].id == ep.id
         else [],
-        "dns": runtime.get("dns") or conf.get("dns") or svc.nets[ep.network_id].dns(),
+        "dns": runtime.get("dns")
+        or conf.get("dns")
+        or names.dns_for(svc.nets, c, svc.endpoints_of(c)),
     }
     return result
 

@@ -68,6 +68,14 @@ def _strs(body: dict[str, Any], key: str) -> list[str]:
     return value
 
 
+def _policies(body: dict[str, Any]) -> list[Any]:
+    """HNS policy objects (or their JSON text), checked by the service."""
+    value = body.get("policies") or []
+    if not isinstance(value, list) or not all(isinstance(v, dict | str) for v in value):
+        raise InvalidRequest("field 'policies' must be a list of HNS policy objects")
+    return value
+
+
 def build_app(svc: HostNetworkingService, worker: Worker) -> web.Application:
     """Routes; every service call runs on the service's own thread (``worker``)."""
     routes = web.RouteTableDef()
@@ -125,7 +133,9 @@ def build_app(svc: HostNetworkingService, worker: Worker) -> web.Application:
     async def network_connect(request: web.Request) -> web.Response:
         b, ref = await _body(request), request.match_info["ref"]
         container, ip = _str(b, "container"), _str(b, "ip")
-        ep = await call(lambda: svc.connect(ref, container, ip))
+        aliases, max_bw = _strs(b, "aliases"), _str(b, "max_bandwidth")
+        pols = _policies(b)
+        ep = await call(lambda: svc.connect(ref, container, ip, aliases, max_bw, pols))
         return _json(views.endpoint_view(ep), status=201)
 
     @routes.post("/networks/{ref}/disconnect")
@@ -149,10 +159,10 @@ def build_app(svc: HostNetworkingService, worker: Worker) -> web.Application:
         if not isinstance(nets, list) or not all(isinstance(n, dict) for n in nets):
             raise InvalidRequest("field 'networks' must be a list of {network, ip} objects")
         name, port_specs, acl_specs = _str(b, "name"), _strs(b, "ports"), _strs(b, "acl")
-        max_bw = _str(b, "max_bandwidth")
+        max_bw, pols = _str(b, "max_bandwidth"), _policies(b)
 
         def create() -> dict[str, Any]:
-            c = svc.create_container(name, nets, port_specs, acl_specs, max_bw)
+            c = svc.create_container(name, nets, port_specs, acl_specs, max_bw, pols)
             return views.container_view(svc, c)
 
         return _json(await call(create), status=201)

@@ -36,6 +36,7 @@ class ExternalDriver(Driver):
         "networkname": ("str", "the switch name shown by 'hostnet switch ls'"),
         "dnssuffix": ("str", "DNS search suffix handed to endpoints"),
         "dnsservers": ("str", "comma list of DNS servers handed to endpoints"),
+        "discovery": ("bool", "embedded DNS: containers resolve each other's names (default true)"),
         "vlanid": ("int", "802.1Q VLAN (1-4094) of every endpoint; tagged on the wire"),
     }
     later: ClassVar[dict[str, str]] = {

@@ -27,6 +27,7 @@ class NatDriver(Driver):
         "mtu": ("int", "MTU of the bridge and the container vNICs"),
         "dnssuffix": ("str", "DNS search suffix handed to endpoints"),
         "dnsservers": ("str", "comma list of DNS servers handed to endpoints"),
+        "discovery": ("bool", "embedded DNS: containers resolve each other's names (default true)"),
     }
     aliases: ClassVar[dict[str, str]] = {
         "com.docker.network.driver.mtu": "mtu",
@@ -109,7 +110,17 @@ class NatDriver(Driver):
         ours = {n.id for n in nets if n.driver == self.name}
         nat_nets = [nat_rules.NatNet(n.switch, n.subnet, n.gateway) for n in nets if n.id in ours]
         maps = [m for ep in eps if ep.network_id in ours for m in self._mappings(ep)]
-        self.nft.run(nat_rules.render_table(nat_nets, maps, outbound))
+        ep_nat = [
+            nat_rules.EndpointNat(
+                ep.ip,
+                ep.outbound_nat.virtual_ip,
+                tuple(ep.outbound_nat.exceptions),
+                tuple(ep.outbound_nat.destinations),
+            )
+            for ep in eps
+            if ep.network_id in ours and ep.outbound_nat is not None
+        ]
+        self.nft.run(nat_rules.render_table(nat_nets, maps, outbound, ep_nat))
 
     def switch_view(self, net: Network) -> dict[str, Any]:
         return {"Type": "Internal", "Adapter": "", "Kernel": net.switch}

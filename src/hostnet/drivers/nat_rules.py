@@ -64,8 +64,33 @@ class OutboundNat:
     keep: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class EndpointNat:
+    """An endpoint's OutBoundNAT policy: exceptions and non-destinations leave un-NATed,
+    the rest leaves as ``vip`` (else the network's masquerade applies)."""
+
+    ip: str
+    vip: str = ""
+    exceptions: tuple[str, ...] = ()
+    destinations: tuple[str, ...] = ()
+
+    def rules(self) -> list[str]:
+        out = f"ip saddr {self.ip} oifname != @bridges"
+        rules = []
+        if self.exceptions:
+            rules.append(f"{out} ip daddr {{ {', '.join(self.exceptions)} }} accept")
+        if self.destinations:
+            rules.append(f"{out} ip daddr != {{ {', '.join(self.destinations)} }} accept")
+        if self.vip:
+            rules.append(f"{out} snat ip to {self.vip}")
+        return rules
+
+
 def render_table(
-    nets: list[NatNet], mappings: list[Mapping], outbound: list[OutboundNat] | None = None
+    nets: list[NatNet],
+    mappings: list[Mapping],
+    outbound: list[OutboundNat] | None = None,
+    endpoint_nat: list[EndpointNat] | None = None,
 ) -> str:
     """The whole table, as one script that replaces any previous version atomically."""
     bridges = sorted(n.bridge for n in nets)
@@ -124,6 +149,7 @@ def render_table(
         "  chain postrouting {",
         "    type nat hook postrouting priority srcnat; policy accept;",
         "    oifname @bridges ip saddr 127.0.0.0/8 masquerade",
+        *(f"    {r}" for e in sorted(endpoint_nat or [], key=lambda e: e.ip) for r in e.rules()),
         *(f"    {r}" for r in post),
         *(
             f'    oifname "{o.bridge}" ip saddr {{ {", ".join(o.endpoints)} }} '

@@ -60,6 +60,18 @@ def plug(
     return info is None
 
 
+def add_routes(ep: Endpoint, c: Container) -> None:
+    """The endpoint's SDNRoute policies, as routes inside its compartment."""
+    if not ep.routes or ep.runtime_moves_peer:
+        return
+    with Rtnl(c.netns) as inside:
+        info = inside.link(ep.ifname)
+        if info is None:
+            raise KernelError(f"{ep.ifname} is missing inside the compartment")
+        for r in ep.routes:
+            inside.add_route(r.destination, r.next_hop, info["index"])
+
+
 def limit(host: Netlink, ep: Endpoint, c: Container) -> None:
     """Towards the container: shape the host end; from it: shape its own vNIC."""
     bw = ep.bandwidth

@@ -41,6 +41,12 @@ class Nft:
         lib.nft_ctx_buffer_error(self._ctx)
         self._lock = threading.Lock()
 
+    def close(self) -> None:
+        if self._ctx:
+            self._lib.nft_ctx_free.argtypes = [ctypes.c_void_p]
+            self._lib.nft_ctx_free(self._ctx)
+            self._ctx = None
+
     def run(self, script: str) -> None:
         """Apply ``script`` as one transaction; raise with nft's own message if refused."""
         lib, ctx = self._lib, self._ctx

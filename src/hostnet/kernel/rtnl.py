@@ -31,7 +31,7 @@ IFLA_INFO_KIND, IFLA_INFO_DATA, IFLA_INFO_SLAVE_KIND, IFLA_INFO_SLAVE_DATA = 1, 
 VETH_INFO_PEER = 1
 IFLA_BRPORT_MODE, IFLA_BRPORT_ISOLATED = 4, 33
 IFA_ADDRESS, IFA_LOCAL = 1, 2
-RTA_GATEWAY, RTA_OIF = 5, 4
+RTA_DST, RTA_GATEWAY, RTA_OIF = 1, 5, 4
 RT_TABLE_MAIN, RTPROT_STATIC, RT_SCOPE_UNIVERSE, RTN_UNICAST = 254, 4, 0, 1
 
 IFINFO = struct.Struct("=BxHiII")
@@ -208,10 +208,15 @@ class Rtnl:
 
     def add_default_route(self, gateway: str, oif: int) -> None:
         """Add the default route via ``gateway``; already there is success."""
+        self.add_route("0.0.0.0/0", gateway, oif)
+
+    def add_route(self, dst: str, gateway: str, oif: int) -> None:
+        """Add a route to prefix ``dst`` via ``gateway``; already there is success."""
+        net = ipaddress.IPv4Network(dst)
         body = struct.pack(
             "=BBBBBBBBI",
             socket.AF_INET,
-            0,
+            net.prefixlen,
             0,
             0,
             RT_TABLE_MAIN,
@@ -220,10 +225,12 @@ class Rtnl:
             RTN_UNICAST,
             0,
         )
+        if net.prefixlen:
+            body += attr(RTA_DST, net.network_address.packed)
         body += attr(RTA_GATEWAY, ipaddress.IPv4Address(gateway).packed) + attr(RTA_OIF, u32(oif))
         try:
             self.request(
-                "adding the default route",
+                f"adding the route to {dst} via {gateway}",
                 RTM_NEWROUTE,
                 NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
                 body,

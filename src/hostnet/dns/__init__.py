@@ -1,0 +1,1 @@
+"""The embedded resolver: local service discovery and forwarding for compartments."""

@@ -1,0 +1,295 @@
+"""The embedded resolver: one asyncio loop (its own thread) serving every compartment.
+
+Each compartment gets a UDP and a TCP socket bound to 127.0.0.11:53 *inside its
+namespace* (opened by the service thread while it is in there), so only that
+compartment can reach it: it is never an open resolver. Local names are answered
+from the Directory, the answer cached per compartment until the directory
+changes; anything else is forwarded from the daemon's own namespace to the
+compartment's upstreams (its network's dnsservers, else the host's), and a
+question no upstream answers in time gets SERVFAIL, never silence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import functools
+import logging
+import secrets
+import socket
+import struct
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hostnet.dns import wire
+from hostnet.dns.names import LISTEN_ADDR, Directory, read_resolv_conf
+from hostnet.errors import HostnetError
+from hostnet.kernel import netns
+from hostnet.kernel.nft import Nft
+
+log = logging.getLogger("hostnet")
+IP_FREEBIND = 15
+NFT_TABLE = "hostnet_dns"
+FORWARD_DEADLINE_S = 1.8  # SERVFAIL before a stub's usual 2 s timeout
+CACHE_MAX = 4096
+Reply = Callable[[bytes], None]
+
+
+@dataclass
+class _Listener:
+    cid: str
+    udp: socket.socket
+    tcp: socket.socket
+    server: asyncio.AbstractServer | None = None
+    cache: dict[bytes, bytes] = field(default_factory=dict)
+    conns: set[asyncio.Transport] = field(default_factory=set)
+
+
+@dataclass
+class _Pending:
+    q: wire.Question
+    query: bytes  # as sent upstream (our id)
+    reply: Reply
+    servers: tuple[str, ...]
+    deadline: float
+    tried: int = 0
+    timer: asyncio.TimerHandle | None = None
+
+
+def redirect_rules(udp_port: int, tcp_port: int) -> str:
+    """In the compartment: port 53 of 127.0.0.11 goes to the resolver's own ports, so port
+    53 stays free for the container's own servers (as Docker does)."""
+    return (
+        f"add table ip {NFT_TABLE}\n"
+        f"delete table ip {NFT_TABLE}\n"
+        f"table ip {NFT_TABLE} {{\n"
+        "  chain output {\n"
+        "    type nat hook output priority -100; policy accept;\n"
+        f"    ip daddr {LISTEN_ADDR} udp dport 53 dnat to {LISTEN_ADDR}:{udp_port}\n"
+        f"    ip daddr {LISTEN_ADDR} tcp dport 53 dnat to {LISTEN_ADDR}:{tcp_port}\n"
+        "  }\n"
+        "}\n"
+    )
+
+
+def open_sockets(netns_path: str) -> tuple[socket.socket, socket.socket]:
+    """The resolver's sockets inside a compartment (127.0.0.11, kernel-chosen ports) and the
+    redirect of port 53 to them; call from a thread that may setns."""
+    with netns.entered(netns_path):
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            for s in (udp, tcp):
+                s.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)
+                s.bind((LISTEN_ADDR, 0))
+                s.setblocking(False)
+            udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            tcp.listen(64)
+            nft = Nft()  # its netlink socket belongs to the compartment
+            try:
+                nft.run(redirect_rules(udp.getsockname()[1], tcp.getsockname()[1]))
+            finally:
+                nft.close()
+        except (OSError, HostnetError):
+            udp.close()
+            tcp.close()
+            raise
+    return udp, tcp
+
+
+class _TcpConn(asyncio.Protocol):
+    def __init__(self, resolver: Resolver, lst: _Listener) -> None:
+        self.resolver, self.lst = resolver, lst
+        self.buf = b""
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.lst.conns.add(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.transport is not None:
+            self.lst.conns.discard(self.transport)
+        self.transport = None
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        while len(self.buf) >= 2:
+            (n,) = struct.unpack_from("!H", self.buf)
+            if len(self.buf) < 2 + n:
+                return
+            msg, self.buf = self.buf[2 : 2 + n], self.buf[2 + n :]
+            self.resolver.handle(self.lst, msg, self.send)
+
+    def send(self, reply: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(struct.pack("!H", len(reply)) + reply)
+
+
+class Resolver:
+    def __init__(self, host_resolv_conf: str = "/etc/resolv.conf") -> None:
+        self.host_resolv_conf = host_resolv_conf
+        self.directory = Directory()
+        self.listeners: dict[str, _Listener] = {}
+        self.pending: dict[int, _Pending] = {}
+        self.loop = asyncio.new_event_loop()
+        self.upstream = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.upstream.bind(("0.0.0.0", 0))
+        self.upstream.setblocking(False)
+        self._thread = threading.Thread(target=self._run, name="hostnet-dns", daemon=True)
+        self._thread.start()
+
+    # -- called from other threads ----------------------------------------
+    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                fut.set_result(fn(*args))
+            except BaseException as exc:  # handed to the caller
+                fut.set_exception(exc)
+
+        self.loop.call_soon_threadsafe(run)
+        return fut.result(timeout=10)
+
+    def publish(self, directory: Directory) -> None:
+        self._call(self._publish, directory)
+
+    def serving(self) -> set[str]:
+        return set(self.listeners)
+
+    def listen(self, cid: str, netns_path: str) -> None:
+        """Serve a compartment (idempotent). Call from the thread that may setns."""
+        if cid in self.listeners:
+            return
+        udp, tcp = open_sockets(netns_path)
+        self._call(self._add, cid, udp, tcp)
+
+    def close(self, cid: str) -> None:
+        """Stop serving a compartment; its sockets are closed on return (they pin the netns)."""
+        if cid in self.listeners:
+            self._call(self._remove, cid)
+
+    def stop(self) -> None:
+        for cid in list(self.listeners):
+            self.close(cid)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+
+    # -- the loop's thread --------------------------------------------------
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.add_reader(self.upstream.fileno(), self._on_upstream)
+        self.loop.run_forever()
+
+    def _publish(self, directory: Directory) -> None:
+        self.directory = directory
+        for lst in self.listeners.values():
+            lst.cache.clear()
+
+    def _add(self, cid: str, udp: socket.socket, tcp: socket.socket) -> None:
+        lst = _Listener(cid, udp, tcp)
+        self.listeners[cid] = lst
+        self.loop.add_reader(udp.fileno(), self._on_udp, lst)
+        self.loop.create_task(self._serve_tcp(lst))
+
+    async def _serve_tcp(self, lst: _Listener) -> None:
+        if self.listeners.get(lst.cid) is lst:
+            lst.server = await self.loop.create_server(lambda: _TcpConn(self, lst), sock=lst.tcp)
+
+    def _remove(self, cid: str) -> None:
+        lst = self.listeners.pop(cid)
+        self.loop.remove_reader(lst.udp.fileno())
+        lst.udp.close()
+        if lst.server is not None:
+            lst.server.close()
+        for t in list(lst.conns):
+            t.abort()
+        lst.tcp.close()
+
+    def _on_udp(self, lst: _Listener) -> None:
+        recv, send, cache = lst.udp.recvfrom, lst.udp.sendto, lst.cache
+        while True:
+            try:
+                data, addr = recv(4096)
+            except OSError:  # drained (EAGAIN) or closed
+                return
+            hit = cache.get(data[2:])
+            if hit is not None:
+                with contextlib.suppress(OSError):
+                    send(data[:2] + hit, addr)
+                continue
+            self.handle(lst, data, functools.partial(self._send_udp, lst.udp, addr))
+
+    @staticmethod
+    def _send_udp(udp: socket.socket, addr: Any, reply: bytes) -> None:
+        with contextlib.suppress(OSError):
+            udp.sendto(reply, addr)
+
+    def handle(self, lst: _Listener, data: bytes, reply: Reply) -> None:
+        try:
+            q = wire.parse_query(data)
+        except wire.BadQuery:
+            if len(data) >= 12:  # answer FORMERR with the id, nothing else
+                reply(data[:2] + struct.pack("!HHHHH", wire.QR | wire.FORMERR, 0, 0, 0, 0))
+            return
+        local = self.directory.answer(lst.cid, q)
+        if local is not None:
+            if len(lst.cache) >= CACHE_MAX:
+                lst.cache.clear()
+            lst.cache[data[2:]] = local[2:]
+            reply(local)
+            return
+        scope = self.directory.scopes.get(lst.cid)
+        servers = (scope.upstreams if scope else ()) or tuple(
+            read_resolv_conf(self.host_resolv_conf)
+        )
+        if not servers:
+            reply(wire.response(q, wire.SERVFAIL, authoritative=False))
+            return
+        qid = secrets.randbelow(65536)
+        while qid in self.pending:
+            qid = secrets.randbelow(65536)
+        deadline = self.loop.time() + FORWARD_DEADLINE_S
+        self.pending[qid] = _Pending(q, wire.with_id(data, qid), reply, servers, deadline)
+        self._try_next(qid)
+
+    def _try_next(self, qid: int) -> None:
+        p = self.pending.get(qid)
+        if p is None:
+            return
+        left = p.deadline - self.loop.time()
+        if p.tried >= len(p.servers) or left <= 0.01:
+            del self.pending[qid]
+            p.reply(wire.response(p.q, wire.SERVFAIL, authoritative=False))
+            return
+        server = p.servers[p.tried]
+        p.tried += 1
+        with contextlib.suppress(OSError):
+            self.upstream.sendto(p.query, (server, 53))
+        wait = left / (len(p.servers) - p.tried + 1)
+        p.timer = self.loop.call_later(wait, self._try_next, qid)
+
+    def _on_upstream(self) -> None:
+        while True:
+            try:
+                data, (ip, _port) = self.upstream.recvfrom(65535)
+            except OSError:
+                return
+            if len(data) < 12:
+                continue
+            (qid,) = struct.unpack_from("!H", data)
+            p = self.pending.get(qid)
+            # only a reply from a server we asked, to the question we asked
+            if p is None or ip not in p.servers[: p.tried]:
+                continue
+            if data[12 : 12 + len(p.q.wire)].lower() != p.q.wire.lower():
+                continue
+            del self.pending[qid]
+            if p.timer is not None:
+                p.timer.cancel()
+            p.reply(wire.with_id(data, p.q.id))

@@ -1,0 +1,127 @@
+"""Endpoint policies beyond ACL and QoS: OutBoundNAT and Route (SDNRoute), in HNS form.
+
+Given as HNS policy objects, e.g.
+``{"Type": "OutBoundNAT", "Settings": {"VirtualIP": "198.51.100.9", "Exceptions": ["10.0.0.0/8"]}}``
+or ``{"Type": "SDNRoute", "Settings": {"DestinationPrefix": "10.9.0.0/16", "NextHop": "172.16.0.9"}}``.
+Parsing checks everything before anything changes; rendering back gives the same shape.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from hostnet.errors import InvalidRequest
+
+OUTBOUND_KEYS = {"VirtualIP", "Exceptions", "Destinations"}
+ROUTE_KEYS = {"DestinationPrefix", "NextHop", "NeedEncap"}
+EXAMPLE = '{"Type": "OutBoundNAT", "Settings": {"Exceptions": ["10.0.0.0/8"]}}'
+
+
+class OutboundNatPolicy(BaseModel):
+    """Traffic leaving the host is source-NATed (to VirtualIP, else the host's address),
+    except to Exceptions; with Destinations, only traffic to those is NATed."""
+
+    virtual_ip: str = ""
+    exceptions: list[str] = Field(default_factory=list)
+    destinations: list[str] = Field(default_factory=list)
+
+    def hns(self) -> dict[str, Any]:
+        s: dict[str, Any] = {}
+        if self.virtual_ip:
+            s["VirtualIP"] = self.virtual_ip
+        if self.exceptions:
+            s["Exceptions"] = self.exceptions
+        if self.destinations:
+            s["Destinations"] = self.destinations
+        return {"Type": "OutBoundNAT", "Settings": s}
+
+
+class RoutePolicy(BaseModel):
+    """A route inside the compartment: DestinationPrefix via NextHop (on the endpoint's link)."""
+
+    destination: str
+    next_hop: str
+
+    def hns(self) -> dict[str, Any]:
+        return {
+            "Type": "SDNRoute",
+            "Settings": {"DestinationPrefix": self.destination, "NextHop": self.next_hop},
+        }
+
+
+def _bad(what: str, remedy: str = f"give an HNS policy object, e.g. {EXAMPLE}") -> InvalidRequest:
+    return InvalidRequest(f"policy: {what}", remedy)
+
+
+def _prefixes(key: str, value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _bad(f"{key} must be a list of IPv4 prefixes", f'e.g. "{key}": ["10.0.0.0/8"]')
+    out = []
+    for v in value:
+        try:
+            out.append(str(ipaddress.IPv4Network(v, strict=False)))
+        except ValueError:
+            raise _bad(
+                f"{key} entry {v!r} is not an IPv4 prefix", "write it as A.B.C.D/N"
+            ) from None
+    return out
+
+
+def _address(key: str, value: Any) -> str:
+    try:
+        return str(ipaddress.IPv4Address(str(value)))
+    except ValueError:
+        raise _bad(f"{key} {value!r} is not an IPv4 address", "write it as A.B.C.D") from None
+
+
+def parse(given: str | dict[str, Any]) -> OutboundNatPolicy | RoutePolicy:
+    if isinstance(given, str):
+        try:
+            given = json.loads(given)
+        except json.JSONDecodeError as exc:
+            raise _bad(f"not JSON ({exc.msg})") from None
+    if not isinstance(given, dict) or not isinstance(given.get("Settings", {}), dict):
+        raise _bad("must be an object with Type and Settings")
+    kind, settings = str(given.get("Type", "")), given.get("Settings", {})
+    extra = set(given) - {"Type", "Settings"}
+    if extra:
+        raise _bad(f"unknown field(s) {', '.join(sorted(extra))}", "only Type and Settings")
+    if kind.lower() == "outboundnat":
+        unknown = set(settings) - OUTBOUND_KEYS
+        if unknown:
+            raise _bad(
+                f"OutBoundNAT setting(s) {', '.join(sorted(unknown))} not supported",
+                f"use {', '.join(sorted(OUTBOUND_KEYS))}",
+            )
+        return OutboundNatPolicy(
+            virtual_ip=_address("VirtualIP", settings["VirtualIP"])
+            if settings.get("VirtualIP")
+            else "",
+            exceptions=_prefixes("Exceptions", settings.get("Exceptions", [])),
+            destinations=_prefixes("Destinations", settings.get("Destinations", [])),
+        )
+    if kind.lower() in ("sdnroute", "route"):
+        unknown = set(settings) - ROUTE_KEYS
+        if unknown:
+            raise _bad(
+                f"SDNRoute setting(s) {', '.join(sorted(unknown))} not supported",
+                "use DestinationPrefix and NextHop",
+            )
+        if settings.get("NeedEncap"):
+            raise _bad(
+                "SDNRoute NeedEncap is not supported",
+                "encapsulation belongs to overlay networks; drop NeedEncap",
+            )
+        if "DestinationPrefix" not in settings or "NextHop" not in settings:
+            raise _bad("SDNRoute needs DestinationPrefix and NextHop")
+        dst = _prefixes("DestinationPrefix", [settings["DestinationPrefix"]])[0]
+        return RoutePolicy(destination=dst, next_hop=_address("NextHop", settings["NextHop"]))
+    raise _bad(
+        f"type {kind!r} is not supported here",
+        "ACL and QoS have their own flags (--acl, --max-bandwidth); "
+        "policies take OutBoundNAT or SDNRoute",
+    )
