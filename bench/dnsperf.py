@@ -9,7 +9,8 @@ namespace at 10.89.0.2 (listed in the config as ``cli``: aardvark answers by the
 network) on a veth into that bridge. dnsperf runs there against 10.89.0.1.
 Both get the same query file (the local names, type A, in turn), the same dnsperf options
 (-q OUTSTANDING, -l SECONDS) and alternate, order swapped every round. Each round has a
-plain run (queries per second) and a -v run (every query's latency, for p50/p99).
+plain run (queries per second, as fast as each resolver goes) and a -v run at a fixed
+rate (-Q LATENCY_QPS, the same load for both: every query's latency, for p50/p99).
 Nothing is forwarded upstream: every name is local to both resolvers.
 """
 
@@ -28,9 +29,16 @@ AARDVARK = "/usr/lib/podman/aardvark-dns"
 
 
 def run_dnsperf(
-    ns: str, server: str, qfile: str, seconds: float, outstanding: int, verbose: bool
+    ns: str,
+    server: str,
+    qfile: str,
+    seconds: float,
+    outstanding: int,
+    verbose: bool,
+    max_qps: int = 0,
 ) -> dict[str, Any]:
     args = ["dnsperf", "-s", server, "-d", qfile, "-l", str(seconds), "-q", str(outstanding)]
+    args += ["-Q", str(max_qps)] if max_qps else []
     res = in_ns(ns, *args, *(["-v"] if verbose else []), timeout=seconds + 60)
     out = res.stdout
     qps = re.search(r"Queries per second:\s+([\d.]+)", out)
@@ -94,6 +102,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_DNS_ROUNDS", "3")))
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--outstanding", type=int, default=100, help="dnsperf -q")
+    ap.add_argument(
+        "--latency-qps", type=int, default=10000, help="dnsperf -Q of the latency (-v) runs"
+    )
     args = ap.parse_args()
     started = machine()
     names = [f"web{i}" for i in range(args.names)]
@@ -125,7 +136,11 @@ def main() -> None:
                     runs[k].append(
                         run_dnsperf(ns, ip, qfile, args.seconds, args.outstanding, False)
                     )
-                    lat[k].append(run_dnsperf(ns, ip, qfile, args.seconds, args.outstanding, True))
+                    lat[k].append(
+                        run_dnsperf(
+                            ns, ip, qfile, args.seconds, args.outstanding, True, args.latency_qps
+                        )
+                    )
                 print(
                     f"round {rnd + 1}: " + ", ".join(f"{k} {runs[k][-1]['qps']} qps" for k in order)
                 )
@@ -146,6 +161,7 @@ def main() -> None:
         "rounds": args.rounds,
         "seconds_per_run": args.seconds,
         "outstanding": args.outstanding,
+        "latency_qps": args.latency_qps,
         "target_qps_ratio": 2.0,
         "target_p99_ms": 2.0,
         "qps": {k: summary(v, 1) for k, v in qps.items()},

@@ -550,7 +550,8 @@ def dnsperf_section(d: dict[str, Any] | None) -> list[str]:
         "a nat network, aardvark-dns 1.4 (Debian's, podman's resolver) on its bridge address "
         "from a client namespace it knows as a container. "
         f"{d['rounds']} rounds, alternating, order swapped every round; each round has a plain "
-        "run (queries per second) and a `-v` run (every query's latency: p50, p99).",
+        "run (queries per second, as fast as each goes) and a `-v` run at the same fixed rate "
+        f"for both (`-Q {d.get('latency_qps', 0)}`: every query's latency, p50 and p99).",
         "",
         "| resolver | median qps | min | max | p50 ms (median of runs) | p99 ms (median) | p99 max |",
         "|---|---:|---:|---:|---:|---:|---:|",

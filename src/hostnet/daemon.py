@@ -8,6 +8,7 @@ import argparse
 import asyncio
 import contextlib
 import fcntl
+import gc
 import grp
 import hashlib
 import logging
@@ -148,6 +149,11 @@ async def serve(args: argparse.Namespace) -> None:
         return svc
 
     svc = await loop.run_in_executor(worker, start)
+    # Long-lived state (models, modules) out of the collector's way: full collections would
+    # otherwise walk it and stall the resolver's hot path for milliseconds.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
     watcher = ProcessWatcher(svc, loop, worker)
 
     def started(c: Container) -> None:
