@@ -295,6 +295,67 @@ class Lab:
         return leftovers
 
 
+def start_etcd(lab: Lab, members: dict[str, tuple[str, str]]) -> dict[str, subprocess.Popen[bytes]]:
+    """An etcd cluster (Debian's etcd-server): ``members`` maps a member name to (the lab
+    namespace it runs in, the address it listens on). Returns the processes by name."""
+    cluster = ",".join(f"{n}=http://{ip}:2380" for n, (_, ip) in members.items())
+    procs = {}
+    for name, (ns, ip) in members.items():
+        data = os.path.join(lab.tmp, f"etcd-{name}")
+        procs[name] = etcd_member(lab, name, ns, ip, cluster, data)
+    return procs
+
+
+def etcd_member(
+    lab: Lab, name: str, ns: str, ip: str, cluster: str, data: str
+) -> subprocess.Popen[bytes]:
+    log = open(f"{data}.log", "ab")  # noqa: SIM115 - handed to the child
+    p = subprocess.Popen(
+        [
+            "nsenter",
+            f"--net=/run/netns/{ns}",
+            "etcd",
+            "--name",
+            name,
+            "--data-dir",
+            data,
+            "--listen-client-urls",
+            f"http://{ip}:2379",
+            "--advertise-client-urls",
+            f"http://{ip}:2379",
+            "--listen-peer-urls",
+            f"http://{ip}:2380",
+            "--initial-advertise-peer-urls",
+            f"http://{ip}:2380",
+            "--initial-cluster",
+            cluster,
+            "--initial-cluster-state",
+            "new",
+            "--heartbeat-interval",
+            "50",
+            "--election-timeout",
+            "500",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    log.close()
+    lab.procs.append(p)
+    return p
+
+
+def wait_etcd(ns: str, ip: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        res = in_ns(
+            ns, "etcdctl", f"--endpoints=http://{ip}:2379", "endpoint", "health", check=False
+        )
+        if res.returncode == 0:
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"etcd at {ip} did not become healthy")
+
+
 def eventually(check: Any, timeout: float = 5.0) -> None:
     """Retry ``check`` (an assertion) until it passes: the kernel frees a removed
     compartment's veths asynchronously, a few milliseconds after the namespace goes."""

@@ -178,6 +178,10 @@ class Endpoint(BaseModel):
     # HNS OutBoundNAT and SDNRoute policies of this endpoint
     outbound_nat: OutboundNatPolicy | None = None
     routes: list[RoutePolicy] = Field(default_factory=list)
+    # Overlay endpoints: the host that owns it, its VXLAN tunnel endpoint, its DNS name
+    host: str = ""
+    vtep: str = ""
+    dns_name: str = ""
 
 
 class Container(BaseModel):

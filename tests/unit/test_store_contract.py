@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,9 +15,39 @@ from hostnet.model import Container, Endpoint, Network, PortMapping, new_id
 from hostnet.store import Store, open_store
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(scope="module")
+def etcd_member() -> Iterator[str]:
+    """One real etcd (Debian's etcd-server) in a lab namespace; needs root."""
+    if os.geteuid() != 0 or shutil.which("etcd") is None:
+        pytest.skip("needs root and etcd (scripts/test.sh installs etcd-server)")
+    from lab import Lab, start_etcd, wait_etcd
+
+    lab = Lab()
+    try:
+        ns, ip = lab.node("etcd")
+        start_etcd(lab, {"m1": (ns, ip)})
+        wait_etcd(ns, ip)
+        yield ns
+    finally:
+        lab.close()
+
+
+@pytest.fixture(params=["sqlite", "etcd"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    s = open_store(str(tmp_path / "hostnet.db"))
+    if request.param == "sqlite":
+        s = open_store(str(tmp_path / "hostnet.db"))
+    else:
+        from hostnet.kernel import netns
+        from hostnet.store.etcd import EtcdStore
+        from hostnet.store.etcdv3 import Etcd
+
+        ns = request.getfixturevalue("etcd_member")
+        from lab import SEGMENT
+
+        etcd = Etcd(
+            [f"http://{SEGMENT}.2:2379"], socket_factory=lambda: netns.entered(f"/run/netns/{ns}")
+        )
+        s = EtcdStore(etcd, "h1", root=f"/t{uuid.uuid4().hex[:8]}/")
     yield s
     s.close()
 
@@ -118,5 +151,55 @@ def test_meta(store: Store) -> None:
 def test_unknown_store_scheme_is_a_clear_error() -> None:
     from hostnet.errors import InvalidRequest
 
-    with pytest.raises(InvalidRequest, match="unknown store 'redis'"):
+    with pytest.raises(InvalidRequest, match="unknown store 'redis'.*etcd"):
         open_store("redis://x")
+
+
+def test_etcd_claims_are_exclusive_across_hosts(request: pytest.FixtureRequest) -> None:
+    """Three hosts (stores with their own etcd clients) race for the same addresses."""
+    import threading
+
+    from hostnet.kernel import netns
+    from hostnet.store.etcd import EtcdStore
+    from hostnet.store.etcdv3 import Etcd
+    from lab import SEGMENT
+
+    ns = request.getfixturevalue("etcd_member")
+    root = f"/t{uuid.uuid4().hex[:8]}/"
+    stores = [
+        EtcdStore(
+            Etcd(
+                [f"http://{SEGMENT}.2:2379"],
+                socket_factory=lambda: netns.entered(f"/run/netns/{ns}"),
+            ),
+            f"h{i}",
+            root=root,
+        )
+        for i in range(3)
+    ]
+    n = net().model_copy(update={"driver": "overlay"})
+    stores[0].create_network(n)
+    assert [x.name for x in stores[2].networks()] == ["n1"]  # global: every host sees it
+    won: list[tuple[int, str]] = []
+
+    def race(i: int) -> None:
+        for k in range(2, 12):
+            e = ep(n.id, f"172.16.1.{k}").model_copy(
+                update={"vtep": f"10.0.0.{i}", "host": f"h{i}"}
+            )
+            try:
+                stores[i].create_endpoint(e)
+                won.append((i, e.ip))
+            except Conflict:
+                pass
+
+    threads = [threading.Thread(target=race, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ips = [ip for _, ip in won]
+    assert sorted(ips) == sorted({f"172.16.1.{k}" for k in range(2, 12)})  # each once
+    every, _ = stores[1].cluster_endpoints()
+    assert sorted(e.ip for e in every) == sorted(ips)
+    assert {e.host for e in stores[0].endpoints()} <= {"h0"}

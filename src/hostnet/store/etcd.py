@@ -1,0 +1,242 @@
+"""The cluster store: intent in etcd, shared by every host's hostnetd.
+
+Layout (under ``/hostnet/``): each host's own objects live under ``host/<host>/``
+(its local networks, containers, endpoints, host ports, meta); overlay networks
+(``net/``), their endpoints (``oep/<network>/``, the cluster's endpoint registry
+that every host watches) and address claims (``addr/<network>/<ip>``) are global.
+Every write that claims something is one etcd transaction guarded by a compare
+(create_revision == 0 for a new claim, mod_revision for a read-modify-write), so
+the contract of store/base.py holds across hosts, not only across threads.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hostnet.errors import Conflict
+from hostnet.model import Container, Endpoint, Network, PortMapping
+from hostnet.store.base import Store
+from hostnet.store.etcdv3 import (
+    KV,
+    Etcd,
+    cmp_absent,
+    cmp_mod,
+    cmp_value,
+    op_delete,
+    op_put,
+)
+
+ROOT = "/hostnet/"
+GLOBAL_DRIVERS = ("overlay",)
+RETRIES = 20
+
+
+class EtcdStore(Store):
+    def __init__(self, etcd: Etcd, host: str, root: str = ROOT) -> None:
+        self.etcd = etcd
+        self.host = host
+        self.root = root
+        self.h = f"{root}host/{host}/"
+
+    # -- networks -------------------------------------------------------------
+    def _net_keys(self, net: Network) -> tuple[str, str]:
+        if net.driver in GLOBAL_DRIVERS:
+            return f"{self.root}net/{net.id}", f"{self.root}netname/{net.name}"
+        return f"{self.h}net/{net.id}", f"{self.h}netname/{net.name}"
+
+    def networks(self) -> list[Network]:
+        local, _ = self.etcd.get_prefix(f"{self.h}net/")
+        shared, _ = self.etcd.get_prefix(f"{self.root}net/")
+        return [Network.model_validate_json(kv.value) for kv in [*local, *shared]]
+
+    def create_network(self, net: Network) -> None:
+        key, name = self._net_keys(net)
+        # a name is unique among this host's networks and the cluster's overlays
+        names = {f"{self.h}netname/{net.name}", f"{self.root}netname/{net.name}"}
+        ok = self.etcd.txn(
+            [cmp_absent(n) for n in sorted(names)],
+            [op_put(key, net.model_dump_json()), op_put(name, net.id)],
+        )
+        if not ok:
+            raise Conflict(f"a network named {net.name!r} already exists", "choose another name")
+
+    def update_network(self, net: Network) -> None:
+        self.etcd.put(self._net_keys(net)[0], net.model_dump_json())
+
+    def delete_network(self, net_id: str) -> None:
+        for base in (f"{self.h}", self.root):
+            kv = self.etcd.get(f"{base}net/{net_id}")
+            if kv is not None:
+                name = Network.model_validate_json(kv.value).name
+                self.etcd.txn(
+                    [cmp_value(f"{base}netname/{name}", net_id)],
+                    [op_delete(kv.key), op_delete(f"{base}netname/{name}")],
+                    [op_delete(kv.key)],
+                )
+
+    # -- containers -------------------------------------------------------------
+    def containers(self) -> list[Container]:
+        kvs, _ = self.etcd.get_prefix(f"{self.h}ctr/")
+        return [Container.model_validate_json(kv.value) for kv in kvs]
+
+    def create_container(self, c: Container) -> None:
+        name = f"{self.h}ctrname/{c.name}"
+        ok = self.etcd.txn(
+            [cmp_absent(name)],
+            [op_put(f"{self.h}ctr/{c.id}", c.model_dump_json()), op_put(name, c.id)],
+        )
+        if not ok:
+            raise Conflict(
+                f"a container named {c.name!r} already exists",
+                "choose another name, or remove it with 'hostnet rm'",
+            )
+
+    def update_container(self, c: Container) -> None:
+        self.etcd.put(f"{self.h}ctr/{c.id}", c.model_dump_json())
+
+    def delete_container(self, c_id: str) -> None:
+        kv = self.etcd.get(f"{self.h}ctr/{c_id}")
+        if kv is not None:
+            name = Container.model_validate_json(kv.value).name
+            self.etcd.txn(
+                [cmp_value(f"{self.h}ctrname/{name}", c_id)],
+                [op_delete(kv.key), op_delete(f"{self.h}ctrname/{name}")],
+                [op_delete(kv.key)],
+            )
+
+    # -- endpoints ----------------------------------------------------------------
+    def _ep_key(self, ep: Endpoint) -> str:
+        if ep.vtep:  # an overlay endpoint: in the cluster's registry
+            return f"{self.root}oep/{ep.network_id}/{ep.id}"
+        return f"{self.h}ep/{ep.id}"
+
+    @staticmethod
+    def _doc(ep: Endpoint) -> str:
+        return ep.model_dump_json(exclude={"ports"})
+
+    def endpoints(self) -> list[Endpoint]:
+        local, _ = self.etcd.get_prefix(f"{self.h}ep/")
+        shared, _ = self.etcd.get_prefix(f"{self.root}oep/")
+        eps = [Endpoint.model_validate_json(kv.value) for kv in local]
+        eps += [
+            e
+            for e in (Endpoint.model_validate_json(kv.value) for kv in shared)
+            if e.host == self.host
+        ]
+        ports, _ = self.etcd.get_prefix(f"{self.h}epport/")
+        by_ep: dict[str, list[PortMapping]] = {}
+        for kv in ports:
+            ep_id, rest = kv.key[len(f"{self.h}epport/") :].split("/", 1)
+            by_ep.setdefault(ep_id, []).append(PortMapping.model_validate_json(kv.value))
+        for e in eps:
+            e.ports = sorted(by_ep.get(e.id, []), key=lambda p: (p.protocol, p.host_port))
+        return eps
+
+    def cluster_endpoints(self) -> tuple[list[Endpoint], int]:
+        """Every overlay endpoint of the cluster, and the revision to watch from."""
+        kvs, rev = self.etcd.get_prefix(f"{self.root}oep/")
+        return [Endpoint.model_validate_json(kv.value) for kv in kvs], rev
+
+    def _port_key(self, pm: PortMapping) -> str:
+        return f"{self.h}port/{pm.protocol}/{pm.host_port}"
+
+    def _epport_key(self, ep_id: str, pm: PortMapping) -> str:
+        return f"{self.h}epport/{ep_id}/{pm.protocol}|{pm.host_ip}|{pm.host_port}"
+
+    def _claims(
+        self, ep_id: str, ports: list[PortMapping]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Compares and puts that claim ``ports`` for ``ep_id`` (read now, checked at commit)."""
+        compare: list[dict[str, Any]] = []
+        puts: list[dict[str, Any]] = []
+        held: dict[str, tuple[KV | None, dict[str, Any]]] = {}
+        for pm in ports:
+            key = self._port_key(pm)
+            if key not in held:
+                kv = self.etcd.get(key)
+                held[key] = (kv, json.loads(kv.value) if kv else {})
+            _, owners = held[key]
+            if pm.host_ip in owners or "" in owners or (pm.host_ip == "" and owners):
+                raise Conflict(
+                    f"host port {pm.host_port}/{pm.protocol} is already mapped",
+                    "choose another host port (see 'hostnet nat ls')",
+                )
+            owners[pm.host_ip] = ep_id
+            puts.append(op_put(self._epport_key(ep_id, pm), pm.model_dump_json()))
+        for key, (kv, owners) in held.items():
+            compare.append(cmp_mod(key, kv.mod_revision) if kv else cmp_absent(key))
+            puts.append(op_put(key, json.dumps(owners, sort_keys=True)))
+        return compare, puts
+
+    def create_endpoint(self, ep: Endpoint) -> None:
+        for _ in range(RETRIES):
+            compare, puts = self._claims(ep.id, ep.ports)
+            if ep.ip:
+                addr = f"{self.root}addr/{ep.network_id}/{ep.ip}"
+                if self.etcd.get(addr) is not None:
+                    raise Conflict(f"address {ep.ip} is already in use", "choose another address")
+                compare.append(cmp_absent(addr))
+                puts.append(op_put(addr, ep.id))
+            puts.append(op_put(self._ep_key(ep), self._doc(ep)))
+            if self.etcd.txn(compare, puts):
+                return
+        raise Conflict(f"endpoint {ep.id[:12]}: its claims kept changing under it", "try again")
+
+    def update_endpoint(self, ep: Endpoint) -> None:
+        self.etcd.put(self._ep_key(ep), self._doc(ep))
+
+    def add_ports(self, ep: Endpoint, added: list[PortMapping]) -> None:
+        for _ in range(RETRIES):
+            compare, puts = self._claims(ep.id, added)
+            if self.etcd.txn(compare, puts):
+                return
+        raise Conflict("host ports kept changing; not claimed", "try again")
+
+    def _release(self, ep_id: str, ports: list[PortMapping]) -> None:
+        for _ in range(RETRIES):
+            compare: list[dict[str, Any]] = []
+            ops: list[dict[str, Any]] = []
+            for key in sorted({self._port_key(p) for p in ports}):
+                kv = self.etcd.get(key)
+                if kv is None:
+                    continue
+                owners = json.loads(kv.value)
+                for p in ports:
+                    if self._port_key(p) == key and owners.get(p.host_ip) == ep_id:
+                        del owners[p.host_ip]
+                compare.append(cmp_mod(key, kv.mod_revision))
+                ops.append(op_put(key, json.dumps(owners)) if owners else op_delete(key))
+            ops += [op_delete(self._epport_key(ep_id, p)) for p in ports]
+            if self.etcd.txn(compare, ops):
+                return
+
+    def remove_ports(self, ep: Endpoint, removed: list[PortMapping]) -> None:
+        self._release(ep.id, removed)
+
+    def delete_endpoint(self, ep_id: str) -> None:
+        kv = self.etcd.get(f"{self.h}ep/{ep_id}")
+        if kv is None:
+            shared, _ = self.etcd.get_prefix(f"{self.root}oep/")
+            kv = next((k for k in shared if k.key.endswith(f"/{ep_id}")), None)
+        if kv is None:
+            return
+        ep = Endpoint.model_validate_json(kv.value)
+        ports, _ = self.etcd.get_prefix(f"{self.h}epport/{ep_id}/")
+        self._release(ep_id, [PortMapping.model_validate_json(p.value) for p in ports])
+        ops = [op_delete(kv.key)]
+        if ep.ip:
+            addr = f"{self.root}addr/{ep.network_id}/{ep.ip}"
+            self.etcd.txn([cmp_value(addr, ep_id)], [op_delete(addr)])
+        self.etcd.txn([], ops)
+
+    # -- meta -----------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        kv = self.etcd.get(f"{self.h}meta/{key}")
+        return None if kv is None else kv.value
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.etcd.put(f"{self.h}meta/{key}", value)
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,234 @@
+"""A small etcd v3 client over etcd's JSON gateway (HTTP/1.1): range, put, delete, txn,
+leases and watch. No gRPC stack; keys and values are base64 in the JSON, as etcd expects.
+
+Every call tries the configured members in turn and fails within ``timeout`` seconds per
+member with ``StoreUnavailable``: a caller never hangs on a dead cluster.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import http.client
+import json
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from hostnet.errors import HostnetError
+
+
+class StoreUnavailable(HostnetError):
+    kind = "unavailable"
+    default_remedy = "check that etcd is running and reachable (hostnetd --store etcd://...)"
+
+
+def b64(s: str | bytes) -> str:
+    return base64.b64encode(s.encode() if isinstance(s, str) else s).decode()
+
+
+def unb64(s: str) -> str:
+    return base64.b64decode(s).decode()
+
+
+def prefix_end(prefix: str) -> str:
+    """The range_end that makes a range cover every key starting with ``prefix``."""
+    raw = bytearray(prefix.encode())
+    raw[-1] += 1
+    return b64(bytes(raw))
+
+
+@dataclass(frozen=True)
+class KV:
+    key: str
+    value: str
+    mod_revision: int
+    create_revision: int
+
+
+def _kv(d: dict[str, Any]) -> KV:
+    return KV(
+        unb64(d["key"]),
+        unb64(d.get("value", "")),
+        int(d.get("mod_revision", 0)),
+        int(d.get("create_revision", 0)),
+    )
+
+
+# txn building blocks (etcd's JSON field names)
+def cmp_absent(key: str) -> dict[str, Any]:
+    return {"key": b64(key), "target": "CREATE", "result": "EQUAL", "create_revision": "0"}
+
+
+def cmp_mod(key: str, rev: int) -> dict[str, Any]:
+    return {"key": b64(key), "target": "MOD", "result": "EQUAL", "mod_revision": str(rev)}
+
+
+def cmp_value(key: str, value: str) -> dict[str, Any]:
+    return {"key": b64(key), "target": "VALUE", "result": "EQUAL", "value": b64(value)}
+
+
+def op_put(key: str, value: str, lease: int = 0) -> dict[str, Any]:
+    req: dict[str, Any] = {"key": b64(key), "value": b64(value)}
+    if lease:
+        req["lease"] = str(lease)
+    return {"request_put": req}
+
+
+def op_delete(key: str, prefix: bool = False) -> dict[str, Any]:
+    req = {"key": b64(key)}
+    if prefix:
+        req["range_end"] = prefix_end(key)
+    return {"request_delete_range": req}
+
+
+class Etcd:
+    def __init__(
+        self,
+        endpoints: list[str],
+        timeout: float = 1.0,
+        ssl_context: Any = None,
+        socket_factory: Callable[[], Any] | None = None,
+    ) -> None:
+        self.members = [urlsplit(e if "://" in e else f"http://{e}") for e in endpoints]
+        self.timeout = timeout
+        self.ssl = ssl_context
+        self.socket_factory = socket_factory  # e.g. sockets opened in another netns
+        self._conns: dict[int, http.client.HTTPConnection] = {}
+        self._lock = threading.Lock()
+        self._preferred = 0
+
+    def _connect(self, i: int, timeout: float | None) -> http.client.HTTPConnection:
+        u = self.members[i]
+        host, port = u.hostname or "127.0.0.1", u.port or 2379
+        conn: http.client.HTTPConnection
+        if u.scheme == "https":
+            conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=self.ssl)
+        else:
+            conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        if self.socket_factory is not None:
+            factory = self.socket_factory
+
+            def connect() -> None:
+                with factory():
+                    conn.sock = socket.create_connection((host, port), timeout)
+                if isinstance(conn, http.client.HTTPSConnection):
+                    conn.sock = conn._context.wrap_socket(conn.sock, server_hostname=host)  # type: ignore[attr-defined]
+
+            conn.connect = connect  # type: ignore[method-assign]
+        return conn
+
+    def call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST to the first member that answers; raise StoreUnavailable if none does."""
+        data = json.dumps(body).encode()
+        errors = []
+        with self._lock:
+            n = len(self.members)
+            for k in range(n):
+                i = (self._preferred + k) % n
+                conn = self._conns.get(i) or self._connect(i, self.timeout)
+                try:
+                    conn.request("POST", path, data, {"Content-Type": "application/json"})
+                    resp = conn.getresponse()
+                    raw = resp.read()
+                except (OSError, http.client.HTTPException) as exc:
+                    conn.close()
+                    self._conns.pop(i, None)
+                    errors.append(f"{self.members[i].netloc}: {exc or type(exc).__name__}")
+                    continue
+                self._conns[i] = conn
+                out: dict[str, Any] = json.loads(raw or b"{}")
+                if resp.status != 200:
+                    msg = out.get("error") or out.get("message") or raw[:200].decode()
+                    if resp.status in (503, 504) or "leader" in str(msg):
+                        errors.append(f"{self.members[i].netloc}: {msg}")
+                        continue
+                    raise HostnetError(f"etcd refused {path}: {msg}")
+                self._preferred = i
+                return out
+        raise StoreUnavailable(f"cluster store unavailable ({'; '.join(errors)})")
+
+    # -- key-value ----------------------------------------------------------
+    def get(self, key: str) -> KV | None:
+        kvs = self.call("/v3/kv/range", {"key": b64(key)}).get("kvs") or []
+        return _kv(kvs[0]) if kvs else None
+
+    def get_prefix(self, prefix: str) -> tuple[list[KV], int]:
+        """Every key under ``prefix`` and the store revision they were read at."""
+        out = self.call("/v3/kv/range", {"key": b64(prefix), "range_end": prefix_end(prefix)})
+        return [_kv(d) for d in out.get("kvs") or []], int(out["header"]["revision"])
+
+    def put(self, key: str, value: str, lease: int = 0) -> None:
+        self.call("/v3/kv/put", op_put(key, value, lease)["request_put"])
+
+    def delete(self, key: str, prefix: bool = False) -> None:
+        self.call("/v3/kv/deleterange", op_delete(key, prefix)["request_delete_range"])
+
+    def txn(
+        self,
+        compare: list[dict[str, Any]],
+        success: list[dict[str, Any]],
+        failure: list[dict[str, Any]] | None = None,
+    ) -> bool:
+        out = self.call(
+            "/v3/kv/txn", {"compare": compare, "success": success, "failure": failure or []}
+        )
+        return bool(out.get("succeeded", False))
+
+    # -- leases ---------------------------------------------------------------
+    def grant(self, ttl: int) -> int:
+        return int(self.call("/v3/lease/grant", {"TTL": str(ttl)})["ID"])
+
+    def keepalive(self, lease: int) -> bool:
+        out = self.call("/v3/lease/keepalive", {"ID": str(lease)})
+        return int((out.get("result") or {}).get("TTL", 0)) > 0
+
+    # -- watch ------------------------------------------------------------------
+    def watch(self, prefix: str, start_revision: int) -> Iterator[list[tuple[str, KV]]]:
+        """Batches of (PUT|DELETE, kv) under ``prefix`` from ``start_revision`` on; ends
+        (StoreUnavailable) when the member goes away; the caller re-lists and re-watches."""
+        body = json.dumps(
+            {
+                "create_request": {
+                    "key": b64(prefix),
+                    "range_end": prefix_end(prefix),
+                    "start_revision": str(start_revision),
+                }
+            }
+        ).encode()
+        errors = []
+        for i in range(len(self.members)):
+            conn = self._connect((self._preferred + i) % len(self.members), self.timeout)
+            try:
+                conn.request("POST", "/v3/watch", body, {"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                if resp.status != 200:
+                    raise http.client.HTTPException(f"status {resp.status}")
+                if conn.sock is not None:
+                    conn.sock.settimeout(None)  # events come when they come
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                errors.append(str(exc))
+                continue
+            try:
+                for line in resp:
+                    if not line.strip():
+                        continue
+                    result = json.loads(line).get("result") or {}
+                    if result.get("canceled") or result.get("compact_revision"):
+                        raise StoreUnavailable("watch cancelled (compacted); re-list")
+                    events = [
+                        (ev.get("type", "PUT"), _kv(ev["kv"])) for ev in result.get("events") or []
+                    ]
+                    if events:
+                        yield events
+            except (OSError, http.client.HTTPException, ValueError) as exc:
+                raise StoreUnavailable(f"watch ended: {exc}") from None
+            finally:
+                with contextlib.suppress(OSError):
+                    conn.close()
+            raise StoreUnavailable("watch ended: the member closed the stream")
+        raise StoreUnavailable(f"cluster store unavailable for watch ({'; '.join(errors)})")
