@@ -414,6 +414,34 @@ def system_reconcile(ctx: click.Context) -> None:
     click.echo(json.dumps(_client(ctx).post("/system/reconcile"), indent=2))
 
 
+@cli.group()
+def node() -> None:
+    """Cluster hosts (with --store etcd://...): ls, rm."""
+
+
+@node.command("ls")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.pass_context
+def node_ls(ctx: click.Context, fmt: str) -> None:
+    """Hosts with overlay endpoints, their VTEP addresses and endpoint counts."""
+    rows = _client(ctx).get("/cluster/hosts")
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo(f"{'HOST':<24} {'VTEP':<16} ENDPOINTS")
+    for r in rows:
+        click.echo(f"{r['Host']:<24} {r['VTEP']:<16} {r['Endpoints']}")
+
+
+@node.command("rm")
+@click.argument("host")
+@click.pass_context
+def node_rm(ctx: click.Context, host: str) -> None:
+    """Forget a host gone for good: its overlay endpoints leave every forwarding table."""
+    out = _client(ctx).delete(f"/cluster/hosts/{q(host)}")
+    click.echo(f"removed {out['EndpointsRemoved']} endpoint(s) of {host}")
+
+
 def main() -> None:
     from hostnet.runcmd import run  # registers `hostnet run`
 

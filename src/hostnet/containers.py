@@ -151,6 +151,21 @@ class ContainerOps:
     def _sync_dns(self) -> None:
         raise NotImplementedError  # provided by HostNetworkingService
 
+    def overlay_used(self, net: Network) -> set[ipaddress.IPv4Address]:
+        raise NotImplementedError  # provided by ClusterOps
+
+    def claim_overlay(self, net: Network, ep: Endpoint, auto: bool) -> None:
+        raise NotImplementedError  # provided by ClusterOps
+
+    def _learn(self, ep: Endpoint) -> None:
+        raise NotImplementedError  # provided by ClusterOps
+
+    def _unlearn(self, ep_id: str) -> None:
+        raise NotImplementedError  # provided by ClusterOps
+
+    host_id: str
+    overlay: Any
+
     nft: Any
 
     # -- containers (compartments) and endpoints --------------------------
@@ -185,6 +200,8 @@ class ContainerOps:
             )
         subnet, gw = net.ipv4_network(), ipaddress.IPv4Address(net.gateway)
         used = self.used_ips.get(net.id, set())
+        if net.driver == "overlay":  # addresses other hosts hold too
+            used = used | self.overlay_used(net)
         host_addrs = {ipaddress.IPv4Address(a[0]) for a in net.adapter_state.get("addrs", [])}
         if host_addrs:  # external switches: the host's own addresses there are taken too
             used = used | {a for a in host_addrs if a in subnet}
@@ -203,7 +220,7 @@ class ContainerOps:
         requests = [ports.parse_port_spec(s) for s in port_specs]
         mappings = ports.resolve(requests, self.port_index)
         eid = new_id()
-        return Endpoint(
+        ep = Endpoint(
             id=eid,
             network_id=net.id,
             container_id=c.id,
@@ -215,10 +232,23 @@ class ContainerOps:
             host_ifname=VETH_PREFIX + eid[:10],
             ports=mappings,
         )
+        if net.driver == "overlay":
+            ep.host, ep.vtep, ep.dns_name = self.host_id, self.overlay.vtep, c.name
+            if not ip:
+                self._auto_ips.add(ep.id)
+        return ep
+
+    _auto_ips: set[str] = set()  # endpoints whose address IPAM chose (may move on a race)
 
     def _attach(self, net: Network, c: Container, ep: Endpoint, default_route: bool) -> Endpoint:
         """Record a planned endpoint (claiming its address and ports), then realize it."""
-        self.store.create_endpoint(ep)
+        if net.driver == "overlay":
+            auto = ep.id in self._auto_ips
+            self._auto_ips.discard(ep.id)
+            self.claim_overlay(net, ep, auto)
+            self._learn(ep)
+        else:
+            self.store.create_endpoint(ep)
         self._remember(ep)
         try:
             drv = self._driver(net.driver)
@@ -249,6 +279,8 @@ class ContainerOps:
                 errors.append(str(exc))
         self.store.delete_endpoint(ep.id)
         self._forget(ep)
+        if ep.vtep:
+            self._unlearn(ep.id)
         if ep.outbound_nat is not None:
             try:
                 self._sync_firewall()
@@ -314,10 +346,12 @@ class ContainerOps:
         c.compartment_id = self._next_compartment_id()
         self.store.create_container(c)
         self.containers[c.id] = c
+        # the first network that routes gives the default route (an overlay reaches only itself)
+        routed = next((i for i, n in enumerate(nets) if n.driver != "overlay"), -1)
         try:
             netns.create(c.netns)
             for i, (net, ep) in enumerate(zip(nets, plans, strict=True)):
-                self._attach(net, c, ep, default_route=(i == 0))
+                self._attach(net, c, ep, default_route=(i == routed))
         except BaseException:
             self._teardown(c)
             raise
@@ -398,7 +432,8 @@ class ContainerOps:
         ep = self._plan_endpoint(net, c, ifname, ip, [])
         ep.bandwidth, ep.aliases = qos, names
         _with_policies(net, ep, policy_specs or [])
-        return self._attach(net, c, ep, default_route=not mine)
+        routed = any(self.nets[e.network_id].driver != "overlay" for e in mine)
+        return self._attach(net, c, ep, default_route=not routed and net.driver != "overlay")
 
     def disconnect(self, net_ref: str, c_ref: str) -> list[str]:
         net, c = self.network(net_ref), self.container(c_ref)

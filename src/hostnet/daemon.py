@@ -15,7 +15,10 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import sys
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO
 
@@ -28,7 +31,8 @@ from hostnet.errors import HostnetError
 from hostnet.model import Container
 from hostnet.reconcile import reconcile
 from hostnet.service import HostNetworkingService
-from hostnet.store import open_store
+from hostnet.store import Store, open_store
+from hostnet.store.etcd import EtcdStore
 
 log = logging.getLogger("hostnet")
 DEFAULT_STATE_DIR = "/var/lib/hostnet"
@@ -54,6 +58,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--resolv-conf",
         default="/etc/resolv.conf",
         help="the host's resolvers: where the embedded DNS forwards when a network names none",
+    )
+    p.add_argument(
+        "--store",
+        default="",
+        help="intent store: etcd://m1:2379,m2:2379,... (etcds:// for TLS); default SQLite "
+        "in --state-dir",
+    )
+    p.add_argument("--store-ca", default="", help="CA bundle that signed etcd's certificates")
+    p.add_argument("--store-cert", default="", help="client certificate for etcd")
+    p.add_argument("--store-key", default="", help="client key for etcd")
+    p.add_argument(
+        "--host-id", default="", help="this host's name in the cluster (default: hostname)"
+    )
+    p.add_argument(
+        "--advertise-addr",
+        default="",
+        help="this host's underlay address for VXLAN (default: the one that reaches etcd)",
     )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return p.parse_args(argv)
@@ -134,13 +155,16 @@ def make_socket(path: str, group: str) -> socket.socket:
 
 async def serve(args: argparse.Namespace) -> None:
     lock = take_lock(args.state_dir)
-    store = open_store(os.path.join(args.state_dir, "hostnet.db"))
+    store = _open_store(args)
     loop = asyncio.get_running_loop()
     # All kernel work happens on one thread: netlink sockets and setns are per thread.
     worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hostnet-service")
 
     def start() -> HostNetworkingService:
         svc = HostNetworkingService(store, instance_id(args.state_dir), args.state_dir)
+        if isinstance(store, EtcdStore):
+            svc.host_id = store.host
+            svc.overlay.vtep = args.advertise_addr or _local_addr_towards(store)
         if args.bridge != "none":
             svc.ensure_default_network()
         svc.resolver = Resolver(args.resolv_conf)
@@ -174,6 +198,10 @@ async def serve(args: argparse.Namespace) -> None:
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGHUP, lambda: worker.submit(_reconcile_logged, svc))
     watch = asyncio.create_task(_watch_teams(svc, worker))
+    if isinstance(store, EtcdStore):
+        threading.Thread(
+            target=_follow_cluster, args=(svc, worker, store), name="hostnet-cluster", daemon=True
+        ).start()
     log.info(
         "hostnetd ready on %s (instance %s, state %s)", args.socket, svc.instance, args.state_dir
     )
@@ -205,6 +233,41 @@ async def _watch_teams(svc: HostNetworkingService, worker: ThreadPoolExecutor) -
             await loop.run_in_executor(worker, svc.check_teams)
         except HostnetError as exc:
             log.error("team check: %s", exc)
+
+
+def _open_store(args: argparse.Namespace) -> Store:
+    if not args.store:
+        return open_store(os.path.join(args.state_dir, "hostnet.db"))
+    store = open_store(args.store, args.host_id or socket.gethostname())
+    if isinstance(store, EtcdStore) and args.store.startswith("etcds://"):
+        ctx = ssl.create_default_context(cafile=args.store_ca or None)
+        if args.store_cert:
+            ctx.load_cert_chain(args.store_cert, args.store_key or None)
+        store.etcd.ssl = ctx
+    return store
+
+
+def _local_addr_towards(store: EtcdStore) -> str:
+    """The address this host uses to reach the first etcd member (UDP connect: no packet)."""
+    u = store.etcd.members[0]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect((socket.gethostbyname(u.hostname or "127.0.0.1"), u.port or 2379))
+        return str(s.getsockname()[0])
+
+
+def _follow_cluster(svc: HostNetworkingService, worker: ThreadPoolExecutor, st: EtcdStore) -> None:
+    """Re-list the cluster's overlays and endpoints, then apply the watch's changes; after
+    a lost watch or an unreachable store, wait a second and start over."""
+    while True:
+        try:
+            rev = worker.submit(svc.cluster_resync).result()
+            for batch in st.etcd.watch(st.root, rev + 1):
+                worker.submit(svc.cluster_event, batch)
+        except HostnetError as exc:
+            log.warning("cluster store: %s; retrying", exc)
+        except RuntimeError:  # the worker shut down: hostnetd is stopping
+            return
+        time.sleep(1)
 
 
 def _reconcile_logged(svc: HostNetworkingService) -> None:

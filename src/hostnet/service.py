@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hostnet import acl, ipam, ports
+from hostnet.cluster import ClusterOps
 from hostnet.containers import ContainerOps
 from hostnet.dhcp import DhcpClients
 from hostnet.dns import names
@@ -30,6 +31,8 @@ from hostnet.drivers.external import (
 )
 from hostnet.drivers.nat import NatDriver
 from hostnet.drivers.nat_rules import OutboundNat
+from hostnet.drivers.overlay import SWITCH_PREFIX as OVERLAY_PREFIX
+from hostnet.drivers.overlay import OverlayDriver
 from hostnet.errors import Conflict, HostnetError, InvalidRequest, NotFound
 from hostnet.kernel.links import Netlink
 from hostnet.kernel.nft import Nft
@@ -47,11 +50,11 @@ from hostnet.store import Store
 
 log = logging.getLogger("hostnet")
 
-FUTURE_DRIVERS = ("overlay",)
+FUTURE_DRIVERS: tuple[str, ...] = ()
 BRIDGE_PREFIX = "hn-"
 
 
-class HostNetworkingService(ContainerOps):
+class HostNetworkingService(ContainerOps, ClusterOps):
     """Networks, compartments and endpoints: intent in the store, state in the kernel."""
 
     def __init__(self, store: Store, instance: str, state_dir: str) -> None:
@@ -69,7 +72,16 @@ class HostNetworkingService(ContainerOps):
         self.external: dict[str, ExternalDriver] = {
             d.name: d(self.host, self.rt, self.nft, self.owner, self.dhcp) for d in ext
         }
-        self.drivers: dict[str, Driver] = {"nat": self.nat, **self.external}
+        self.overlay = OverlayDriver(self.host, self.rt, self.nft, self.owner)
+        self.drivers: dict[str, Driver] = {
+            "nat": self.nat,
+            **self.external,
+            "overlay": self.overlay,
+        }
+        self.host_id = ""
+        self.remote: dict[str, Endpoint] = {}
+        self.cluster_ips: dict[str, set[ipaddress.IPv4Address]] = {}
+        self._tunnels: dict[str, set[tuple[str, str, str]]] = {}
         self.nets: dict[str, Network] = {n.id: n for n in store.networks()}
         self.containers: dict[str, Container] = {c.id: c for c in store.containers()}
         self.eps: dict[str, Endpoint] = {}
@@ -85,7 +97,8 @@ class HostNetworkingService(ContainerOps):
         r = self.resolver
         if r is None:
             return
-        d = names.build(self.nets, self.containers, self.eps.values())
+        others = [e for e in self.remote.values() if e.id not in self.eps]
+        d = names.build(self.nets, self.containers, [*self.eps.values(), *others])
         for cid in r.serving() - set(d.scopes):
             r.close(cid)
         for cid in set(d.scopes) - r.serving():
@@ -246,13 +259,27 @@ class HostNetworkingService(ContainerOps):
             subnet=str(net4) if net4 else "",
             gateway=str(gw) if gw else "",
             options=opts,
-            switch=(SWITCH_PREFIX if drv.on_host_subnet else BRIDGE_PREFIX) + nid[:8],
+            switch=(
+                SWITCH_PREFIX
+                if drv.on_host_subnet
+                else OVERLAY_PREFIX
+                if driver == "overlay"
+                else BRIDGE_PREFIX
+            )
+            + nid[:8],
             note=note,
             carvable=carvable,
             acl=net_acl,
         )
         drv.check_network(net, list(self.nets.values()))
-        self.store.create_network(net)
+        if driver == "overlay":
+            self.claim_vni(net)  # raises without a cluster store
+        try:
+            self.store.create_network(net)
+        except BaseException:
+            if driver == "overlay":
+                self.release_vni(net)
+            raise
         self.nets[net.id] = net
         try:
             drv.ensure_network(net)
@@ -290,6 +317,13 @@ class HostNetworkingService(ContainerOps):
     def remove_network(self, ref: str, force: bool = False) -> list[str]:
         net = self.network(ref)
         users = self.endpoints_on(net)
+        elsewhere = [e for e in self.cluster_users(net) if e.host != self.host_id]
+        if elsewhere:
+            hosts = ", ".join(sorted({e.host for e in elsewhere}))
+            raise Conflict(
+                f"overlay network {net.name!r} has {len(elsewhere)} endpoint(s) on: {hosts}",
+                "remove those containers on their hosts first",
+            )
         if users and not force:
             names = ", ".join(
                 sorted(
@@ -311,6 +345,7 @@ class HostNetworkingService(ContainerOps):
         except HostnetError as exc:
             errors.append(str(exc))
         self.store.delete_network(net.id)
+        self.release_vni(net)
         del self.nets[net.id]
         self._sync_firewall()
         log.info("removed network %s", net.name)

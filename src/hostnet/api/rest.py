@@ -87,6 +87,15 @@ def build_app(svc: HostNetworkingService, worker: Worker) -> web.Application:
     async def ping(_: web.Request) -> web.Response:
         return _json({"ok": True, "instance": svc.instance})
 
+    @routes.get("/cluster/hosts")
+    async def cluster_hosts(_: web.Request) -> web.Response:
+        return _json(await call(svc.cluster_hosts))
+
+    @routes.delete("/cluster/hosts/{host}")
+    async def cluster_forget(request: web.Request) -> web.Response:
+        host = request.match_info["host"]
+        return _json({"EndpointsRemoved": await call(lambda: svc.forget_host(host))})
+
     @routes.get("/networks")
     async def network_ls(_: web.Request) -> web.Response:
         def ls() -> list[dict[str, Any]]:

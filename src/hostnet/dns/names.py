@@ -84,15 +84,18 @@ def build(
     for ep in eps:
         by_container.setdefault(ep.container_id, []).append(ep)
         net, c = nets.get(ep.network_id), containers.get(ep.container_id)
-        if net is None or c is None or not ep.ip or not discovery_on(net):
+        if net is None or not ep.ip or not discovery_on(net):
             continue
+        own = names_of(c, ep) if c is not None else [n.lower() for n in [ep.dns_name, *ep.aliases]]
+        if not own or not own[0]:
+            continue  # another host's endpoint without a name
         table = d.names.setdefault(net.id, {})
         suffix = net.options.get("dnssuffix", "").strip(".").lower()
-        for n in names_of(c, ep):
+        for n in own:
             table.setdefault(n, []).append(ep.ip)
             if suffix:
                 table.setdefault(f"{n}.{suffix}", []).append(ep.ip)
-        fqdn = f"{c.name.lower()}.{suffix}" if suffix else c.name.lower()
+        fqdn = f"{own[0]}.{suffix}" if suffix else own[0]
         d.ptrs.setdefault(net.id, {})[wire.reverse_name(ep.ip)] = fqdn
     for cid, mine in by_container.items():
         mine.sort(key=lambda e: e.ifname)

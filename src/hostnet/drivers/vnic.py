@@ -96,7 +96,10 @@ def present(rt: Rtnl, net: Network, ep: Endpoint) -> bool:
 def apply_acl(nft: Nft, ep: Endpoint, net: Network, also: str = "") -> None:
     """Replace the endpoint's ACL chains (the network's and its own rules by priority, then
     the defaults) in one transaction, together with ``also`` (more nft commands)."""
-    nft.run(acl.render_endpoint(ep.host_ifname, ep.id[:12], [*net.acl, *ep.acl]) + also)
+    # overlay endpoints get allow-all after their rules, as on Windows
+    rules = [*net.acl, *ep.acl]
+    allow_all = net.driver == "overlay"
+    nft.run(acl.render_endpoint(ep.host_ifname, ep.id[:12], rules, allow_all) + also)
 
 
 def remove_acl(nft: Nft, ep: Endpoint) -> None:

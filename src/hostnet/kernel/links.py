@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import ipaddress
 import os
@@ -97,6 +98,77 @@ class Netlink:
             f"bringing up {name}", self.ipr.link, "set", index=idx, state="up", ifalias=alias
         )
         return idx
+
+    def ensure_vxlan(
+        self, name: str, vni: int, local: str, mtu: int, master: int, alias: str
+    ) -> int:
+        """A VXLAN device on ``master`` that learns nothing and answers ARP from its
+        neighbour table (proxy): forwarding comes only from the entries hostnet programs."""
+        info = self.link_info(name)
+        if info is not None and info["kind"] != "vxlan":
+            raise KernelError(f"a link named {name} exists but is not a VXLAN device")
+        if info is None:
+            self._call(
+                f"creating VXLAN {name} (VNI {vni})",
+                self.ipr.link,
+                "add",
+                ifname=name,
+                kind="vxlan",
+                vxlan_id=vni,
+                vxlan_local=local,
+                vxlan_port=4789,
+                vxlan_learning=0,
+                vxlan_proxy=1,
+                mtu=mtu,
+            )
+        idx = self.index(name)
+        assert idx is not None
+        self._call(
+            f"bringing up {name}",
+            self.ipr.link,
+            "set",
+            index=idx,
+            master=master,
+            state="up",
+            ifalias=alias,
+        )
+        return idx
+
+    def tunnel_entry(self, dev: str, mac: str, ip: str, vtep: str, present: bool) -> None:
+        """Forwarding (FDB: MAC -> remote VTEP) and proxy ARP (IP -> MAC) for one remote
+        endpoint on VXLAN device ``dev``; adding what is there and removing what is not are
+        both success."""
+        idx = self.index(dev)
+        if idx is None:
+            return
+        try:
+            if present:
+                self.ipr.fdb("replace", ifindex=idx, lladdr=mac, dst=vtep)
+                self.ipr.neigh("replace", dst=ip, lladdr=mac, ifindex=idx, state=0x80)
+            else:
+                with contextlib.suppress(NetlinkError):
+                    self.ipr.fdb("del", ifindex=idx, lladdr=mac, dst=vtep)
+                with contextlib.suppress(NetlinkError):
+                    self.ipr.neigh("del", dst=ip, lladdr=mac, ifindex=idx)
+        except NetlinkError as exc:
+            raise _kernel_error(f"programming {mac}/{ip} via {vtep} on {dev}", exc) from None
+
+    def tunnel_entries(self, dev: str) -> set[tuple[str, str, str]]:
+        """What ``dev`` forwards to remote VTEPs: (mac, ip, vtep) from its FDB and neighbours."""
+        idx = self.index(dev)
+        if idx is None:
+            return set()
+        fdb = {
+            m.get_attr("NDA_LLADDR"): m.get_attr("NDA_DST")
+            for m in self.ipr.fdb("dump", ifindex=idx)
+            if m.get_attr("NDA_DST")
+        }
+        out = set()
+        for m in self.ipr.get_neighbours(ifindex=idx, family=2):
+            mac, ip = m.get_attr("NDA_LLADDR"), m.get_attr("NDA_DST")
+            if mac in fdb:
+                out.add((mac, ip, fdb[mac]))
+        return out
 
     def ensure_addr(self, idx: int, ip: str, prefixlen: int) -> None:
         try:
