@@ -295,20 +295,24 @@ class Lab:
         return leftovers
 
 
-def start_etcd(lab: Lab, members: dict[str, tuple[str, str]]) -> dict[str, subprocess.Popen[bytes]]:
+def start_etcd(
+    lab: Lab, members: dict[str, tuple[str, str]], track: bool = True
+) -> dict[str, subprocess.Popen[bytes]]:
     """An etcd cluster (Debian's etcd-server): ``members`` maps a member name to (the lab
     namespace it runs in, the address it listens on). Returns the processes by name."""
     cluster = ",".join(f"{n}=http://{ip}:2380" for n, (_, ip) in members.items())
     procs = {}
     for name, (ns, ip) in members.items():
         data = os.path.join(lab.tmp, f"etcd-{name}")
-        procs[name] = etcd_member(lab, name, ns, ip, cluster, data)
+        procs[name] = etcd_member(lab, name, ns, ip, cluster, data, track)
     return procs
 
 
 def etcd_member(
-    lab: Lab, name: str, ns: str, ip: str, cluster: str, data: str
+    lab: Lab, name: str, ns: str, ip: str, cluster: str, data: str, track: bool = True
 ) -> subprocess.Popen[bytes]:
+    """One member; ``track`` False leaves stopping it to the caller (after the daemons that
+    need it have cleaned up)."""
     log = open(f"{data}.log", "ab")  # noqa: SIM115 - handed to the child
     p = subprocess.Popen(
         [
@@ -340,7 +344,8 @@ def etcd_member(
         stderr=subprocess.STDOUT,
     )
     log.close()
-    lab.procs.append(p)
+    if track:
+        lab.procs.append(p)
     return p
 
 

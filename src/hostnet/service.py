@@ -54,7 +54,7 @@ FUTURE_DRIVERS: tuple[str, ...] = ()
 BRIDGE_PREFIX = "hn-"
 
 
-class HostNetworkingService(ContainerOps, ClusterOps):
+class HostNetworkingService(ClusterOps, ContainerOps):
     """Networks, compartments and endpoints: intent in the store, state in the kernel."""
 
     def __init__(self, store: Store, instance: str, state_dir: str) -> None:

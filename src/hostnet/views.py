@@ -160,6 +160,7 @@ def switches(svc: HostNetworkingService) -> list[dict[str, Any]]:
                 "VLAN": view.get("VLAN") or "-",
                 "Kernel": view["Kernel"],
                 "Networks": net.name,
+                **({"VNI": view["VNI"], "VTEP": view["VTEP"]} if "VNI" in view else {}),
             }
         )
     return rows

@@ -143,7 +143,11 @@ class Netlink:
             return
         try:
             if present:
-                self.ipr.fdb("replace", ifindex=idx, lladdr=mac, dst=vtep)
+                try:  # "append": the VXLAN device's own entry (self), not the bridge's
+                    self.ipr.fdb("append", ifindex=idx, lladdr=mac, dst=vtep)
+                except NetlinkError as exc:
+                    if exc.code != errno.EEXIST:
+                        raise
                 self.ipr.neigh("replace", dst=ip, lladdr=mac, ifindex=idx, state=0x80)
             else:
                 with contextlib.suppress(NetlinkError):

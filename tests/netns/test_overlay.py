@@ -1,0 +1,246 @@
+"""Overlay networks across three lab hosts with a 3-member etcd cluster (one member per
+host): visibility, traffic and names across hosts, VNI isolation, cluster IPAM under
+parallel attaches, no flooding, and the store and host faults of issue 6."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+from helpers import ask, ping, serve
+
+from lab import Daemon, Lab, etcd_member, eventually, in_ns, wait_etcd
+
+SUBNET = "10.0.9.0/24"
+
+
+@dataclass
+class Cluster:
+    lab: Lab
+    nodes: list[tuple[str, str]]
+    daemons: list[Daemon]
+    etcd: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    store: str = ""
+
+    def member_args(self, i: int) -> tuple[str, str, str, str]:
+        cluster = ",".join(f"m{k + 1}=http://{ip}:2380" for k, (_, ip) in enumerate(self.nodes))
+        ns, ip = self.nodes[i]
+        return ns, ip, cluster, os.path.join(self.lab.tmp, f"etcd-m{i + 1}")
+
+    def start_member(self, i: int) -> None:
+        ns, ip, cluster, data = self.member_args(i)
+        self.etcd[f"m{i + 1}"] = etcd_member(self.lab, f"m{i + 1}", ns, ip, cluster, data, False)
+
+    def stop_member(self, i: int) -> None:
+        p = self.etcd.pop(f"m{i + 1}")
+        p.kill()
+        p.wait(10)
+
+    def fdb(self, i: int, net: str) -> set[str]:
+        """MACs the host's VXLAN device forwards to other hosts."""
+        d = self.daemons[i]
+        dev = next(s for s in d.json("switch", "ls", "--format", "json") if s["Networks"] == net)[
+            "Adapter"
+        ]
+        out = in_ns(d.host, "bridge", "-j", "fdb", "show", "dev", dev).stdout
+        return {e["mac"] for e in json.loads(out or "[]") if e.get("dst")}
+
+
+@pytest.fixture
+def cluster(lab: Lab) -> Iterator[Cluster]:
+    if not any(os.access(os.path.join(p, "etcd"), os.X_OK) for p in os.environ["PATH"].split(":")):
+        pytest.skip("needs etcd (scripts/test.sh installs etcd-server)")
+    nodes = [lab.node(f"h{i}") for i in range(1, 4)]
+    cl = Cluster(lab, nodes, [])
+    for i in range(3):
+        cl.start_member(i)
+    for ns, ip in nodes:
+        wait_etcd(ns, ip)
+    cl.store = "etcd://" + ",".join(f"{ip}:2379" for _, ip in nodes)
+    for i, (ns, ip) in enumerate(nodes, 1):
+        state = os.path.join(lab.tmp, f"h{i}")
+        os.makedirs(state)
+        d = Daemon(ns, state, os.path.join(state, "hostnet.sock"))
+        lab.daemons.append(d)
+        d.start("--store", cl.store, "--host-id", f"h{i}", "--advertise-addr", ip)
+        cl.daemons.append(d)
+    try:
+        yield cl
+    finally:
+        for i in range(3):  # the members come back so the daemons can clean up
+            if f"m{i + 1}" not in cl.etcd:
+                cl.start_member(i)
+        for d in cl.daemons:
+            if d.proc is None:
+                d.start(*d.args)
+            for c in d.json("ps", "--format", "json"):
+                d.cli("rm", c["Id"], check=False)
+        for p in cl.etcd.values():
+            p.terminate()
+            p.wait(10)
+
+
+def ip_on(d: Daemon, name: str, net: str = "ov1") -> str:
+    c = next(x for x in d.json("ps", "--format", "json") if x["Name"] == name)
+    return str(c["Networks"][net]["IPAddress"])
+
+
+def dig_a(netns: str, name: str) -> list[str]:
+    out = in_ns(netns, "dig", "@127.0.0.11", "+short", "+time=2", "+tries=1", "-q", name, "-t", "A")
+    return out.stdout.split()
+
+
+def test_overlay_spans_hosts_with_names_and_no_flooding(cluster: Cluster) -> None:
+    h1, h2, h3 = cluster.daemons
+    h1.cli(
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--subnet",
+        SUBNET,
+        "-o",
+        "com.docker.network.driver.overlay.vxlanid_list=4097",
+        "ov1",
+    )
+    for d in (h2, h3):  # visible on every host
+        eventually(
+            lambda d=d: any(n["Name"] == "ov1" for n in d.json("network", "ls", "--format", "json"))
+        )
+    a = serve(h1, "ov1", "a")
+    b = serve(h2, "ov1", "b")
+    c = serve(h3, "ov1", "c")
+    assert len({a["ip"], b["ip"], c["ip"]}) == 3
+    eventually(lambda: len(cluster.fdb(0, "ov1")) == 2)
+    # by address and by name, across hosts
+    assert ping(b["netns"], a["ip"]) and ping(c["netns"], b["ip"])
+    assert ask(b["netns"], a["ip"], 80) == "a" and ask(a["netns"], c["ip"], 80) == "c"
+    eventually(lambda: dig_a(b["netns"], "a") == [a["ip"]])
+    assert dig_a(c["netns"], "b") == [b["ip"]]
+    # the VXLAN overhead is taken off the endpoints' MTU; learning is off (proxy ARP on)
+    link = json.loads(in_ns(b["netns"], "ip", "-j", "link", "show", "eth0").stdout)[0]
+    assert link["mtu"] == 1450
+    vx = in_ns(h1.host, "ip", "-d", "link", "show", "type", "vxlan").stdout
+    assert "nolearning" in vx and "proxy" in vx and "id 4097" in vx
+    # a second overlay gets another VNI and cannot reach the first
+    h2.cli("network", "create", "-d", "overlay", "--subnet", "10.0.10.0/24", "ov2")
+    eventually(
+        lambda: any(n["Name"] == "ov2" for n in h1.json("network", "ls", "--format", "json"))
+    )
+    x = serve(h1, "ov2", "x")
+    y = serve(h2, "ov2", "y")
+    assert ping(y["netns"], x["ip"])
+    assert not ping(x["netns"], b["ip"]) and not ping(y["netns"], a["ip"])
+    assert dig_a(y["netns"], "a") == []  # names of another overlay are not local
+    vnis = {s["VNI"] for s in h1.json("switch", "ls", "--format", "json") if s.get("VNI")}
+    assert vnis == {4097, 4098}
+    # the network is in use elsewhere: refused, naming the hosts
+    res = h1.cli("network", "rm", "ov1", check=False)
+    assert res.returncode != 0 and "h2" in res.stderr and "h3" in res.stderr
+    # endpoints leaving: forwarding entries leave every other host
+    b_mac = cluster.fdb(0, "ov1") & cluster.fdb(2, "ov1")  # h1 and h3 both forward to b
+    h2.cli("rm", "b")
+    eventually(lambda: len(cluster.fdb(0, "ov1")) == 1 and len(cluster.fdb(2, "ov1")) == 1)
+    assert b_mac and not (b_mac & cluster.fdb(0, "ov1"))
+
+
+def test_cluster_ipam_under_parallel_attaches(cluster: Cluster) -> None:
+    h1 = cluster.daemons[0]
+    h1.cli("network", "create", "-d", "overlay", "--subnet", "10.0.11.0/24", "ov1")
+    for d in cluster.daemons[1:]:
+        eventually(
+            lambda d=d: any(n["Name"] == "ov1" for n in d.json("network", "ls", "--format", "json"))
+        )
+    got: list[str] = []
+    errors: list[str] = []
+
+    def attach(d: Daemon, k: int) -> None:
+        from hostnet.client import Client
+
+        try:
+            view = Client(d.socket).post(
+                "/containers", {"name": f"{d.host[-2:]}c{k}", "networks": [{"network": "ov1"}]}
+            )
+            got.append(view["Networks"]["ov1"]["IPAddress"])
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(str(exc))
+
+    threads = [
+        threading.Thread(target=attach, args=(d, k)) for k in range(50) for d in cluster.daemons
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[:3]
+    assert len(got) == 150 and len(set(got)) == 150
+    # every host's registry view agrees: 150 endpoints, 50 per host
+    for d in cluster.daemons:
+        eventually(
+            lambda d=d: sum(h["Endpoints"] for h in d.json("node", "ls", "--format", "json")) == 150
+        )
+    for d in cluster.daemons:  # no process ever runs in them: remove explicitly
+        for c in d.json("ps", "--format", "json"):
+            d.cli("rm", c["Id"])
+    eventually(lambda: sum(h["Endpoints"] for h in h1.json("node", "ls", "--format", "json")) == 0)
+
+
+def test_store_faults_and_host_restart_and_removal(cluster: Cluster) -> None:
+    h1, h2, h3 = cluster.daemons
+    h1.cli("network", "create", "-d", "overlay", "--subnet", SUBNET, "ov1")
+    for d in (h2, h3):
+        eventually(
+            lambda d=d: any(n["Name"] == "ov1" for n in d.json("network", "ls", "--format", "json"))
+        )
+    a = serve(h1, "ov1", "a")
+    b = serve(h2, "ov1", "b")
+    c = serve(h3, "ov1", "c")
+    eventually(lambda: ping(a["netns"], b["ip"]) and ping(c["netns"], a["ip"]))
+    # one member down: attach and detach still work
+    cluster.stop_member(2)
+    d1 = serve(h1, "ov1", "d1")
+    eventually(lambda: ping(b["netns"], d1["ip"]))
+    h1.cli("rm", "d1")
+    # every member down: traffic goes on, attach fails fast and clearly, nothing changes
+    cluster.stop_member(0)
+    cluster.stop_member(1)
+    assert ping(a["netns"], b["ip"]) and ask(c["netns"], a["ip"], 80) == "a"
+    before = h1.json("ps", "--format", "json")
+    res = h1.cli("run", "-d", "--net", "ov1", "--name", "late", "--", "sleep", "60", check=False)
+    assert res.returncode != 0 and "cluster store unavailable" in res.stderr, res.stderr
+    assert [x["Name"] for x in h1.json("ps", "--format", "json")] == [x["Name"] for x in before]
+    # back: attach works again; no endpoint lost or doubled
+    for i in range(3):
+        cluster.start_member(i)
+    for ns, ip in cluster.nodes:
+        wait_etcd(ns, ip)
+    e = serve(h1, "ov1", "e")
+    eventually(lambda: ping(c["netns"], e["ip"]), timeout=15)
+    eventually(
+        lambda: (
+            sorted((h["Host"], h["Endpoints"]) for h in h2.json("node", "ls", "--format", "json"))
+            == [("h1", 2), ("h2", 1), ("h3", 1)]
+        ),
+        timeout=15,
+    )
+    # a host's daemon killed and restarted: it rejoins; its endpoints were never lost
+    h2.stop(signal.SIGKILL)
+    assert ping(a["netns"], b["ip"])
+    h2.start(*h2.args)
+    f = serve(h3, "ov1", "f")  # learned by h2 after its restart
+    eventually(lambda: ping(b["netns"], f["ip"]), timeout=15)
+    assert len(cluster.fdb(1, "ov1")) == 4  # a, c, e, f
+    # a host removed for good: its endpoints leave everyone's forwarding tables
+    h3.stop(signal.SIGKILL)
+    h1.cli("node", "rm", "h3")
+    eventually(
+        lambda: len(cluster.fdb(0, "ov1")) == 1 and len(cluster.fdb(1, "ov1")) == 2, timeout=15
+    )
+    assert not ping(a["netns"], c["ip"])
+    h3.start(*h3.args)  # for the clean-up: its compartments are still here
