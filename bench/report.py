@@ -575,6 +575,41 @@ def dnsperf_section(d: dict[str, Any] | None) -> list[str]:
     return out
 
 
+def overlay_section(d: dict[str, Any] | None) -> list[str]:
+    out = ["## 9. Overlay across hosts (VXLAN, etcd)", ""]
+    if d is None:
+        return [*out, "**Did not run or failed**: see `bench/out/overlay.log`.", ""]
+    conv, ms = d["convergence"], d["convergence"]["ms"]
+    runs = d["iperf_gbps"]
+    out += [
+        "Three lab hosts, each with an etcd member (a 3-member cluster) and hostnetd with "
+        "`--store etcd://...`; one overlay network. Method in `bench/overlay.py`.",
+        "",
+        f"- **convergence** (attach returns on host A → first echo reply seen on host B): median "
+        f"{ms['median']} ms, p90 {ms['p90']}, min {ms['min']}, max {ms['max']} over "
+        f"{len(conv['all_ms'])} attaches ({conv['misses']} never answered): "
+        + ("met" if ms["median"] <= d["target_convergence_ms"] else "**NOT met**")
+        + f" (target median ≤ {d['target_convergence_ms']} ms). All: "
+        + ", ".join(map(str, conv["all_ms"])),
+        f"- **iperf3 overlay / underlay = {fmt(d['iperf_ratio'])}**: "
+        f"{verdict(d['iperf_ratio'], d['target_iperf_ratio'], False)}; Gbit/s, overlay "
+        + ", ".join(map(str, runs["overlay"]))
+        + "; underlay "
+        + ", ".join(map(str, runs["underlay"])),
+        f"- **{d['endpoints']} endpoints** over 3 hosts (one client per host, serial on each, "
+        f"hosts in parallel): {d['attach_wall_s']} s in all = {d['attach_per_s']} attaches/s "
+        f"(per host: {d['attach_s_per_host']} s); every host's registry then held "
+        f"{d['registry_seen']}; errors: {d['attach_errors'] or 'none'}.",
+        "- hostnetd resident memory (KiB) before → after: "
+        + ", ".join(
+            f"{h} {d['rss_kib_before'][h]} → {d['rss_kib_after'][h]}" for h in d["rss_kib_after"]
+        )
+        + f"; removing all of them took {d['removal_s']} s.",
+        "",
+    ]
+    return out
+
+
 def section(
     render: Callable[[dict[str, Any] | None], list[str]],
     data: dict[str, Any] | None,
@@ -602,6 +637,7 @@ PARTS = (
     ("dockerrun", dockerrun_section, "5. docker run on a hostnet network vs Docker's bridge"),
     ("aclcost", aclcost_section, "7. Port-ACL cost: new-connection rate"),
     ("dnsperf", dnsperf_section, "8. Embedded DNS: dnsperf against hostnet and aardvark-dns"),
+    ("overlay", overlay_section, "9. Overlay across hosts (VXLAN, etcd)"),
 )
 ORDER = (
     "attach",
@@ -612,6 +648,7 @@ ORDER = (
     "drivers",
     "aclcost",
     "dnsperf",
+    "overlay",
 )  # sections in RESULTS.md
 
 

@@ -154,7 +154,7 @@ def test_expose_makes_hostnet_nat_usable_by_name(w: World) -> None:
             ["network", "create", "-d", "nat", "--subnet=198.51.100.0/25", "x"],
             "overlaps the host's own",
         ),
-        (["network", "create", "-d", "hostnet-overlay", "x"], "not available yet"),
+        (["network", "create", "-d", "hostnet-overlay", "x"], "need a cluster store"),
         (["network", "create", "-d", "nat", "--ipv6", "--subnet=fd00::/64", "x"], "IPv6"),
     ],
 )

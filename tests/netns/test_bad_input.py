@@ -46,9 +46,16 @@ CASES = [
     ),
     (
         ["network", "create", "-d", "bogus", "x"],
-        ["unknown driver 'bogus'", "available drivers: l2bridge, l2tunnel, nat, transparent"],
+        [
+            "unknown driver 'bogus'",
+            "available drivers: l2bridge, l2tunnel, nat, overlay, transparent",
+        ],
     ),
-    (["network", "create", "-d", "overlay", "x"], ["not available yet"]),
+    (["network", "create", "-d", "overlay", "x"], ["need a cluster store", "--store etcd://"]),
+    (
+        ["network", "create", "-d", "overlay", "-o", "encrypted=true", "x"],
+        ["encrypted is not supported"],
+    ),
     (["network", "create", "-d", "l2bridge", "x"], ["needs --subnet and --gateway"]),
     (
         ["network", "create", "-o", "com.docker.network.windowsshim.vlanid=11", "x"],

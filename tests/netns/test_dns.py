@@ -173,7 +173,8 @@ def test_port_53_stays_free_for_the_containers_own_servers(lab: Lab) -> None:
     d.cli("network", "create", "--subnet", "172.20.8.0/24", "n1")
     a = serve(d, "n1", "a", 53, True)  # a UDP server on 0.0.0.0:53 inside the compartment
     b = serve(d, "n1", "b")
-    assert ask(b["netns"], a["ip"], 53, udp=True) == "a"
+    # UDP: a datagram may be lost on a loaded machine; the answer must come within a few tries
+    eventually(lambda: ask(b["netns"], a["ip"], 53, udp=True) == "a", timeout=20)
     assert dig(a["netns"], "b") == ("NOERROR", [b["ip"]])  # its own resolver still answers
 
 
