@@ -138,7 +138,10 @@ def convergence(a: Daemon, b_netns: str, n: int) -> dict[str, Any]:
     # the prober's ARP retries every 10 ms (the kernel's default is 1 s): what is measured is
     # hostnet's convergence, not the prober's back-off
     in_ns(b_netns, "sysctl", "-qw", "net.ipv4.neigh.eth0.retrans_time_ms=10")
-    samples, misses = [], 0
+    samples: list[float] = []
+    from_sent: list[float] = []
+    attach_ms: list[float] = []
+    misses = 0
     for k in range(n):
         ip = f"10.0.20.{100 + k}"
         probe = subprocess.Popen(
@@ -148,6 +151,7 @@ def convergence(a: Daemon, b_netns: str, n: int) -> dict[str, Any]:
         )
         assert probe.stdout is not None
         probe.stdout.readline()  # ready
+        sent = time.time()
         ca.post("/containers", {"name": f"conv{k}", "networks": [{"network": "ov", "ip": ip}]})
         returned = time.time()
         out, _ = probe.communicate(timeout=30)
@@ -155,8 +159,31 @@ def convergence(a: Daemon, b_netns: str, n: int) -> dict[str, Any]:
             misses += 1
         else:
             samples.append((float(out.strip()) - returned) * 1000)
+            from_sent.append((float(out.strip()) - sent) * 1000)
+            attach_ms.append((returned - sent) * 1000)
         ca.delete(f"/containers/conv{k}")
-    return {"ms": summary(samples, 1), "all_ms": [round(x, 1) for x in samples], "misses": misses}
+    return {
+        "ms": summary(samples, 1),
+        "all_ms": [round(x, 1) for x in samples],
+        "from_sent_ms": summary(from_sent, 1),
+        "attach_ms": summary(attach_ms, 1),
+        "misses": misses,
+    }
+
+
+def etcd_put_ms(ns: str, ip: str, n: int = 50) -> dict[str, Any]:
+    """How long one etcd write takes here (raft commit + fsync): the unit attach pays."""
+    from common import entered
+    from hostnet.store.etcdv3 import Etcd
+
+    e = Etcd([f"http://{ip}:2379"], socket_factory=lambda: entered(ns))
+    took = []
+    for k in range(n):
+        t0 = time.perf_counter()
+        e.put(f"/bench/put/{k}", "x" * 200)
+        took.append((time.perf_counter() - t0) * 1000)
+    e.delete("/bench/", prefix=True)
+    return summary(took, 2)
 
 
 def iperf(ns: str, server: str, seconds: int, port: int) -> float:
@@ -196,6 +223,8 @@ def main() -> None:
         cli = c2.post("/containers", {"name": "cli", "networks": [{"network": "ov"}]})
         srv_ip = srv["Networks"]["ov"]["IPAddress"]
 
+        h1_addr = in_ns(h1.host, "ip", "-4", "-o", "addr", "show", "eth0").stdout.split()[3]
+        put_ms = etcd_put_ms(h1.host, h1_addr.split("/")[0])
         conv = convergence(h1, cli["NetnsPath"], args.probes)
         print("convergence", conv["ms"])
 
@@ -261,6 +290,7 @@ def main() -> None:
     result = {
         "machine": started,
         "convergence": conv,
+        "etcd_put_ms": put_ms,
         "target_convergence_ms": 200,
         "iperf_gbps": runs,
         "iperf_ratio": ratio(over, under),

@@ -589,13 +589,30 @@ def overlay_section(d: dict[str, Any] | None) -> list[str]:
         f"{ms['median']} ms, p90 {ms['p90']}, min {ms['min']}, max {ms['max']} over "
         f"{len(conv['all_ms'])} attaches ({conv['misses']} never answered): "
         + ("met" if ms["median"] <= d["target_convergence_ms"] else "**NOT met**")
-        + f" (target median ≤ {d['target_convergence_ms']} ms). All: "
-        + ", ".join(map(str, conv["all_ms"])),
+        + f" (target median ≤ {d['target_convergence_ms']} ms). A negative value means host B "
+        "already had the forwarding entry (from the etcd watch) and got its reply before host "
+        "A's attach call had returned. All: "
+        + ", ".join(map(str, conv["all_ms"]))
+        + (
+            f". From the attach call being *sent* to the first reply: median "
+            f"{conv['from_sent_ms']['median']} ms (p90 {conv['from_sent_ms']['p90']}); the attach "
+            f"call itself: median {conv['attach_ms']['median']} ms"
+            if "from_sent_ms" in conv
+            else ""
+        ),
         f"- **iperf3 overlay / underlay = {fmt(d['iperf_ratio'])}**: "
         f"{verdict(d['iperf_ratio'], d['target_iperf_ratio'], False)}; Gbit/s, overlay "
         + ", ".join(map(str, runs["overlay"]))
         + "; underlay "
         + ", ".join(map(str, runs["underlay"])),
+        (
+            f"- one etcd write (put, from host A's namespace): median {d['etcd_put_ms']['median']} "
+            f"ms, p90 {d['etcd_put_ms']['p90']}: raft commit with fsync on this VM's disk; an "
+            "overlay attach makes 4 writes (container, endpoint with its address claim, two "
+            "counters)"
+            if d.get("etcd_put_ms")
+            else "- etcd write latency not measured"
+        ),
         f"- **{d['endpoints']} endpoints** over 3 hosts (one client per host, serial on each, "
         f"hosts in parallel): {d['attach_wall_s']} s in all = {d['attach_per_s']} attaches/s "
         f"(per host: {d['attach_s_per_host']} s); every host's registry then held "

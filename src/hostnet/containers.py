@@ -512,6 +512,8 @@ class ContainerOps:
         mac: str = "",
         port_specs: list[str] | None = None,
         bandwidth: dict[str, int] | None = None,
+        acl_specs: list[str] | None = None,
+        policy_specs: list[Any] | None = None,
     ) -> tuple[Container, Endpoint]:
         """Attach a vNIC to a namespace another runtime made (CNI ADD)."""
         net = self.network(net_ref)
@@ -538,6 +540,8 @@ class ContainerOps:
         if mac:
             ep.mac = mac.lower()
         ep.bandwidth = dict(bandwidth or {})
+        ep.acl = [acl.parse_rule(spec) for spec in acl_specs or []]
+        _with_policies(net, ep, policy_specs or [])
         if new:
             c.compartment_id = self._next_compartment_id()
             self.store.create_container(c)

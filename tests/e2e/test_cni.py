@@ -420,3 +420,38 @@ def test_network_dns_options_in_the_result(world: tuple[Lab, Daemon, str, str]) 
     assert "127.0.0.11:" in in_ns(ns, "ss", "-lun").stdout
     assert exec_plugin(C_SHIM, "DEL", config, "dns1", f"/run/netns/{ns}")[0] == 0
     assert "127.0.0.11:" not in in_ns(ns, "ss", "-lun").stdout  # nothing pins the runtime's netns
+
+
+def test_acl_and_policies_from_the_config(world: tuple[Lab, Daemon, str, str]) -> None:
+    lab, d, _, ns = world
+    config = conf(
+        d,
+        acl=["action=block;dir=in;proto=tcp;lport=81"],
+        policies=[
+            {
+                "Type": "ACL",
+                "Settings": {
+                    "Action": "Block",
+                    "Direction": "In",
+                    "Protocols": "6",
+                    "LocalPorts": "82",
+                },
+            },
+            {"Type": "OutBoundNAT", "Settings": {"Exceptions": ["198.51.100.0/24"]}},
+        ],
+    )
+    code, res = exec_plugin(C_SHIM, "ADD", config, "acl1", f"/run/netns/{ns}")
+    assert code == 0, res
+    ip = res["ips"][0]["address"].split("/")[0]
+    for port in (80, 81, 82):
+        lab.spawn(ns, "socat", f"TCP-LISTEN:{port},reuseaddr,fork", f"SYSTEM:read l; echo p{port}")
+        wait_listening(f"/run/netns/{ns}", port)
+    assert ask(d.host, ip, 80) == "p80"
+    assert ask(d.host, ip, 81, timeout=1) == "" and ask(d.host, ip, 82, timeout=1) == ""
+    hns = d.json("endpoint", "inspect", "acl1")
+    kinds = sorted(p["Type"] for p in hns["Policies"])
+    assert kinds == ["ACL", "ACL", "OutBoundNAT"]
+    assert exec_plugin(C_SHIM, "DEL", config, "acl1", f"/run/netns/{ns}")[0] == 0
+    bad = conf(d, policies=[{"Type": "SDNRoute", "Settings": {"NeedEncap": True}}])
+    code, res = exec_plugin(C_SHIM, "ADD", bad, "acl2", f"/run/netns/{ns}")
+    assert code != 0 and "NeedEncap" in res["msg"] + res.get("details", "")

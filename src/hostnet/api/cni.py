@@ -104,6 +104,32 @@ def _bandwidth(given: dict[str, Any]) -> dict[str, int]:
     return out
 
 
+def _acl_and_policies(conf: dict[str, Any]) -> tuple[list[str], list[Any]]:
+    """Config ``acl`` (rule strings, as ``hostnet run --acl``) and ``policies`` (HNS policy
+    objects: ACL, OutBoundNAT, SDNRoute), as Windows CNI configs carry endpoint policies."""
+    rules, policies = conf.get("acl") or [], conf.get("policies") or []
+    if not isinstance(rules, list) or not all(isinstance(r, str) for r in rules):
+        raise InvalidRequest('"acl" must be a list of rule strings', 'e.g. ["action=block;dir=in"]')
+    if not isinstance(policies, list) or not all(isinstance(p, dict) for p in policies):
+        raise InvalidRequest('"policies" must be a list of HNS policy objects')
+    others = []
+    for p in policies:
+        if str(p.get("Type", "")).upper() == "ACL":
+            settings = p.get("Settings") or {}
+            if not isinstance(settings, dict):
+                raise InvalidRequest("an ACL policy's Settings must be an object")
+            rules = [
+                *rules,
+                ";".join(
+                    f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}"
+                    for k, v in settings.items()
+                ),
+            ]
+        else:
+            others.append(p)
+    return list(rules), others
+
+
 def add(svc: HostNetworkingService, req: dict[str, Any]) -> dict[str, Any]:
     conf, version = req["config"], str(req["config"].get("cniVersion", ""))
     runtime = conf.get("runtimeConfig") or {}
@@ -111,6 +137,7 @@ def add(svc: HostNetworkingService, req: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise InvalidRequest(f"runtimeConfig {sorted(unknown)} is not supported by hostnet")
     bandwidth = _bandwidth(runtime.get("bandwidth") or {})
+    acl_specs, policies = _acl_and_policies(conf)
     ref = _network_ref(svc, conf)
     c, ep = svc.attach_external(
         req["containerID"],
@@ -121,6 +148,8 @@ def add(svc: HostNetworkingService, req: dict[str, Any]) -> dict[str, Any]:
         mac=str(runtime.get("mac", "")),
         port_specs=_port_specs(runtime),
         bandwidth=bandwidth,
+        acl_specs=acl_specs,
+        policy_specs=policies,
     )
     host = svc.rt.link(ep.host_ifname) or {}
     ip4: dict[str, Any] = {

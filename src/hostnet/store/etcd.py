@@ -38,6 +38,8 @@ class EtcdStore(Store):
         self.host = host
         self.root = root
         self.h = f"{root}host/{host}/"
+        self._keys: dict[str, str] = {}  # endpoint id -> its key (this host's endpoints)
+        self._meta: dict[str, str | None] = {}  # only this host writes its meta
 
     # -- networks -------------------------------------------------------------
     def _net_keys(self, net: Network) -> tuple[str, str]:
@@ -131,6 +133,7 @@ class EtcdStore(Store):
             by_ep.setdefault(ep_id, []).append(PortMapping.model_validate_json(kv.value))
         for e in eps:
             e.ports = sorted(by_ep.get(e.id, []), key=lambda p: (p.protocol, p.host_port))
+            self._keys[e.id] = self._ep_key(e)
         return eps
 
     def cluster_endpoints(self) -> tuple[list[Endpoint], int]:
@@ -180,6 +183,7 @@ class EtcdStore(Store):
                 puts.append(op_put(addr, ep.id))
             puts.append(op_put(self._ep_key(ep), self._doc(ep)))
             if self.etcd.txn(compare, puts):
+                self._keys[ep.id] = self._ep_key(ep)
                 return
         raise Conflict(f"endpoint {ep.id[:12]}: its claims kept changing under it", "try again")
 
@@ -215,8 +219,9 @@ class EtcdStore(Store):
         self._release(ep.id, removed)
 
     def delete_endpoint(self, ep_id: str) -> None:
-        kv = self.etcd.get(f"{self.h}ep/{ep_id}")
-        if kv is None:
+        known = self._keys.pop(ep_id, None)
+        kv = self.etcd.get(known or f"{self.h}ep/{ep_id}")
+        if kv is None and known is None:
             shared, _ = self.etcd.get_prefix(f"{self.root}oep/")
             kv = next((k for k in shared if k.key.endswith(f"/{ep_id}")), None)
         if kv is None:
@@ -232,11 +237,14 @@ class EtcdStore(Store):
 
     # -- meta -----------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
-        kv = self.etcd.get(f"{self.h}meta/{key}")
-        return None if kv is None else kv.value
+        if key not in self._meta:
+            kv = self.etcd.get(f"{self.h}meta/{key}")
+            self._meta[key] = None if kv is None else kv.value
+        return self._meta[key]
 
     def set_meta(self, key: str, value: str) -> None:
         self.etcd.put(f"{self.h}meta/{key}", value)
+        self._meta[key] = value
 
     def close(self) -> None:
         pass

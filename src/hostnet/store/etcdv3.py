@@ -115,6 +115,7 @@ class Etcd:
             def connect() -> None:
                 with factory():
                     conn.sock = socket.create_connection((host, port), timeout)
+                conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 if isinstance(conn, http.client.HTTPSConnection):
                     conn.sock = conn._context.wrap_socket(conn.sock, server_hostname=host)  # type: ignore[attr-defined]
 
