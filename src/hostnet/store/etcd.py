@@ -66,16 +66,20 @@ class EtcdStore(Store):
     def update_network(self, net: Network) -> None:
         self.etcd.put(self._net_keys(net)[0], net.model_dump_json())
 
+    def _delete_named(self, doc_key: str, names: str, obj_id: str) -> None:
+        """Delete a document and its name claim (``names`` + its name), if the claim is its."""
+        kv = self.etcd.get(doc_key)
+        if kv is not None:
+            name_key = names + json.loads(kv.value)["name"]
+            self.etcd.txn(
+                [cmp_value(name_key, obj_id)],
+                [op_delete(kv.key), op_delete(name_key)],
+                [op_delete(kv.key)],
+            )
+
     def delete_network(self, net_id: str) -> None:
-        for base in (f"{self.h}", self.root):
-            kv = self.etcd.get(f"{base}net/{net_id}")
-            if kv is not None:
-                name = Network.model_validate_json(kv.value).name
-                self.etcd.txn(
-                    [cmp_value(f"{base}netname/{name}", net_id)],
-                    [op_delete(kv.key), op_delete(f"{base}netname/{name}")],
-                    [op_delete(kv.key)],
-                )
+        for base in (self.h, self.root):
+            self._delete_named(f"{base}net/{net_id}", f"{base}netname/", net_id)
 
     # -- containers -------------------------------------------------------------
     def containers(self) -> list[Container]:
@@ -98,14 +102,7 @@ class EtcdStore(Store):
         self.etcd.put(f"{self.h}ctr/{c.id}", c.model_dump_json())
 
     def delete_container(self, c_id: str) -> None:
-        kv = self.etcd.get(f"{self.h}ctr/{c_id}")
-        if kv is not None:
-            name = Container.model_validate_json(kv.value).name
-            self.etcd.txn(
-                [cmp_value(f"{self.h}ctrname/{name}", c_id)],
-                [op_delete(kv.key), op_delete(f"{self.h}ctrname/{name}")],
-                [op_delete(kv.key)],
-            )
+        self._delete_named(f"{self.h}ctr/{c_id}", f"{self.h}ctrname/", c_id)
 
     # -- endpoints ----------------------------------------------------------------
     def _ep_key(self, ep: Endpoint) -> str:
