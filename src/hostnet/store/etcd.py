@@ -11,10 +11,11 @@ the contract of store/base.py holds across hosts, not only across threads.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
-from hostnet.errors import Conflict
+from hostnet.errors import Conflict, HostnetError
 from hostnet.model import Container, Endpoint, Network, PortMapping
 from hostnet.store.base import Store
 from hostnet.store.etcdv3 import (
@@ -40,6 +41,9 @@ class EtcdStore(Store):
         self.h = f"{root}host/{host}/"
         self._keys: dict[str, str] = {}  # endpoint id -> its key (this host's endpoints)
         self._meta: dict[str, str | None] = {}  # only this host writes its meta
+        # meta written since the last transaction: it rides along with the next one (a
+        # container's compartment counter commits with the container itself), one write less
+        self._pending: dict[str, str] = {}
 
     # -- networks -------------------------------------------------------------
     def _net_keys(self, net: Network) -> tuple[str, str]:
@@ -90,8 +94,11 @@ class EtcdStore(Store):
         name = f"{self.h}ctrname/{c.name}"
         ok = self.etcd.txn(
             [cmp_absent(name)],
-            [op_put(f"{self.h}ctr/{c.id}", c.model_dump_json()), op_put(name, c.id)],
+            [op_put(f"{self.h}ctr/{c.id}", c.model_dump_json()), op_put(name, c.id)]
+            + self._meta_ops(),
         )
+        if ok:
+            self._pending.clear()
         if not ok:
             raise Conflict(
                 f"a container named {c.name!r} already exists",
@@ -179,8 +186,9 @@ class EtcdStore(Store):
                 compare.append(cmp_absent(addr))
                 puts.append(op_put(addr, ep.id))
             puts.append(op_put(self._ep_key(ep), self._doc(ep)))
-            if self.etcd.txn(compare, puts):
+            if self.etcd.txn(compare, puts + self._meta_ops()):
                 self._keys[ep.id] = self._ep_key(ep)
+                self._pending.clear()
                 return
         raise Conflict(f"endpoint {ep.id[:12]}: its claims kept changing under it", "try again")
 
@@ -240,8 +248,16 @@ class EtcdStore(Store):
         return self._meta[key]
 
     def set_meta(self, key: str, value: str) -> None:
-        self.etcd.put(f"{self.h}meta/{key}", value)
+        """Kept here and written with the next transaction (or at close): meta holds
+        counters and hints, and the one that matters commits with what it numbers."""
         self._meta[key] = value
+        self._pending[key] = value
+
+    def _meta_ops(self) -> list[dict[str, Any]]:
+        return [op_put(f"{self.h}meta/{k}", v) for k, v in sorted(self._pending.items())]
 
     def close(self) -> None:
-        pass
+        if self._pending:
+            with contextlib.suppress(HostnetError):
+                self.etcd.txn([], self._meta_ops())
+            self._pending.clear()
