@@ -244,3 +244,138 @@ def test_store_faults_and_host_restart_and_removal(cluster: Cluster) -> None:
     )
     assert not ping(a["netns"], c["ip"])
     h3.start(*h3.args)  # for the clean-up: its compartments are still here
+
+
+def _certs(tmp: str, ip: str) -> dict[str, str]:
+    """A lab CA, a server certificate for ``ip`` and a client certificate (openssl)."""
+    p = {
+        k: os.path.join(tmp, f"{k}.pem")
+        for k in ("ca", "ca-key", "srv", "srv-key", "cli", "cli-key")
+    }
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    run(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=lab-ca",
+        "-keyout",
+        p["ca-key"],
+        "-out",
+        p["ca"],
+    )
+    for name, ext in (("srv", f"subjectAltName=IP:{ip}"), ("cli", "extendedKeyUsage=clientAuth")):
+        csr = os.path.join(tmp, f"{name}.csr")
+        extfile = os.path.join(tmp, f"{name}.ext")
+        with open(extfile, "w") as fh:
+            fh.write(ext + "\n")
+        run(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            f"/CN={name}",
+            "-keyout",
+            p[f"{name}-key"],
+            "-out",
+            csr,
+        )
+        run(
+            "x509",
+            "-req",
+            "-in",
+            csr,
+            "-CA",
+            p["ca"],
+            "-CAkey",
+            p["ca-key"],
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            extfile,
+            "-out",
+            p[name],
+        )
+    return p
+
+
+def test_store_over_tls_with_client_certificates(lab: Lab) -> None:
+    ns, ip = lab.node("h1")
+    certs = _certs(lab.tmp, ip)
+    data = os.path.join(lab.tmp, "etcd-tls")
+    log = open(f"{data}.log", "ab")  # noqa: SIM115 - handed to the child
+    lab.procs.append(
+        subprocess.Popen(
+            [
+                "nsenter",
+                f"--net=/run/netns/{ns}",
+                "etcd",
+                "--name",
+                "m1",
+                "--data-dir",
+                data,
+                "--listen-client-urls",
+                f"https://{ip}:2379",
+                "--advertise-client-urls",
+                f"https://{ip}:2379",
+                "--listen-peer-urls",
+                f"http://{ip}:2380",
+                "--initial-advertise-peer-urls",
+                f"http://{ip}:2380",
+                "--initial-cluster",
+                f"m1=http://{ip}:2380",
+                "--cert-file",
+                certs["srv"],
+                "--key-file",
+                certs["srv-key"],
+                "--client-cert-auth",
+                "--trusted-ca-file",
+                certs["ca"],
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    )
+    log.close()
+    state = os.path.join(lab.tmp, "h1")
+    os.makedirs(state)
+    d = Daemon(ns, state, os.path.join(state, "hostnet.sock"))
+    lab.daemons.append(d)
+
+    def started() -> bool:
+        try:
+            d.start(
+                "--store",
+                f"etcds://{ip}:2379",
+                "--host-id",
+                "h1",
+                "--store-ca",
+                certs["ca"],
+                "--store-cert",
+                certs["cli"],
+                "--store-key",
+                certs["cli-key"],
+            )
+            return True
+        except RuntimeError:
+            return False
+
+    eventually(started, timeout=20)
+    d.cli("network", "create", "-d", "overlay", "--subnet", SUBNET, "ov1")
+    a = serve(d, "ov1", "a")
+    assert a["ip"].startswith("10.0.9.")
+    # without the client certificate etcd refuses the connection: a clear error, no start
+    state2 = os.path.join(lab.tmp, "h1b")
+    os.makedirs(state2)
+    d2 = Daemon(ns, state2, os.path.join(state2, "hostnet.sock"))
+    with pytest.raises(RuntimeError, match="cluster store unavailable"):
+        d2.start("--store", f"etcds://{ip}:2379", "--host-id", "h1b", "--store-ca", certs["ca"])

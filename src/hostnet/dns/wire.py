@@ -99,7 +99,9 @@ def ptr_record(target: str) -> bytes:
 
 
 def reverse_name(ip: str) -> str:
-    return ipaddress.IPv4Address(ip).reverse_pointer
+    """1.2.3.4 -> 4.3.2.1.in-addr.arpa (``ip`` is a valid address: it comes from IPAM)."""
+    a, b, c, d = ip.split(".")
+    return f"{d}.{c}.{b}.{a}.in-addr.arpa"
 
 
 def with_id(reply: bytes, qid: int) -> bytes:

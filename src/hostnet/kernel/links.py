@@ -124,6 +124,7 @@ class Netlink:
             )
         idx = self.index(name)
         assert idx is not None
+        self.__dict__.setdefault("_vx_index", {})[name] = idx
         self._call(
             f"bringing up {name}",
             self.ipr.link,
@@ -139,7 +140,7 @@ class Netlink:
         """Forwarding (FDB: MAC -> remote VTEP) and proxy ARP (IP -> MAC) for one remote
         endpoint on VXLAN device ``dev``; adding what is there and removing what is not are
         both success."""
-        idx = self.index(dev)
+        idx = self._vxlan_index(dev)
         if idx is None:
             return
         try:
@@ -156,11 +157,25 @@ class Netlink:
                 with contextlib.suppress(NetlinkError):
                     self.ipr.neigh("del", dst=ip, lladdr=mac, ifindex=idx)
         except NetlinkError as exc:
+            self.__dict__.get("_vx_index", {}).pop(dev, None)  # recreated? look it up again
             raise _kernel_error(f"programming {mac}/{ip} via {vtep} on {dev}", exc) from None
+
+    def _vxlan_index(self, dev: str) -> int | None:
+        """Index of a VXLAN device, looked up once (a name look-up lists every link)."""
+        cache: dict[str, int] = self.__dict__.setdefault("_vx_index", {})
+        idx = cache.get(dev)
+        if idx is not None:
+            return idx
+        found = self.index(dev)
+        if found is None:
+            cache.pop(dev, None)
+        else:
+            cache[dev] = found
+        return found
 
     def tunnel_entries(self, dev: str) -> set[tuple[str, str, str]]:
         """What ``dev`` forwards to remote VTEPs: (mac, ip, vtep) from its FDB and neighbours."""
-        idx = self.index(dev)
+        idx = self._vxlan_index(dev)
         if idx is None:
             return set()
         fdb = {

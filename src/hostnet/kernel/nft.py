@@ -12,29 +12,22 @@ import threading
 
 from hostnet.errors import KernelError
 
+_LIB: ctypes.CDLL | None = None
+
+
+def _library() -> ctypes.CDLL:
+    """libnftables, found and typed once (find_library runs ldconfig: milliseconds)."""
+    global _LIB
+    if _LIB is None:
+        _LIB = _load()
+    return _LIB
+
 
 class Nft:
-    """A libnftables context in the calling process's current network namespace."""
+    """A libnftables context in the calling thread's current network namespace."""
 
     def __init__(self) -> None:
-        name = ctypes.util.find_library("nftables") or "libnftables.so.1"
-        try:
-            lib = ctypes.CDLL(name)
-        except OSError:
-            raise KernelError(
-                "libnftables is not installed",
-                "install Debian's libnftables1 (scripts/install.sh does)",
-            ) from None
-        lib.nft_ctx_new.restype = ctypes.c_void_p
-        lib.nft_ctx_new.argtypes = [ctypes.c_uint32]
-        lib.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
-        lib.nft_run_cmd_from_buffer.restype = ctypes.c_int
-        lib.nft_ctx_buffer_output.argtypes = [ctypes.c_void_p]
-        lib.nft_ctx_buffer_error.argtypes = [ctypes.c_void_p]
-        lib.nft_ctx_get_output_buffer.argtypes = [ctypes.c_void_p]
-        lib.nft_ctx_get_output_buffer.restype = ctypes.c_char_p
-        lib.nft_ctx_get_error_buffer.argtypes = [ctypes.c_void_p]
-        lib.nft_ctx_get_error_buffer.restype = ctypes.c_char_p
+        lib = _library()
         self._lib = lib
         self._ctx = lib.nft_ctx_new(0)
         lib.nft_ctx_buffer_output(self._ctx)
@@ -43,7 +36,6 @@ class Nft:
 
     def close(self) -> None:
         if self._ctx:
-            self._lib.nft_ctx_free.argtypes = [ctypes.c_void_p]
             self._lib.nft_ctx_free(self._ctx)
             self._ctx = None
 
@@ -62,3 +54,26 @@ class Nft:
                 "see the daemon log for the script",
                 script=script,
             )
+
+
+def _load() -> ctypes.CDLL:
+    name = ctypes.util.find_library("nftables") or "libnftables.so.1"
+    try:
+        lib = ctypes.CDLL(name)
+    except OSError:
+        raise KernelError(
+            "libnftables is not installed",
+            "install Debian's libnftables1 (scripts/install.sh does)",
+        ) from None
+    lib.nft_ctx_new.restype = ctypes.c_void_p
+    lib.nft_ctx_new.argtypes = [ctypes.c_uint32]
+    lib.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+    lib.nft_run_cmd_from_buffer.restype = ctypes.c_int
+    lib.nft_ctx_buffer_output.argtypes = [ctypes.c_void_p]
+    lib.nft_ctx_buffer_error.argtypes = [ctypes.c_void_p]
+    lib.nft_ctx_get_output_buffer.argtypes = [ctypes.c_void_p]
+    lib.nft_ctx_get_output_buffer.restype = ctypes.c_char_p
+    lib.nft_ctx_get_error_buffer.argtypes = [ctypes.c_void_p]
+    lib.nft_ctx_get_error_buffer.restype = ctypes.c_char_p
+    lib.nft_ctx_free.argtypes = [ctypes.c_void_p]
+    return lib
