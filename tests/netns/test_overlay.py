@@ -379,3 +379,4 @@ def test_store_over_tls_with_client_certificates(lab: Lab) -> None:
     d2 = Daemon(ns, state2, os.path.join(state2, "hostnet.sock"))
     with pytest.raises(RuntimeError, match="cluster store unavailable"):
         d2.start("--store", f"etcds://{ip}:2379", "--host-id", "h1b", "--store-ca", certs["ca"])
+    d.cli("rm", "a")  # while etcd still runs (the lab stops it first)
