@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from helpers import ask, ping, serve
+from test_acl import raw_253_arrives
 
 from lab import Daemon, Lab, etcd_member, eventually, in_ns, wait_etcd
 
@@ -128,6 +129,11 @@ def test_overlay_spans_hosts_with_names_and_no_flooding(cluster: Cluster) -> Non
     assert link["mtu"] == 1450
     vx = in_ns(h1.host, "ip", "-d", "link", "show", "type", "vxlan").stdout
     assert "nolearning" in vx and "proxy" in vx and "id 4097" in vx
+    # overlay endpoints allow every protocol in (Windows' overlay default): raw IP 253 arrives
+    assert raw_253_arrives(cluster.lab, b["netns"], a["netns"], a["ip"])
+    # the way out is a second endpoint on a nat network: it gives the default route
+    out = h1.cli("run", "--net", "ov1", "--net", "nat", "--", "ip", "route").stdout
+    assert "default via 172.16.0.1 dev eth1" in out and "10.0.9.0/24 dev eth0" in out
     # a second overlay gets another VNI and cannot reach the first
     h2.cli("network", "create", "-d", "overlay", "--subnet", "10.0.10.0/24", "ov2")
     eventually(

@@ -119,3 +119,34 @@ def test_bad_policies_are_refused_and_change_nothing(lab: Lab) -> None:
         res = d.cli("run", "--net", "n1", "--policy", pol, "--", "true", check=False)
         assert res.returncode != 0 and words in res.stderr, (pol, res.stderr)
     assert d.json("ps", "--format", "json") == before
+
+
+def test_connect_takes_bandwidth_aliases_and_policies(lab: Lab) -> None:
+    d, host_ip = lab.host()
+    p1, ip1, _, _ = peers(lab, host_ip)
+    d.cli("network", "create", "--subnet", SUBNET, "n1")
+    d.cli("network", "create", "--subnet", "172.20.9.0/24", "n2")
+    d.cli("run", "-d", "--net", "n2", "--name", "c", "--", "sleep", "600")
+    d.cli(
+        "network",
+        "connect",
+        "--max-bandwidth",
+        "2500k",
+        "--alias",
+        "cache",
+        "--policy",
+        policy("OutBoundNAT", Exceptions=[f"{ip1}/32"]),
+        "n1",
+        "c",
+    )
+    hns = d.json("endpoint", "inspect", "--network", "n1", "c")
+    kinds = {p["Type"]: p["Settings"] for p in hns["Policies"]}
+    assert kinds["QOS"] == {"MaximumOutgoingBandwidthInBytes": 2500000}
+    assert kinds["OutBoundNAT"] == {"Exceptions": [f"{ip1}/32"]}
+    c = next(x for x in d.json("ps", "--format", "json") if x["Name"] == "c")
+    qdisc = in_ns(c["NetnsPath"], "tc", "qdisc", "show", "dev", "eth1").stdout
+    assert "tbf" in qdisc and "rate 20Mbit" in qdisc
+    # the hot-added endpoint's exception is in force: the peer sees the container's address
+    # (the default route stays on n2; the peer's subnet route goes via the host)
+    in_ns(c["NetnsPath"], "ip", "route", "add", f"{ip1}/32", "via", "172.20.8.1")
+    assert ask(c["NetnsPath"], ip1, PORT) == c["Networks"]["n1"]["IPAddress"]
