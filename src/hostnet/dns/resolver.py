@@ -36,6 +36,7 @@ NFT_TABLE = "hostnet_dns"
 FORWARD_DEADLINE_S = 1.8  # SERVFAIL before a stub's usual 2 s timeout
 CACHE_MAX = 4096
 Reply = Callable[[bytes], None]
+_closer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="hostnet-close")
 
 
 @dataclass
@@ -92,7 +93,9 @@ def open_sockets(netns_path: str) -> tuple[socket.socket, socket.socket]:
             try:
                 nft.run(redirect_rules(udp.getsockname()[1], tcp.getsockname()[1]))
             finally:
-                nft.close()
+                # closing a netlink socket waits out an RCU grace period (7-15 ms here):
+                # off the attach path
+                _closer.submit(nft.close)
         except (OSError, HostnetError):
             udp.close()
             tcp.close()
