@@ -608,8 +608,8 @@ def overlay_section(d: dict[str, Any] | None) -> list[str]:
         (
             f"- one etcd write (put, from host A's namespace): median {d['etcd_put_ms']['median']} "
             f"ms, p90 {d['etcd_put_ms']['p90']}: raft commit with fsync on this VM's disk; an "
-            "overlay attach makes 4 writes (container, endpoint with its address claim, two "
-            "counters)"
+            "overlay attach makes 2 writes (the container with its compartment counter; the "
+            "endpoint with its address claim and the IPAM hint)"
             if d.get("etcd_put_ms")
             else "- etcd write latency not measured"
         ),

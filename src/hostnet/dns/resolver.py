@@ -62,15 +62,20 @@ class _Pending:
 
 def redirect_rules(udp_port: int, tcp_port: int) -> str:
     """In the compartment: port 53 of 127.0.0.11 goes to the resolver's own ports, so port
-    53 stays free for the container's own servers (as Docker does)."""
+    53 stays free for the container's own servers (as Docker does). Stateless: both
+    directions are local output on loopback, so each packet's port is rewritten there and
+    no connection tracking (no NAT) is switched on in the compartment."""
+    a = LISTEN_ADDR
     return (
         f"add table ip {NFT_TABLE}\n"
         f"delete table ip {NFT_TABLE}\n"
         f"table ip {NFT_TABLE} {{\n"
         "  chain output {\n"
-        "    type nat hook output priority -100; policy accept;\n"
-        f"    ip daddr {LISTEN_ADDR} udp dport 53 dnat to {LISTEN_ADDR}:{udp_port}\n"
-        f"    ip daddr {LISTEN_ADDR} tcp dport 53 dnat to {LISTEN_ADDR}:{tcp_port}\n"
+        "    type filter hook output priority raw; policy accept;\n"
+        f"    ip daddr {a} udp dport 53 udp dport set {udp_port}\n"
+        f"    ip daddr {a} tcp dport 53 tcp dport set {tcp_port}\n"
+        f"    ip saddr {a} udp sport {udp_port} udp sport set 53\n"
+        f"    ip saddr {a} tcp sport {tcp_port} tcp sport set 53\n"
         "  }\n"
         "}\n"
     )
