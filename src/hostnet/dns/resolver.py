@@ -84,27 +84,30 @@ def redirect_rules(udp_port: int, tcp_port: int) -> str:
 def open_sockets(netns_path: str) -> tuple[socket.socket, socket.socket]:
     """The resolver's sockets inside a compartment (127.0.0.11, kernel-chosen ports) and the
     redirect of port 53 to them; call from a thread that may setns."""
-    with netns.entered(netns_path):
-        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            for s in (udp, tcp):
-                s.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)
-                s.bind((LISTEN_ADDR, 0))
-                s.setblocking(False)
-            udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-            tcp.listen(64)
-            nft = Nft()  # its netlink socket belongs to the compartment
+    nft: Nft | None = None
+    try:
+        with netns.entered(netns_path):
+            udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             try:
+                for s in (udp, tcp):
+                    s.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)
+                    s.bind((LISTEN_ADDR, 0))
+                    s.setblocking(False)
+                udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+                tcp.listen(64)
+                nft = Nft()  # its netlink socket belongs to the compartment
                 nft.run(redirect_rules(udp.getsockname()[1], tcp.getsockname()[1]))
-            finally:
-                # closing a netlink socket waits out an RCU grace period (7-15 ms here):
-                # off the attach path
-                _closer.submit(nft.close)
-        except (OSError, HostnetError):
-            udp.close()
-            tcp.close()
-            raise
+            except (OSError, HostnetError):
+                udp.close()
+                tcp.close()
+                raise
+    finally:
+        if nft is not None:
+            # closing a netlink socket waits out an RCU grace period (7-15 ms here): off the
+            # attach path, on a thread started in the daemon's namespace (a thread started
+            # in here would live in the compartment and keep it alive)
+            _closer.submit(nft.close)
     return udp, tcp
 
 
@@ -150,6 +153,7 @@ class Resolver:
         self.upstream.setblocking(False)
         self._thread = threading.Thread(target=self._run, name="hostnet-dns", daemon=True)
         self._thread.start()
+        _closer.submit(lambda: None).result()  # its thread now, in the daemon's namespace
 
     # -- called from other threads ----------------------------------------
     def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
