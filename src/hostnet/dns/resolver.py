@@ -1,8 +1,8 @@
 """The embedded resolver: one asyncio loop (its own thread) serving every compartment.
 
-Each compartment gets a UDP and a TCP socket bound to 127.0.0.11:53 *inside its
-namespace* (opened by the service thread while it is in there), so only that
-compartment can reach it: it is never an open resolver. Local names are answered
+Each compartment gets a UDP and a TCP socket on 127.0.0.11 *inside its namespace*
+(opened by the service thread while it is in there; port 53 is rewritten to theirs by a
+stateless nft rule), so only that compartment can reach it: never an open resolver. Local names are answered
 from the Directory, the answer cached per compartment until the directory
 changes; anything else is forwarded from the daemon's own namespace to the
 compartment's upstreams (its network's dnsservers, else the host's), and a
