@@ -243,13 +243,17 @@ def test_store_faults_and_host_restart_and_removal(cluster: Cluster) -> None:
     eventually(lambda: ping(b["netns"], f["ip"]), timeout=15)
     assert len(cluster.fdb(1, "ov1")) == 4  # a, c, e, f
     # a host removed for good: its endpoints leave everyone's forwarding tables
+    gone = h3.json("ps", "--format", "json")
     h3.stop(signal.SIGKILL)
     h1.cli("node", "rm", "h3")
     eventually(
         lambda: len(cluster.fdb(0, "ov1")) == 1 and len(cluster.fdb(1, "ov1")) == 2, timeout=15
     )
     assert not ping(a["netns"], c["ip"])
-    h3.start(*h3.args)  # for the clean-up: its compartments are still here
+    # the host's containers go with it (its store keys are gone, so no daemon removes them)
+    for x in gone:
+        os.killpg(x["Pid"], signal.SIGKILL)
+        subprocess.run(["ip", "netns", "del", os.path.basename(x["NetnsPath"])], check=False)
 
 
 def _certs(tmp: str, ip: str) -> dict[str, str]:
