@@ -17,7 +17,6 @@ Lab: three hosts on the segment, each running an etcd member (Debian's etcd-serv
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -26,6 +25,7 @@ import time
 from typing import Any
 
 from common import Daemon, Lab, emit, in_ns, machine, ratio, require_root, summary
+from dataplane import iperf
 
 PROBE = r"""
 import os, socket, struct, sys, time
@@ -186,24 +186,6 @@ def etcd_put_ms(ns: str, ip: str, n: int = 50) -> dict[str, Any]:
     return summary(took, 2)
 
 
-def iperf(ns: str, server: str, seconds: int, port: int) -> float:
-    res = in_ns(
-        ns,
-        "iperf3",
-        "-c",
-        server,
-        "-p",
-        str(port),
-        "-t",
-        str(seconds),
-        "-O",
-        "1",
-        "-J",
-        timeout=seconds + 60,
-    )
-    return round(json.loads(res.stdout)["end"]["sum_received"]["bits_per_second"] / 1e9, 3)
-
-
 def main() -> None:
     require_root()
     ap = argparse.ArgumentParser(description=__doc__)
@@ -239,9 +221,11 @@ def main() -> None:
             order = ["overlay", "underlay"] if rnd % 2 == 0 else ["underlay", "overlay"]
             for k in order:
                 if k == "overlay":
-                    runs[k].append(iperf(cli["NetnsPath"], srv_ip, args.seconds, 5301))
+                    runs[k].append(
+                        round(iperf(cli["NetnsPath"], srv_ip, 5301, args.seconds)["gbps"], 3)
+                    )
                 else:
-                    runs[k].append(iperf(h2.host, h1_ip, args.seconds, 5302))
+                    runs[k].append(round(iperf(h2.host, h1_ip, 5302, args.seconds)["gbps"], 3))
             print(f"round {rnd + 1}: " + ", ".join(f"{k} {runs[k][-1]} Gbit/s" for k in order))
 
         for c, name in ((c1, "srv"), (c2, "cli")):

@@ -234,18 +234,15 @@ class ContainerOps:
         )
         if net.driver == "overlay":
             ep.host, ep.vtep, ep.dns_name = self.host_id, self.overlay.vtep, c.name
-            if not ip:
-                self._auto_ips.add(ep.id)
         return ep
 
-    _auto_ips: set[str] = set()  # endpoints whose address IPAM chose (may move on a race)
-
-    def _attach(self, net: Network, c: Container, ep: Endpoint, default_route: bool) -> Endpoint:
-        """Record a planned endpoint (claiming its address and ports), then realize it."""
+    def _attach(
+        self, net: Network, c: Container, ep: Endpoint, default_route: bool, auto_ip: bool = False
+    ) -> Endpoint:
+        """Record a planned endpoint (claiming its address and ports), then realize it.
+        ``auto_ip``: IPAM chose the address, so an overlay claim lost to another host may move."""
         if net.driver == "overlay":
-            auto = ep.id in self._auto_ips
-            self._auto_ips.discard(ep.id)
-            self.claim_overlay(net, ep, auto)
+            self.claim_overlay(net, ep, auto_ip)
             self._learn(ep)
         else:
             self.store.create_endpoint(ep)
@@ -351,7 +348,7 @@ class ContainerOps:
         try:
             netns.create(c.netns)
             for i, (net, ep) in enumerate(zip(nets, plans, strict=True)):
-                self._attach(net, c, ep, default_route=(i == routed))
+                self._attach(net, c, ep, (i == routed), auto_ip=not networks[i].get("ip"))
         except BaseException:
             self._teardown(c)
             raise
@@ -433,7 +430,8 @@ class ContainerOps:
         ep.bandwidth, ep.aliases = qos, names
         _with_policies(net, ep, policy_specs or [])
         routed = any(self.nets[e.network_id].driver != "overlay" for e in mine)
-        return self._attach(net, c, ep, default_route=not routed and net.driver != "overlay")
+        default_route = not routed and net.driver != "overlay"
+        return self._attach(net, c, ep, default_route, auto_ip=not ip)
 
     def disconnect(self, net_ref: str, c_ref: str) -> list[str]:
         net, c = self.network(net_ref), self.container(c_ref)
@@ -548,7 +546,7 @@ class ContainerOps:
             self.containers[c.id] = c
         first = not self.endpoints_of(c)
         try:
-            self._attach(net, c, ep, default_route=first)
+            self._attach(net, c, ep, default_route=first, auto_ip=not ip)
         except BaseException:
             if new:
                 self._teardown(c)

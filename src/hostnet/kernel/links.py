@@ -24,6 +24,7 @@ class Netlink:
 
     def __init__(self, ns: str | None = None) -> None:
         self.ns = ns
+        self._vx_index: dict[str, int] = {}  # VXLAN device -> index (a name look-up lists all)
         if ns is None:
             self.ipr = IPRoute()
         else:
@@ -124,7 +125,7 @@ class Netlink:
             )
         idx = self.index(name)
         assert idx is not None
-        self.__dict__.setdefault("_vx_index", {})[name] = idx
+        self._vx_index[name] = idx
         self._call(
             f"bringing up {name}",
             self.ipr.link,
@@ -157,21 +158,17 @@ class Netlink:
                 with contextlib.suppress(NetlinkError):
                     self.ipr.neigh("del", dst=ip, lladdr=mac, ifindex=idx)
         except NetlinkError as exc:
-            self.__dict__.get("_vx_index", {}).pop(dev, None)  # recreated? look it up again
+            self._vx_index.pop(dev, None)  # recreated? look it up again
             raise _kernel_error(f"programming {mac}/{ip} via {vtep} on {dev}", exc) from None
 
     def _vxlan_index(self, dev: str) -> int | None:
         """Index of a VXLAN device, looked up once (a name look-up lists every link)."""
-        cache: dict[str, int] = self.__dict__.setdefault("_vx_index", {})
-        idx = cache.get(dev)
-        if idx is not None:
-            return idx
-        found = self.index(dev)
-        if found is None:
-            cache.pop(dev, None)
-        else:
-            cache[dev] = found
-        return found
+        if dev not in self._vx_index:
+            found = self.index(dev)
+            if found is None:
+                return None
+            self._vx_index[dev] = found
+        return self._vx_index[dev]
 
     def tunnel_entries(self, dev: str) -> set[tuple[str, str, str]]:
         """What ``dev`` forwards to remote VTEPs: (mac, ip, vtep) from its FDB and neighbours."""
