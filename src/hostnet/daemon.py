@@ -28,6 +28,7 @@ from hostnet.api.docker_plugin import SOCKET_NAMES, serve_plugins
 from hostnet.api.rest import build_app
 from hostnet.dns.resolver import Resolver
 from hostnet.errors import HostnetError
+from hostnet.kernel import fds
 from hostnet.model import Container
 from hostnet.reconcile import reconcile
 from hostnet.service import HostNetworkingService
@@ -113,9 +114,12 @@ class ProcessWatcher:
         if c.id in self.fds or c.pid <= 0:
             return
         try:
-            fd = os.pidfd_open(c.pid)
+            fd = fds.park_fd(os.pidfd_open(c.pid))
         except ProcessLookupError:
             self.loop.call_soon(self.exited, c.id)
+            return
+        except OSError as exc:  # no descriptor left: the container lives on, unwatched
+            log.error("cannot watch container %s (pid %d): %s", c.name, c.pid, exc)
             return
         self.fds[c.id] = fd
         self.loop.add_reader(fd, self.exited, c.id)
@@ -155,6 +159,8 @@ def make_socket(path: str, group: str) -> socket.socket:
 
 async def serve(args: argparse.Namespace) -> None:
     lock = take_lock(args.state_dir)
+    soft, hard = fds.raise_limit()
+    log.info("descriptor limit %d (hard %d)", soft, hard)
     store = _open_store(args)
     loop = asyncio.get_running_loop()
     # All kernel work happens on one thread: netlink sockets and setns are per thread.

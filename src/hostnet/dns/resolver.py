@@ -27,7 +27,7 @@ from typing import Any
 from hostnet.dns import wire
 from hostnet.dns.names import LISTEN_ADDR, Directory, read_resolv_conf
 from hostnet.errors import HostnetError
-from hostnet.kernel import netns
+from hostnet.kernel import fds, netns
 from hostnet.kernel.nft import Nft
 
 log = logging.getLogger("hostnet")
@@ -96,6 +96,10 @@ def open_sockets(netns_path: str) -> tuple[socket.socket, socket.socket]:
                     s.setblocking(False)
                 udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
                 tcp.listen(64)
+                # they live as long as the compartment: above the select() range, so
+                # libnftables' descriptors stay low however many compartments there are
+                udp = fds.park_socket(udp)
+                tcp = fds.park_socket(tcp)
                 nft = Nft()  # its netlink socket belongs to the compartment
                 nft.run(redirect_rules(udp.getsockname()[1], tcp.getsockname()[1]))
             except (OSError, HostnetError):
