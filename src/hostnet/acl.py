@@ -6,6 +6,13 @@ traffic *out of* it (Direction Out). That works the same for every driver. Rules
 run in Priority order (lower first); the first match decides. After them come the
 Windows defaults: outbound allow all; inbound allow TCP, UDP, ICMP and IGMP, block
 the rest. A chain is replaced in one nftables transaction: no packet sees half a set.
+
+Most endpoints have no rules of their own. They get no chain at all: one bridge-family
+table (``DEFAULT_TABLE``) applies the inbound default to every frame a hostnet switch
+sends out of a vNIC port, except the ports in its ``ruled`` set (endpoints with chains
+of their own, which end in the defaults, and overlay endpoints, which allow all). An
+attach with the default policy so changes nothing in nftables, and the number of
+chains, which libnftables lists on every rule or element it adds, stays small.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from hostnet.errors import InvalidRequest
 
 PROTOCOLS = {"tcp": 6, "udp": 17, "icmp": 1, "igmp": 2, "any": 256}
 TABLE = "hostnet_acl"
+DEFAULT_TABLE = "hostnet_acl_default"
 DEFAULT_INBOUND_ALLOWED = (6, 17, 1, 2)
 
 
@@ -197,11 +205,7 @@ def render_endpoint(device: str, key: str, rules: list[AclRule], allow_all: bool
     inbound = [ln for r in ordered if r.Direction == "In" for ln in render_rule(r)]
     outbound = [ln for r in ordered if r.Direction == "Out" for ln in render_rule(r)]
     if not allow_all:
-        allowed = ", ".join(str(p) for p in DEFAULT_INBOUND_ALLOWED)
-        inbound += [
-            f"meta protocol ip meta l4proto {{ {allowed} }} accept",
-            "meta protocol ip drop",
-        ]
+        inbound += _default_inbound()
     lines = [f"add table netdev {TABLE}"]
     for name, hook, body in (("in", "egress", inbound), ("out", "ingress", outbound)):
         chain = f"{name}_{key}"
@@ -218,3 +222,37 @@ def render_remove(key: str) -> str:
     return "".join(
         f"add table netdev {TABLE}\ndelete chain netdev {TABLE} {n}_{key}\n" for n in ("in", "out")
     )
+
+
+def _default_inbound() -> list[str]:
+    allowed = ", ".join(str(p) for p in DEFAULT_INBOUND_ALLOWED)
+    return [f"meta protocol ip meta l4proto {{ {allowed} }} accept", "meta protocol ip drop"]
+
+
+def render_default_table(port_prefix: str, ruled: list[str]) -> str:
+    """The bridge-family table giving every vNIC port (``port_prefix*``) outside ``ruled``
+    the inbound default, replaced whole (start, reconcile)."""
+    t = DEFAULT_TABLE
+    quoted = ", ".join(f'"{d}"' for d in sorted(ruled))
+    elements = f" elements = {{ {quoted} }};" if ruled else ""
+    body = "\n".join(f"    {r}" for r in _default_inbound())
+    hooks = "".join(
+        f"  chain {hook} {{\n"
+        f"    type filter hook {hook} priority -10; policy accept;\n"
+        f'    oifname "{port_prefix}*" jump into\n'
+        "  }\n"
+        for hook in ("forward", "output")
+    )
+    return (
+        f"add table bridge {t}\ndelete table bridge {t}\n"
+        f"table bridge {t} {{\n"
+        f"  set ruled {{ type ifname;{elements} }}\n"
+        f"  chain into {{\n    oifname @ruled accept\n{body}\n  }}\n"
+        f"{hooks}}}\n"
+    )
+
+
+def render_ruled(device: str, add: bool) -> str:
+    """Take a port out of (``add``) or back into the default table's care."""
+    verb = "add" if add else "delete"
+    return f'{verb} element bridge {DEFAULT_TABLE} ruled {{ "{device}" }}\n'

@@ -176,7 +176,7 @@ class ExternalDriver(Driver):
     def detach(self, net: Network, ep: Endpoint, c: Container, cut_link: bool = True) -> None:
         if ep.dhcp:  # release the lease first, while the vNIC still reaches the server
             self.dhcp.stop(ep.id)
-        vnic.remove_acl(self.nft, ep)
+        vnic.remove_acl(self.nft, ep, net)
         if cut_link:
             self.rt.delete_link(ep.host_ifname)
 

@@ -81,7 +81,7 @@ class NatDriver(Driver):
             except KernelError as exc:
                 # already gone (a flushed ruleset); reconcile re-renders the table anyway
                 log.info("unmapping ports of %s: %s", ep.host_ifname, exc)
-        vnic.remove_acl(self.nft, ep)
+        vnic.remove_acl(self.nft, ep, net)
         if cut_link:
             self.rt.delete_link(ep.host_ifname)
 

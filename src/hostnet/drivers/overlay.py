@@ -103,7 +103,7 @@ class OverlayDriver(Driver):
         vnic.apply_acl(self.nft, ep, net)
 
     def detach(self, net: Network, ep: Endpoint, c: Container, cut_link: bool = True) -> None:
-        vnic.remove_acl(self.nft, ep)
+        vnic.remove_acl(self.nft, ep, net)
         if cut_link:
             self.rt.delete_link(ep.host_ifname)
 

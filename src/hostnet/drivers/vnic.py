@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 
 from hostnet import acl
-from hostnet.errors import HostnetError, KernelError
+from hostnet.errors import Conflict, HostnetError, KernelError
 from hostnet.kernel import netns, tc
 from hostnet.kernel.links import Netlink
 from hostnet.kernel.nft import Nft
 from hostnet.kernel.rtnl import IFF_UP, Rtnl
 from hostnet.model import Container, Endpoint, Network
+
+BRIDGE_PORTS_MAX = 1023  # BR_MAX_PORTS - 1: the kernel answers EXFULL past it
 
 
 def plug(
@@ -36,17 +39,26 @@ def plug(
             "run 'hostnet system reconcile'",
         )
     info = rt.link(ep.host_ifname)
-    if info is None and ep.runtime_moves_peer:
-        # Docker moves the peer into the sandbox itself (Join) and configures it there.
-        rt.create_veth(ep.host_ifname, ep.ifname, None, ep.mac, bridge["index"], mtu)
-    elif info is None:
-        fd = os.open(netns.path_of(c.netns), os.O_RDONLY)
-        try:
-            rt.create_veth(ep.host_ifname, ep.ifname, fd, ep.mac, bridge["index"], mtu)
-        finally:
-            os.close(fd)
-    elif info["master"] != bridge["index"] or not info["flags"] & IFF_UP:
-        rt.set_master_up(ep.host_ifname, bridge["index"])
+    try:
+        if info is None and ep.runtime_moves_peer:
+            # Docker moves the peer into the sandbox itself (Join) and configures it there.
+            rt.create_veth(ep.host_ifname, ep.ifname, None, ep.mac, bridge["index"], mtu)
+        elif info is None:
+            fd = os.open(netns.path_of(c.netns), os.O_RDONLY)
+            try:
+                rt.create_veth(ep.host_ifname, ep.ifname, fd, ep.mac, bridge["index"], mtu)
+            finally:
+                os.close(fd)
+        elif info["master"] != bridge["index"] or not info["flags"] & IFF_UP:
+            rt.set_master_up(ep.host_ifname, bridge["index"])
+    except KernelError as exc:
+        if exc.details.get("errno") == errno.EXFULL:
+            raise Conflict(
+                f"network {net.name!r} is full: its switch {net.switch} has {BRIDGE_PORTS_MAX} "
+                "ports, the most a Linux bridge takes",
+                "create another network for more containers (hostnet network create ...)",
+            ) from None
+        raise
     rt.set_bridge_port(ep.host_ifname, owner, hairpin=True, isolated=isolated)
     if not ep.runtime_moves_peer:
         with Rtnl(c.netns) as inside:
@@ -93,15 +105,33 @@ def present(rt: Rtnl, net: Network, ep: Endpoint) -> bool:
     )
 
 
+def has_own_acl(ep: Endpoint, net: Network) -> bool:
+    """Rules of its own or of its network (or allow-all): chains of its own; else the
+    default table covers the endpoint and nftables has nothing of it."""
+    return bool(net.acl or ep.acl) or net.driver == "overlay"
+
+
 def apply_acl(nft: Nft, ep: Endpoint, net: Network, also: str = "") -> None:
     """Replace the endpoint's ACL chains (the network's and its own rules by priority, then
     the defaults) in one transaction, together with ``also`` (more nft commands)."""
+    if not has_own_acl(ep, net):
+        if also:
+            nft.run(also)
+        return
     # overlay endpoints get allow-all after their rules, as on Windows
     rules = [*net.acl, *ep.acl]
     allow_all = net.driver == "overlay"
-    nft.run(acl.render_endpoint(ep.host_ifname, ep.id[:12], rules, allow_all) + also)
+    nft.run(
+        acl.render_endpoint(ep.host_ifname, ep.id[:12], rules, allow_all)
+        + acl.render_ruled(ep.host_ifname, True)
+        + also
+    )
 
 
-def remove_acl(nft: Nft, ep: Endpoint) -> None:
-    with contextlib.suppress(HostnetError):  # gone with its device already
-        nft.run(acl.render_remove(ep.id[:12]))
+def remove_acl(nft: Nft, ep: Endpoint, net: Network | None = None) -> None:
+    """Remove the endpoint's own chains (all it may have when ``net`` is None)."""
+    if net is not None and not has_own_acl(ep, net):
+        return
+    for script in (acl.render_remove(ep.id[:12]), acl.render_ruled(ep.host_ifname, False)):
+        with contextlib.suppress(HostnetError):  # gone with its device already
+            nft.run(script)

@@ -15,6 +15,7 @@ CREATE TABLE IF NOT EXISTS containers (id TEXT PRIMARY KEY, name TEXT UNIQUE NOT
 CREATE TABLE IF NOT EXISTS endpoints (id TEXT PRIMARY KEY, network_id TEXT NOT NULL, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS addresses (
   network_id TEXT NOT NULL, ip TEXT NOT NULL, endpoint_id TEXT NOT NULL, PRIMARY KEY (network_id, ip));
+CREATE INDEX IF NOT EXISTS addresses_by_endpoint ON addresses (endpoint_id);
 CREATE TABLE IF NOT EXISTS host_ports (
   protocol TEXT NOT NULL, port INTEGER NOT NULL, host_ip TEXT NOT NULL, endpoint_id TEXT NOT NULL,
   container_port INTEGER NOT NULL, PRIMARY KEY (protocol, port, host_ip));
