@@ -42,6 +42,9 @@ class ClusterOps:
     def _sync_dns(self) -> None:
         raise NotImplementedError  # provided by HostNetworkingService
 
+    def _dns_names(self, ep: Endpoint, present: bool) -> None:
+        raise NotImplementedError  # provided by HostNetworkingService
+
     def _carved(self, net: Network) -> list[ipaddress.IPv4Network]:
         raise NotImplementedError  # provided by HostNetworkingService
 
@@ -144,8 +147,10 @@ class ClusterOps:
         return max(rev, 0)
 
     def cluster_event(self, events: list[tuple[str, KV]]) -> None:
+        """Apply a watch batch: an endpoint event changes one forwarding entry and its
+        names (no rescan); a network event re-syncs that network's forwarding."""
         st = self._etcd()
-        touched = False
+        nets_changed = False
         for kind, kv in events:
             rel = kv.key[len(st.root) :]
             if rel.startswith("net/"):
@@ -153,16 +158,39 @@ class ClusterOps:
                     self._network_gone(rel[len("net/") :])
                 else:
                     self._network_seen(Network.model_validate_json(kv.value))
-                touched = True
+                nets_changed = True
             elif rel.startswith("oep/"):
-                if kind == "DELETE":
-                    self._unlearn(rel.rsplit("/", 1)[1])
-                else:
-                    self._learn(Endpoint.model_validate_json(kv.value))
-                touched = True
-        if touched:
+                old = self.remote.get(rel.rsplit("/", 1)[1])
+                if old is not None:
+                    self._remote_changed(old, present=False)
+                    self._unlearn(old.id)
+                if kind != "DELETE":
+                    ep = Endpoint.model_validate_json(kv.value)
+                    self._learn(ep)
+                    self._remote_changed(ep, present=True)
+        if nets_changed:
             self.sync_tunnels()
-            self._sync_dns()
+
+    def _remote_changed(self, ep: Endpoint, present: bool) -> None:
+        """Another host's endpoint came or went: its forwarding entry and its names."""
+        if ep.host == self.host_id or ep.id in self.eps:
+            return  # our own, echoed by the watch: attach and detach did the work
+        self._dns_names(ep, present)
+        n = self.nets.get(ep.network_id)
+        if n is None or not (ep.vtep and ep.ip):
+            return
+        have = self._tunnels.get(ep.network_id)
+        if have is None:  # not known from the kernel (start, an error): sync from the registry
+            self.sync_tunnels()
+            return
+        entry = (ep.mac, ep.ip, ep.vtep)
+        try:
+            self.host.tunnel_entry(vxlan_of(n), *entry, present=present)
+        except HostnetError as exc:
+            log.error("overlay %s forwarding: %s", n.name, exc)
+            self._tunnels.pop(n.id, None)  # re-read at the next sync
+            return
+        (have.add if present else have.discard)(entry)
 
     def _network_seen(self, n: Network) -> None:
         if n.driver != "overlay":

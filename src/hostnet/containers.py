@@ -148,7 +148,10 @@ class ContainerOps:
     def _sync_firewall(self) -> None:
         raise NotImplementedError  # provided by HostNetworkingService
 
-    def _sync_dns(self) -> None:
+    def _dns_names(self, ep: Endpoint, present: bool) -> None:
+        raise NotImplementedError  # provided by HostNetworkingService
+
+    def _dns_scope(self, c: Container) -> None:
         raise NotImplementedError  # provided by HostNetworkingService
 
     def overlay_used(self, net: Network) -> set[ipaddress.IPv4Address]:
@@ -262,13 +265,17 @@ class ContainerOps:
             self._detach(ep)
             raise
         self.store.set_meta(f"last_ip:{net.id}", ep.ip)
-        self._sync_dns()
+        self._dns_names(ep, present=True)
+        self._dns_scope(c)
         return ep
 
     def _detach(self, ep: Endpoint, cut_link: bool = True) -> list[str]:
         """Best effort: undo the endpoint in the kernel and forget it; report errors."""
         errors: list[str] = []
         net, c = self.nets.get(ep.network_id), self.containers.get(ep.container_id)
+        known = ep.id in self.eps
+        if known:
+            self._dns_names(ep, present=False)
         if net is not None and c is not None:
             try:
                 self._driver(net.driver).detach(net, ep, c, cut_link)
@@ -290,7 +297,8 @@ class ContainerOps:
                     self._sync_firewall()
             except HostnetError as exc:
                 errors.append(str(exc))
-        self._sync_dns()
+        if known and c is not None:
+            self._dns_scope(c)
         return errors
 
     def create_container(
@@ -581,10 +589,14 @@ class ContainerOps:
     def set_acl(self, c_ref: str, rules: list[acl.AclRule], net_ref: str = "") -> Endpoint:
         """Replace an endpoint's ACL rule set; the kernel sees the old set or the new, never half."""
         ep = self.endpoint_for(c_ref, net_ref)
-        old = list(ep.acl)
+        old, net = list(ep.acl), self.nets[ep.network_id]
+        had_own = vnic.has_own_acl(ep, net)
         ep.acl = list(rules)
         try:
-            vnic.apply_acl(self.nft, ep, self.nets[ep.network_id])
+            if vnic.has_own_acl(ep, net):
+                vnic.apply_acl(self.nft, ep, net)
+            elif had_own:
+                vnic.remove_acl(self.nft, ep)
         except BaseException:
             ep.acl = old
             raise

@@ -15,10 +15,11 @@ from typing import Any
 
 from hostnet import acl, ipam, ports
 from hostnet.cluster import ClusterOps
-from hostnet.containers import ContainerOps
+from hostnet.containers import VETH_PREFIX, ContainerOps
 from hostnet.dhcp import DhcpClients
 from hostnet.dns import names
 from hostnet.dns.resolver import Resolver
+from hostnet.drivers import vnic
 from hostnet.drivers.base import Driver
 from hostnet.drivers.external import (
     SWITCH_PREFIX,
@@ -85,28 +86,56 @@ class HostNetworkingService(ClusterOps, ContainerOps):
         self.nets: dict[str, Network] = {n.id: n for n in store.networks()}
         self.containers: dict[str, Container] = {c.id: c for c in store.containers()}
         self.eps: dict[str, Endpoint] = {}
+        self.eps_of: dict[str, dict[str, Endpoint]] = {}  # container id -> its endpoints
+        self.eps_on: dict[str, dict[str, Endpoint]] = {}  # network id -> its endpoints
         self.port_index = ports.PortIndex()
         self.used_ips: dict[str, set[ipaddress.IPv4Address]] = {}
         for ep in store.endpoints():
             self._remember(ep)
         self.on_container_started: Callable[[Container], None] = lambda c: None
         self.resolver: Resolver | None = None  # the daemon's embedded DNS, when it serves one
+        self.dns = names.Directory()
 
     def _sync_dns(self) -> None:
-        """Hand the resolver the directory; serve exactly the compartments that have a scope."""
+        """Rebuild the name directory whole and serve exactly the compartments that have a
+        scope (start, reconcile, cluster re-list); attach and detach change it in place."""
+        others = [e for e in self.remote.values() if e.id not in self.eps]
+        self.dns = names.build(self.nets, self.containers, [*self.eps.values(), *others])
         r = self.resolver
         if r is None:
             return
-        others = [e for e in self.remote.values() if e.id not in self.eps]
-        d = names.build(self.nets, self.containers, [*self.eps.values(), *others])
-        for cid in r.serving() - set(d.scopes):
+        for cid in r.serving() - set(self.dns.scopes):
             r.close(cid)
-        for cid in set(d.scopes) - r.serving():
-            try:
-                r.listen(cid, self.containers[cid].netns)
-            except (OSError, HostnetError) as exc:
-                log.warning("no embedded DNS for %s: %s", self.containers[cid].name, exc)
-        r.publish(d)
+        for cid in set(self.dns.scopes) - r.serving():
+            self._serve_dns(self.containers[cid])
+        r.publish(self.dns)
+
+    def _serve_dns(self, c: Container) -> None:
+        assert self.resolver is not None
+        try:
+            self.resolver.listen(c.id, c.netns)
+        except (OSError, HostnetError) as exc:
+            log.warning("no embedded DNS for %s: %s", c.name, exc)
+
+    def _dns_names(self, ep: Endpoint, present: bool) -> None:
+        """One endpoint's names into (or out of) the directory."""
+        net = self.nets.get(ep.network_id)
+        if net is not None:
+            c = self.containers.get(ep.container_id)
+            own = names.own_names(net, c, ep)
+            (self.dns.add if present else self.dns.remove)(net, own, ep.ip)
+
+    def _dns_scope(self, c: Container) -> None:
+        """Recompute what one compartment's resolver sees; start or stop serving it."""
+        scope = names.scope_of(self.nets, c, self.endpoints_of(c))
+        self.dns.set_scope(c.id, scope)
+        r = self.resolver
+        if r is None:
+            return
+        if scope is None:
+            r.close(c.id)
+        elif c.id not in r.listeners:
+            self._serve_dns(c)
 
     # -- in-memory indexes (addresses and host ports in use) -----------------
     def _remember(self, ep: Endpoint) -> None:
@@ -114,6 +143,8 @@ class HostNetworkingService(ClusterOps, ContainerOps):
         if old is not None:
             self._forget(old)
         self.eps[ep.id] = ep
+        self.eps_of.setdefault(ep.container_id, {})[ep.id] = ep
+        self.eps_on.setdefault(ep.network_id, {})[ep.id] = ep
         if ep.ip and not ep.dhcp:
             self.used_ips.setdefault(ep.network_id, set()).add(ipaddress.IPv4Address(ep.ip))
         for p in ep.ports:
@@ -122,6 +153,11 @@ class HostNetworkingService(ClusterOps, ContainerOps):
     def _forget(self, ep: Endpoint) -> None:
         if self.eps.pop(ep.id, None) is None:
             return
+        for index, key in ((self.eps_of, ep.container_id), (self.eps_on, ep.network_id)):
+            mine = index.get(key, {})
+            mine.pop(ep.id, None)
+            if not mine:
+                index.pop(key, None)
         if ep.ip and not ep.dhcp:
             self.used_ips.get(ep.network_id, set()).discard(ipaddress.IPv4Address(ep.ip))
         for p in ep.ports:
@@ -147,12 +183,10 @@ class HostNetworkingService(ClusterOps, ContainerOps):
         return self._find("container", self.containers, ref)
 
     def endpoints_of(self, c: Container) -> list[Endpoint]:
-        return sorted(
-            (e for e in self.eps.values() if e.container_id == c.id), key=lambda e: e.ifname
-        )
+        return sorted(self.eps_of.get(c.id, {}).values(), key=lambda e: e.ifname)
 
     def endpoints_on(self, net: Network) -> list[Endpoint]:
-        return [e for e in self.eps.values() if e.network_id == net.id]
+        return list(self.eps_on.get(net.id, {}).values())
 
     # -- networks ---------------------------------------------------------
     def host_prefixes(self) -> list[ipaddress.IPv4Network]:
@@ -365,6 +399,12 @@ class HostNetworkingService(ClusterOps, ContainerOps):
                 ips = tuple(sorted(e.ip for e in self.endpoints_on(n) if e.ip))
                 outbound.append(OutboundNat(n.switch, ips, keep))
         self.nat.sync_firewall(list(self.nets.values()), list(self.eps.values()), outbound)
+        ruled = [
+            e.host_ifname
+            for e in self.eps.values()
+            if e.network_id in self.nets and vnic.has_own_acl(e, self.nets[e.network_id])
+        ]
+        self.nft.run(acl.render_default_table(VETH_PREFIX, ruled))
         self._sync_rewrites()
 
     def _sync_rewrites(self) -> None:

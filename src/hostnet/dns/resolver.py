@@ -46,6 +46,7 @@ class _Listener:
     tcp: socket.socket
     server: asyncio.AbstractServer | None = None
     cache: dict[bytes, bytes] = field(default_factory=dict)
+    gen: int = -1  # the directory generation the cache was filled from
     conns: set[asyncio.Transport] = field(default_factory=set)
 
 
@@ -173,6 +174,7 @@ class Resolver:
         return fut.result(timeout=10)
 
     def publish(self, directory: Directory) -> None:
+        """Answer from ``directory`` from now on; the service then changes it in place."""
         self._call(self._publish, directory)
 
     def serving(self) -> set[str]:
@@ -229,6 +231,9 @@ class Resolver:
 
     def _on_udp(self, lst: _Listener) -> None:
         recv, send, cache = lst.udp.recvfrom, lst.udp.sendto, lst.cache
+        if lst.gen != self.directory.gen:  # names changed since: drop the local answers
+            cache.clear()
+            lst.gen = self.directory.gen
         while True:
             try:
                 data, addr = recv(4096)
