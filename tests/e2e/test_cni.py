@@ -276,6 +276,8 @@ network_config_dir = "{netd}"
 [engine]
 events_logger = "none"
 cgroup_manager = "cgroupfs"
+# runc (docker.io's): crun refuses hosts with cgroup v1 and v2 mounted at once (hybrid)
+runtime = "runc"
 [containers]
 default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
 """
