@@ -231,6 +231,7 @@ class Daemon:
     socket: str
     proc: subprocess.Popen[bytes] | None = None
     plugins: str = "none"  # --docker-plugins: a lab directory, never the machine's own
+    wrap: list[str] = field(default_factory=list)  # e.g. prlimit: hostnetd runs under it
 
     @property
     def log_path(self) -> str:
@@ -244,6 +245,7 @@ class Daemon:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [
+                    *self.wrap,
                     "nsenter",
                     f"--net={ns_path(self.host)}",
                     "hostnetd",
@@ -260,7 +262,7 @@ class Daemon:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"hostnetd exited: {self.log()[-2000:]}")
@@ -375,7 +377,11 @@ class Lab:
         return ns, ip
 
     def host(
-        self, name: str, *daemon_args: str, docker_plugins: bool = False
+        self,
+        name: str,
+        *daemon_args: str,
+        docker_plugins: bool = False,
+        wrap: list[str] | None = None,
     ) -> tuple[Daemon, str]:
         """A node on the segment running its own hostnetd.
 
@@ -388,7 +394,9 @@ class Lab:
         plugins = os.path.join(state, "plugins") if docker_plugins else "none"
         if docker_plugins:
             os.makedirs(plugins)
-        d = Daemon(ns, state, os.path.join(state, "hostnet.sock"), plugins=plugins)
+        d = Daemon(
+            ns, state, os.path.join(state, "hostnet.sock"), plugins=plugins, wrap=list(wrap or [])
+        )
         self.daemons.append(d)
         d.start(*daemon_args)
         return d, ip

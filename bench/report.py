@@ -627,6 +627,56 @@ def overlay_section(d: dict[str, Any] | None) -> list[str]:
     return out
 
 
+def scale_section(d: dict[str, Any] | None) -> list[str]:
+    out = ["## 10. Scale: up to 5,000 compartments on one host", ""]
+    if d is None:
+        return [*out, "**Did not run or failed**: see `bench/out/scale.log`.", ""]
+    out += [
+        "One lab host; hostnetd under systemd's default soft descriptor limit (`prlimit "
+        "--nofile=1024:`). Every compartment is a namespace with one endpoint (CNI ADD, timed "
+        "over the daemon's socket) on a nat network of at most 1,000, each with embedded DNS. "
+        "At each size, 30 attach+detach probes on a small network of their own (the host's "
+        "size) and 30 on the fullest network (plus the kernel bridge's cost with that many "
+        "ports). Method in `bench/scale.py`.",
+        "",
+        "| compartments | attach (own net) median / p90 ms | detach (own net) | attach (full net, "
+        "ports) | detach (full net) | RSS MiB | descriptors |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for size, x in d["sizes"].items():
+        out.append(
+            f"| {size} | {x['attach_own_net_ms']['median']} / {x['attach_own_net_ms']['p90']} "
+            f"| {x['detach_own_net_ms']['median']} / {x['detach_own_net_ms']['p90']} "
+            f"| {x['attach_full_net_ms']['median']} ({x['full_net_endpoints']}) "
+            f"| {x['detach_full_net_ms']['median']} | {round(x['rss_kib'] / 1024)} | {x['fds']} |"
+        )
+    out += ["", "| CNI bridge + host-local, one bridge | attach median / p90 ms | detach |"]
+    out += ["|---|---|---|"]
+    for size, x in d["cni_bridge"].items():
+        out.append(
+            f"| {size} | {x['attach_ms']['median']} / {x['attach_ms']['p90']} "
+            f"| {x['detach_ms']['median']} |"
+        )
+    out += [
+        "",
+        f"- **attach at 5,000 / at 10 = {fmt(d['ratio_attach_5000_10'])}** "
+        f"({verdict(d['ratio_attach_5000_10'], 1.2, True)}, target ≤ 1.2); detach "
+        f"{fmt(d['ratio_detach_5000_10'])} ({verdict(d['ratio_detach_5000_10'], 1.2, True)}).",
+        f"- **100 attaches from {16} clients: {d['parallel_100_s']} s; one by one: "
+        f"{d['serial_100_s']} s; ratio {fmt(d['ratio_parallel_serial'])}** "
+        f"({verdict(d['ratio_parallel_serial'], 0.5, True)}, target ≤ 0.5).",
+        f"- kill -9 with 5,000 compartments, restart to ready: {d['restart_to_ready_s']} s; "
+        f"`system reconcile` then: {d['reconcile_s']} s ({d['reconcile_repaired']} repaired); "
+        f"after restart RSS {round(d['after_restart']['rss_kib'] / 1024)} MiB, "
+        f"{d['after_restart']['fds']} descriptors; FD_SETSIZE abort in the log: "
+        f"{'yes' if d['restart_log_fd_abort'] else 'no'}.",
+        f"- removing all 5,000: {d['remove_all_s']} s (DEL median {d['remove_all_ms']['median']} "
+        f"ms, p90 {d['remove_all_ms']['p90']}); containers left: {d['left_after_removal']}.",
+        "",
+    ]
+    return out
+
+
 def section(
     render: Callable[[dict[str, Any] | None], list[str]],
     data: dict[str, Any] | None,
@@ -655,6 +705,7 @@ PARTS = (
     ("aclcost", aclcost_section, "7. Port-ACL cost: new-connection rate"),
     ("dnsperf", dnsperf_section, "8. Embedded DNS: dnsperf against hostnet and aardvark-dns"),
     ("overlay", overlay_section, "9. Overlay across hosts (VXLAN, etcd)"),
+    ("scale", scale_section, "10. Scale: up to 5,000 compartments on one host"),
 )
 ORDER = (
     "attach",
@@ -666,6 +717,7 @@ ORDER = (
     "aclcost",
     "dnsperf",
     "overlay",
+    "scale",
 )  # sections in RESULTS.md
 
 

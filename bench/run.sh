@@ -17,7 +17,7 @@ export BENCH_OUT=${BENCH_OUT:-$here/out}
 mkdir -p "$BENCH_OUT"
 # BENCH_PARTS="dnsperf aclcost" re-runs some parts; the others' summaries stay for the report
 
-for tool in nsenter iperf3 nft ss dnsperf dig etcd etcdctl "$py"; do
+for tool in nsenter prlimit iperf3 nft ss dnsperf dig etcd etcdctl "$py"; do
     command -v "$tool" >/dev/null || { echo "bench/run.sh: $tool is missing" >&2; exit 1; }
 done
 for f in /usr/lib/cni/bridge /usr/lib/cni/host-local /usr/lib/cni/portmap /usr/lib/podman/netavark /usr/lib/podman/aardvark-dns; do
@@ -27,7 +27,7 @@ done
 
 status=0
 start=$SECONDS
-for part in ${BENCH_PARTS:-attach cni portscale dataplane drivers dockerrun aclcost dnsperf overlay}; do
+for part in ${BENCH_PARTS:-attach cni portscale dataplane drivers dockerrun aclcost dnsperf overlay scale}; do
     echo "== $part ($(date -u +%H:%M:%S))"
     rm -f "$BENCH_OUT/$part.json" "$BENCH_OUT/$part.log"
     if ! "$py" "$here/$part.py" >"$BENCH_OUT/$part.log" 2>&1; then

@@ -50,6 +50,8 @@ class Daemon:
     socket: str
     proc: subprocess.Popen[bytes] | None = None
     args: list[str] = field(default_factory=list)
+    wrap: list[str] = field(default_factory=list)  # e.g. prlimit: hostnetd runs under it
+    ready_timeout: float = 20.0
 
     @property
     def plugins_dir(self) -> str:
@@ -71,6 +73,7 @@ class Daemon:
         log = open(os.path.join(self.state_dir, "hostnetd.log"), "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [
+                *self.wrap,
                 "nsenter",
                 f"--net=/run/netns/{self.host}",
                 "hostnetd",
@@ -88,7 +91,7 @@ class Daemon:
             stderr=subprocess.STDOUT,
         )
         log.close()
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + self.ready_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"hostnetd exited: {self.log()[-2000:]}")
@@ -221,13 +224,15 @@ class Lab:
         """The upstream switch's port (in the segment namespace) facing a node."""
         return f"{self.prefix[-6:]}{node_ip.rsplit('.', 1)[1]}"
 
-    def host(self, name: str = "host", *daemon_args: str) -> tuple[Daemon, str]:
+    def host(
+        self, name: str = "host", *daemon_args: str, wrap: list[str] | None = None
+    ) -> tuple[Daemon, str]:
         ns, ip = self.node(name)
         if getattr(self, "gateway", ""):
             in_ns(ns, "ip", "route", "add", "default", "via", self.gateway)
         state = os.path.join(self.tmp, name)
         os.makedirs(state)
-        d = Daemon(ns, state, os.path.join(state, "hostnet.sock"))
+        d = Daemon(ns, state, os.path.join(state, "hostnet.sock"), wrap=list(wrap or []))
         self.daemons.append(d)
         d.start(*daemon_args)
         return d, ip
