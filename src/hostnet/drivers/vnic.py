@@ -43,6 +43,7 @@ def plug(
         if info is None and ep.runtime_moves_peer:
             # Docker moves the peer into the sandbox itself (Join) and configures it there.
             rt.create_veth(ep.host_ifname, ep.ifname, None, ep.mac, bridge["index"], mtu)
+            rt.without_ipv6_linklocal(ep.ifname)
         elif info is None:
             fd = os.open(netns.path_of(c.netns), os.O_RDONLY)
             try:
@@ -64,6 +65,7 @@ def plug(
         with Rtnl(c.netns) as inside:
             if ep.dhcp:  # up, unaddressed: the DHCP client configures it
                 inside.set_up("lo")
+                inside.without_ipv6_linklocal(ep.ifname)
                 inside.set_up(ep.ifname)
             else:
                 inside.configure_inside(

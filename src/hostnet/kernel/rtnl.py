@@ -26,7 +26,8 @@ RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
 RTM_NEWADDR, RTM_NEWROUTE = 20, 24
 IFF_UP = 0x1
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER = 1, 3, 4, 10
-IFLA_LINKINFO, IFLA_IFALIAS, IFLA_NET_NS_FD = 18, 20, 28
+IFLA_LINKINFO, IFLA_IFALIAS, IFLA_AF_SPEC, IFLA_NET_NS_FD = 18, 20, 26, 28
+IFLA_INET6_ADDR_GEN_MODE, IN6_ADDR_GEN_MODE_NONE = 8, 1
 IFLA_INFO_KIND, IFLA_INFO_DATA, IFLA_INFO_SLAVE_KIND, IFLA_INFO_SLAVE_DATA = 1, 2, 4, 5
 VETH_INFO_PEER = 1
 IFLA_BRPORT_MODE, IFLA_BRPORT_ISOLATED = 4, 33
@@ -53,6 +54,15 @@ def cstr(s: str) -> bytes:
 
 def ifinfo(index: int = 0, flags: int = 0, change: int = 0) -> bytes:
     return IFINFO.pack(socket.AF_UNSPEC, 0, index, flags, change)
+
+
+def no_ipv6_linklocal() -> bytes:
+    """IFLA_AF_SPEC making a link generate no IPv6 link-local address: on an IPv4 network a
+    vNIC then does no duplicate address detection, router solicitation or MLD (flooded to
+    every port of its switch), and the host's namespace gets no fe80::/64 route per vNIC
+    (routes for one prefix are a list in the kernel: each insert walks all of them)."""
+    mode = attr(IFLA_INET6_ADDR_GEN_MODE, bytes([IN6_ADDR_GEN_MODE_NONE]))
+    return attr(IFLA_AF_SPEC, attr(socket.AF_INET6, mode))
 
 
 def parse_attrs(data: bytes) -> dict[int, bytes]:
@@ -171,8 +181,14 @@ class Rtnl:
             + attr(IFLA_IFNAME, cstr(name))
             + attr(IFLA_IFALIAS, alias.encode())
             + attr(IFLA_LINKINFO, linkinfo)
+            + no_ipv6_linklocal()  # a switch port needs no address of its own
         )
         self.request(f"setting bridge port {name}", RTM_NEWLINK, NLM_F_ACK, body)
+
+    def without_ipv6_linklocal(self, name: str) -> None:
+        """No IPv6 link-local address on ``name`` (call before it goes up)."""
+        body = ifinfo() + attr(IFLA_IFNAME, cstr(name)) + no_ipv6_linklocal()
+        self.request(f"configuring {name}", RTM_NEWLINK, NLM_F_ACK, body)
 
     def set_master_up(self, name: str, master: int) -> None:
         body = ifinfo(flags=IFF_UP, change=IFF_UP) + attr(IFLA_IFNAME, cstr(name))
@@ -246,6 +262,7 @@ class Rtnl:
         if info is None:
             raise KernelError(f"{ifname} is missing inside the compartment")
         self.add_address(info["index"], ip, prefixlen)
+        self.without_ipv6_linklocal(ifname)  # hostnet networks are IPv4
         self.set_up(ifname)
         if gateway:
             self.add_default_route(gateway, info["index"])
