@@ -253,6 +253,11 @@ class ContainerOps:
         try:
             drv = self._driver(net.driver)
             drv.attach(net, ep, c, default_route)
+            if ep.id not in self.eps:  # removed while the driver waited (a DHCP lease)
+                raise Conflict(
+                    f"container {c.name!r} or its network was removed during the attach",
+                    "create it again if it is still wanted",
+                )
             if ep.dhcp:  # the driver filled in the lease
                 self.store.update_endpoint(ep)
                 self._remember(ep)

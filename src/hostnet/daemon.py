@@ -19,8 +19,9 @@ import ssl
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from typing import IO
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import IO, Any, TypeVar
 
 from aiohttp import web
 
@@ -36,6 +37,7 @@ from hostnet.store import Store, open_store
 from hostnet.store.etcd import EtcdStore
 
 log = logging.getLogger("hostnet")
+T = TypeVar("T")
 DEFAULT_STATE_DIR = "/var/lib/hostnet"
 DEFAULT_SOCKET = "/run/hostnet/hostnet.sock"
 
@@ -98,6 +100,36 @@ def take_lock(state_dir: str) -> IO[str]:
     return fh
 
 
+class ServiceExecutor(ThreadPoolExecutor):
+    """Service calls on a few threads, one at a time under the service lock (the kernel
+    handles and indexes are shared); a call waiting for something slow, such as a DHCP
+    lease, lets go of the lock (``HostNetworkingService.released``) so that other requests,
+    ``ls`` and ``inspect`` among them, go on meanwhile."""
+
+    def __init__(self, lock: threading.Lock, workers: int = 8) -> None:
+        super().__init__(max_workers=workers, thread_name_prefix="hostnet-service")
+        self.lock = lock
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        def locked() -> T:
+            with self.lock:
+                return fn(*args, **kwargs)
+
+        return super().submit(locked)
+
+    def submit_logged(self, what: str, fn: Callable[..., Any], *args: Any) -> None:
+        """Background work nobody waits for: a failure is logged, never lost."""
+
+        def done(fut: Future[Any]) -> None:
+            exc = fut.exception()
+            if isinstance(exc, HostnetError):
+                log.error("%s: %s", what, exc)
+            elif exc is not None:
+                log.error("%s failed", what, exc_info=exc)
+
+        self.submit(fn, *args).add_done_callback(done)
+
+
 class ProcessWatcher:
     """Removes a container when its process exits (pidfd readable = process gone)."""
 
@@ -105,7 +137,7 @@ class ProcessWatcher:
         self,
         svc: HostNetworkingService,
         loop: asyncio.AbstractEventLoop,
-        worker: ThreadPoolExecutor,
+        worker: ServiceExecutor,
     ) -> None:
         self.svc, self.loop, self.worker = svc, loop, worker
         self.fds: dict[str, int] = {}
@@ -129,7 +161,7 @@ class ProcessWatcher:
         if fd is not None:
             self.loop.remove_reader(fd)
             os.close(fd)
-        self.worker.submit(self._remove_if_dead, cid)
+        self.worker.submit_logged(f"removing container {cid[:12]}", self._remove_if_dead, cid)
 
     def _remove_if_dead(self, cid: str) -> None:
         c = self.svc.containers.get(cid)
@@ -163,11 +195,13 @@ async def serve(args: argparse.Namespace) -> None:
     log.info("descriptor limit %d (hard %d)", soft, hard)
     store = _open_store(args)
     loop = asyncio.get_running_loop()
-    # All kernel work happens on one thread: netlink sockets and setns are per thread.
-    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hostnet-service")
+    service_lock = threading.Lock()
+    worker = ServiceExecutor(service_lock)
 
     def start() -> HostNetworkingService:
-        svc = HostNetworkingService(store, instance_id(args.state_dir), args.state_dir)
+        svc = HostNetworkingService(
+            store, instance_id(args.state_dir), args.state_dir, service_lock
+        )
         if isinstance(store, EtcdStore):
             svc.host_id = store.host
             svc.overlay.vtep = args.advertise_addr or _local_addr_towards(store)
@@ -202,7 +236,9 @@ async def serve(args: argparse.Namespace) -> None:
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: worker.submit(_reconcile_logged, svc))
+    loop.add_signal_handler(
+        signal.SIGHUP, lambda: worker.submit_logged("SIGHUP reconcile", _reconcile_logged, svc)
+    )
     watch = asyncio.create_task(_watch_teams(svc, worker))
     if isinstance(store, EtcdStore):
         threading.Thread(
@@ -230,7 +266,7 @@ async def serve(args: argparse.Namespace) -> None:
     lock.close()
 
 
-async def _watch_teams(svc: HostNetworkingService, worker: ThreadPoolExecutor) -> None:
+async def _watch_teams(svc: HostNetworkingService, worker: ServiceExecutor) -> None:
     """Team failover: a member's link state is checked every half second."""
     loop = asyncio.get_running_loop()
     while True:
@@ -261,14 +297,15 @@ def _local_addr_towards(store: EtcdStore) -> str:
         return str(s.getsockname()[0])
 
 
-def _follow_cluster(svc: HostNetworkingService, worker: ThreadPoolExecutor, st: EtcdStore) -> None:
-    """Re-list the cluster's overlays and endpoints, then apply the watch's changes; after
-    a lost watch or an unreachable store, wait a second and start over."""
+def _follow_cluster(svc: HostNetworkingService, worker: ServiceExecutor, st: EtcdStore) -> None:
+    """Re-list the cluster's overlays and endpoints, then apply the watch's changes in order
+    (each batch waited for: a failure is logged and the watch starts over); after a lost
+    watch or an unreachable store, wait a second and start over."""
     while True:
         try:
             rev = worker.submit(svc.cluster_resync).result()
             for batch in st.etcd.watch(st.root, rev + 1):
-                worker.submit(svc.cluster_event, batch)
+                worker.submit(svc.cluster_event, batch).result()
         except HostnetError as exc:
             log.warning("cluster store: %s; retrying", exc)
         except RuntimeError:  # the worker shut down: hostnetd is stopping

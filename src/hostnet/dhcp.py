@@ -11,6 +11,8 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from hostnet.errors import KernelError, Unavailable
@@ -45,7 +47,12 @@ def busybox() -> str:
 class DhcpClients:
     """One udhcpc per DHCP endpoint; pid files and leases under the state directory."""
 
-    def __init__(self, state_dir: str) -> None:
+    def __init__(
+        self, state_dir: str, idle: Callable[[], AbstractContextManager[None]] = nullcontext
+    ) -> None:
+        #: entered while waiting for a lease or a client to go: the service lets other
+        #: requests run meanwhile
+        self.idle = idle
         self.dir = os.path.join(state_dir, "dhcp")
         os.makedirs(self.dir, exist_ok=True)
         self.script = os.path.join(self.dir, "event.sh")
@@ -104,16 +111,23 @@ class DhcpClients:
                 stderr=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with contextlib.suppress(FileNotFoundError, ValueError), open(lease) as fh:
-                return dict(json.load(fh))
-            time.sleep(0.05)
+        got = self._wait_lease(lease, timeout)
+        if got is not None:
+            return got
         self.stop(ep_id)
         raise KernelError(
             f"no DHCP lease on {ifname} within {timeout:.0f} s",
             "check that a DHCP server answers on the adapter's network, or give --subnet and --ip",
         )
+
+    def _wait_lease(self, lease: str, timeout: float) -> dict[str, Any] | None:
+        deadline = time.monotonic() + timeout
+        with self.idle():
+            while time.monotonic() < deadline:
+                with contextlib.suppress(FileNotFoundError, ValueError), open(lease) as fh:
+                    return dict(json.load(fh))
+                time.sleep(0.05)
+        return None
 
     def stop(self, ep_id: str) -> None:
         """Release the lease (udhcpc -R does on SIGTERM) and forget it."""
@@ -121,10 +135,11 @@ class DhcpClients:
         if pid:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
-            for _ in range(40):
-                if process_start_time(pid) is None:
-                    break
-                time.sleep(0.05)
+            with self.idle():
+                for _ in range(40):
+                    if process_start_time(pid) is None:
+                        break
+                    time.sleep(0.05)
         for path in self._paths(ep_id):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)

