@@ -100,13 +100,49 @@ def take_lock(state_dir: str) -> IO[str]:
     return fh
 
 
+class FairLock:
+    """The service lock, granted in the order it was asked for (threading.Lock is not): a
+    request or a cluster event waits behind those that came before it, never behind a
+    stream of later ones."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._next = 0  # the next ticket handed out
+        self._serving = 0  # the ticket that may hold the lock
+
+    def acquire(self) -> bool:
+        with self._cond:
+            ticket = self._next
+            self._next += 1
+            while ticket != self._serving:
+                self._cond.wait()
+        return True
+
+    def release(self) -> None:
+        with self._cond:
+            if self._serving == self._next:
+                raise RuntimeError("release of an unheld lock")
+            self._serving += 1
+            self._cond.notify_all()
+
+    def locked(self) -> bool:
+        with self._cond:
+            return self._serving != self._next
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
 class ServiceExecutor(ThreadPoolExecutor):
     """Service calls on a few threads, one at a time under the service lock (the kernel
     handles and indexes are shared); a call waiting for something slow, such as a DHCP
     lease, lets go of the lock (``HostNetworkingService.released``) so that other requests,
     ``ls`` and ``inspect`` among them, go on meanwhile."""
 
-    def __init__(self, lock: threading.Lock, workers: int = 8) -> None:
+    def __init__(self, lock: FairLock, workers: int = 8) -> None:
         super().__init__(max_workers=workers, thread_name_prefix="hostnet-service")
         self.lock = lock
 
@@ -195,7 +231,7 @@ async def serve(args: argparse.Namespace) -> None:
     log.info("descriptor limit %d (hard %d)", soft, hard)
     store = _open_store(args)
     loop = asyncio.get_running_loop()
-    service_lock = threading.Lock()
+    service_lock = FairLock()
     worker = ServiceExecutor(service_lock)
 
     def start() -> HostNetworkingService:
@@ -241,8 +277,12 @@ async def serve(args: argparse.Namespace) -> None:
     )
     watch = asyncio.create_task(_watch_teams(svc, worker))
     if isinstance(store, EtcdStore):
+        events = ServiceExecutor(service_lock, workers=1)  # one thread: batches stay in order
         threading.Thread(
-            target=_follow_cluster, args=(svc, worker, store), name="hostnet-cluster", daemon=True
+            target=_follow_cluster,
+            args=(svc, worker, events, store),
+            name="hostnet-cluster",
+            daemon=True,
         ).start()
     log.info(
         "hostnetd ready on %s (instance %s, state %s)", args.socket, svc.instance, args.state_dir
@@ -297,15 +337,17 @@ def _local_addr_towards(store: EtcdStore) -> str:
         return str(s.getsockname()[0])
 
 
-def _follow_cluster(svc: HostNetworkingService, worker: ServiceExecutor, st: EtcdStore) -> None:
+def _follow_cluster(
+    svc: HostNetworkingService, worker: ServiceExecutor, events: ServiceExecutor, st: EtcdStore
+) -> None:
     """Re-list the cluster's overlays and endpoints, then apply the watch's changes in order
-    (each batch waited for: a failure is logged and the watch starts over); after a lost
-    watch or an unreachable store, wait a second and start over."""
+    (on one thread of their own, queued as they arrive; a failed batch is logged); after a
+    lost watch or an unreachable store, wait a second and start over."""
     while True:
         try:
             rev = worker.submit(svc.cluster_resync).result()
             for batch in st.etcd.watch(st.root, rev + 1):
-                worker.submit(svc.cluster_event, batch).result()
+                events.submit_logged("cluster event", svc.cluster_event, batch)
         except HostnetError as exc:
             log.warning("cluster store: %s; retrying", exc)
         except RuntimeError:  # the worker shut down: hostnetd is stopping

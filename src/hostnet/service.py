@@ -12,7 +12,7 @@ import ipaddress
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 from hostnet import acl, ipam, ports
 from hostnet.cluster import ClusterOps
@@ -56,11 +56,18 @@ FUTURE_DRIVERS: tuple[str, ...] = ()
 BRIDGE_PREFIX = "hn-"
 
 
+class Lock(Protocol):
+    """What the service needs of its lock (threading.Lock, or the daemon's FairLock)."""
+
+    def acquire(self) -> bool: ...
+    def release(self) -> None: ...
+
+
 class HostNetworkingService(ClusterOps, ContainerOps):
     """Networks, compartments and endpoints: intent in the store, state in the kernel."""
 
     def __init__(
-        self, store: Store, instance: str, state_dir: str, lock: threading.Lock | None = None
+        self, store: Store, instance: str, state_dir: str, lock: Lock | None = None
     ) -> None:
         #: held by every request (the daemon's ServiceExecutor takes it); a request that
         #: waits for something slow (a DHCP lease) lets go of it meanwhile: ``released``

@@ -9,12 +9,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from hostnet.daemon import ServiceExecutor
+from hostnet.daemon import FairLock, ServiceExecutor
 from hostnet.service import HostNetworkingService
 
 
 def test_calls_run_one_at_a_time() -> None:
-    lock = threading.Lock()
+    lock = FairLock()
     ex = ServiceExecutor(lock, workers=4)
     inside, most = 0, 0
     guard = threading.Lock()
@@ -35,7 +35,7 @@ def test_calls_run_one_at_a_time() -> None:
 
 
 def test_a_waiting_call_lets_others_run_and_goes_on_holding_the_lock() -> None:
-    lock = threading.Lock()
+    lock = FairLock()
     svc = SimpleNamespace(lock=lock)
     ex = ServiceExecutor(lock, workers=4)
     order: list[str] = []
@@ -69,7 +69,7 @@ def test_released_outside_the_executor_is_harmless() -> None:
 
 
 def test_background_failures_are_logged(caplog: pytest.LogCaptureFixture) -> None:
-    ex = ServiceExecutor(threading.Lock(), workers=1)
+    ex = ServiceExecutor(FairLock(), workers=1)
 
     def boom() -> None:
         raise ValueError("kaputt")
@@ -78,3 +78,20 @@ def test_background_failures_are_logged(caplog: pytest.LogCaptureFixture) -> Non
         ex.submit_logged("a cluster event", boom)
         ex.shutdown(wait=True)
     assert "a cluster event failed" in caplog.text and "kaputt" in caplog.text
+
+
+def test_the_lock_is_granted_in_order() -> None:
+    lock = FairLock()
+    lock.acquire()
+    got: list[int] = []
+    threads = []
+    for i in range(5):
+        t = threading.Thread(target=lambda i=i: (lock.acquire(), got.append(i), lock.release()))
+        t.start()
+        threads.append(t)
+        time.sleep(0.02)  # each asks after the one before
+    lock.release()
+    for t in threads:
+        t.join(5)
+    assert got == [0, 1, 2, 3, 4]
+    assert not lock.locked()
