@@ -21,6 +21,7 @@ from hostnet.store.etcd import EtcdStore
 from hostnet.store.etcdv3 import KV, cmp_absent, op_delete, op_put
 
 if TYPE_CHECKING:
+    from hostnet.drivers.base import Driver
     from hostnet.kernel.links import Netlink
     from hostnet.store import Store
 
@@ -47,6 +48,13 @@ class ClusterOps:
 
     def _carved(self, net: Network) -> list[ipaddress.IPv4Network]:
         raise NotImplementedError  # provided by HostNetworkingService
+
+    def _driver(self, name: str) -> Driver:
+        raise NotImplementedError  # provided by HostNetworkingService
+
+    def _scoped(self, n: Network) -> bool:
+        """A cluster-wide network (the registry and the watch are about these)."""
+        return self._driver(n.driver).cluster_scoped
 
     def clustered(self) -> bool:
         return isinstance(self.store, EtcdStore) and bool(self.overlay.vtep)
@@ -135,7 +143,7 @@ class ClusterOps:
         shared = {n.id: n for n in (Network.model_validate_json(kv.value) for kv in kvs)}
         for n in shared.values():
             self._network_seen(n)
-        for nid in [i for i, n in self.nets.items() if n.driver == "overlay" and i not in shared]:
+        for nid in [i for i, n in self.nets.items() if self._scoped(n) and i not in shared]:
             self._network_gone(nid)
         eps, _ = st.cluster_endpoints()
         self.remote, self.cluster_ips = {}, {}
@@ -193,7 +201,7 @@ class ClusterOps:
         (have.add if present else have.discard)(entry)
 
     def _network_seen(self, n: Network) -> None:
-        if n.driver != "overlay":
+        if not self._scoped(n):
             return
         known = self.nets.get(n.id)
         self.nets[n.id] = n
@@ -206,7 +214,7 @@ class ClusterOps:
 
     def _network_gone(self, nid: str) -> None:
         n = self.nets.get(nid)
-        if n is None or n.driver != "overlay":
+        if n is None or not self._scoped(n):
             return
         if any(e.network_id == nid for e in self.eps.values()):
             log.error("overlay network %s removed elsewhere while in use here", n.name)
@@ -221,7 +229,7 @@ class ClusterOps:
 
     def sync_tunnels(self) -> None:
         """Program exactly the remote endpoints of every overlay network (delta only)."""
-        for n in [n for n in self.nets.values() if n.driver == "overlay"]:
+        for n in [n for n in self.nets.values() if self._scoped(n)]:
             want = {
                 (e.mac, e.ip, e.vtep)
                 for e in self.remote.values()

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 from hostnet import acl, ipam, policies, ports
 from hostnet.drivers import vnic
 from hostnet.errors import Conflict, HostnetError, InvalidRequest, NotFound
-from hostnet.kernel import netns
 from hostnet.model import (
     Container,
     Endpoint,
@@ -33,6 +32,7 @@ from hostnet.procs import process_start_time
 
 if TYPE_CHECKING:
     from hostnet.drivers.base import Driver
+    from hostnet.kernel.handles import Kernel
     from hostnet.store import Store
 
 log = logging.getLogger("hostnet")
@@ -68,11 +68,11 @@ def _aliases(given: list[str]) -> list[str]:
     return list(dict.fromkeys(a.lower() for a in given))
 
 
-def _with_policies(net: Network, ep: Endpoint, given: list[Any]) -> None:
+def _with_policies(net: Network, drv: Driver, ep: Endpoint, given: list[Any]) -> None:
     """Parse and check HNS OutBoundNAT / SDNRoute policies for this endpoint, then set them."""
     for pol in (policies.parse(p) for p in given):
         if isinstance(pol, policies.OutboundNatPolicy):
-            if net.driver != "nat":
+            if not drv.publishes_ports:
                 raise InvalidRequest(
                     f"an OutBoundNAT endpoint policy needs a nat network; {net.name!r} is "
                     f"{net.driver}",
@@ -168,6 +168,7 @@ class ContainerOps:
 
     host_id: str
     overlay: Any
+    kernel: Kernel
 
     nft: Any
 
@@ -201,9 +202,10 @@ class ContainerOps:
                 host_ifname=VETH_PREFIX + eid[:10],
                 dhcp=True,
             )
+        drv = self._driver(net.driver)
         subnet, gw = net.ipv4_network(), ipaddress.IPv4Address(net.gateway)
         used = self.used_ips.get(net.id, set())
-        if net.driver == "overlay":  # addresses other hosts hold too
+        if drv.cluster_scoped:  # addresses other hosts hold too
             used = used | self.overlay_used(net)
         host_addrs = {ipaddress.IPv4Address(a[0]) for a in net.adapter_state.get("addrs", [])}
         if host_addrs:  # external switches: the host's own addresses there are taken too
@@ -215,7 +217,7 @@ class ContainerOps:
             last = self.store.get_meta(f"last_ip:{net.id}")
             after = ipaddress.IPv4Address(last) if last else None
             addr = ipam.allocate(subnet, gw, used, after, self._carved(net))
-        if port_specs and net.driver != "nat":
+        if port_specs and not drv.publishes_ports:
             raise InvalidRequest(
                 f"the {net.driver} driver publishes no ports",
                 "its endpoints are reachable at their own address; remove -p",
@@ -235,7 +237,7 @@ class ContainerOps:
             host_ifname=VETH_PREFIX + eid[:10],
             ports=mappings,
         )
-        if net.driver == "overlay":
+        if drv.cluster_scoped:
             ep.host, ep.vtep, ep.dns_name = self.host_id, self.overlay.vtep, c.name
         return ep
 
@@ -244,14 +246,14 @@ class ContainerOps:
     ) -> Endpoint:
         """Record a planned endpoint (claiming its address and ports), then realize it.
         ``auto_ip``: IPAM chose the address, so an overlay claim lost to another host may move."""
-        if net.driver == "overlay":
+        drv = self._driver(net.driver)
+        if drv.cluster_scoped:
             self.claim_overlay(net, ep, auto_ip)
             self._learn(ep)
         else:
             self.store.create_endpoint(ep)
         self._remember(ep)
         try:
-            drv = self._driver(net.driver)
             drv.attach(net, ep, c, default_route)
             if ep.id not in self.eps:  # removed while the driver waited (a DHCP lease)
                 raise Conflict(
@@ -261,8 +263,8 @@ class ContainerOps:
             if ep.dhcp:  # the driver filled in the lease
                 self.store.update_endpoint(ep)
                 self._remember(ep)
-            vnic.add_routes(ep, c)
-            if getattr(drv, "rewrite", False):
+            vnic.add_routes(self.kernel, ep, c)
+            if drv.rewrites_macs:
                 self._sync_rewrites()
             if net.flag("enable_outboundnat") or ep.outbound_nat is not None:
                 self._sync_firewall()
@@ -295,7 +297,7 @@ class ContainerOps:
                 self._sync_firewall()
             except HostnetError as exc:
                 errors.append(str(exc))
-        if net is not None and getattr(self._driver(net.driver), "rewrite", False):
+        if net is not None and self._driver(net.driver).rewrites_macs:
             try:
                 self._sync_rewrites()
                 if net.flag("enable_outboundnat"):
@@ -351,15 +353,15 @@ class ContainerOps:
             ep.bandwidth = {**ep.bandwidth, **qos}
             ep.aliases = _aliases(req.get("aliases") or [])
         if policy_specs:  # like ports: on the first network's endpoint
-            _with_policies(nets[0], plans[0], policy_specs)
+            _with_policies(nets[0], self._driver(nets[0].driver), plans[0], policy_specs)
         os.makedirs(log_dir, exist_ok=True)
         c.compartment_id = self._next_compartment_id()
         self.store.create_container(c)
         self.containers[c.id] = c
         # the first network that routes gives the default route (an overlay reaches only itself)
-        routed = next((i for i, n in enumerate(nets) if n.driver != "overlay"), -1)
+        routed = next((i for i, n in enumerate(nets) if self._driver(n.driver).routes_out), -1)
         try:
-            netns.create(c.netns)
+            self.kernel.create_compartment(c.netns)
             for i, (net, ep) in enumerate(zip(nets, plans, strict=True)):
                 self._attach(net, c, ep, (i == routed), auto_ip=not networks[i].get("ip"))
         except BaseException:
@@ -406,7 +408,7 @@ class ContainerOps:
             errors += self._detach(ep, cut_link=cut)
         if not c.external:
             try:
-                netns.remove(c.netns)
+                self.kernel.remove_compartment(c.netns)
             except HostnetError as exc:
                 errors.append(str(exc))
         self.store.delete_container(c.id)
@@ -441,9 +443,9 @@ class ContainerOps:
         ifname = next(f"eth{i}" for i in range(len(mine) + 1) if f"eth{i}" not in taken)
         ep = self._plan_endpoint(net, c, ifname, ip, [])
         ep.bandwidth, ep.aliases = qos, names
-        _with_policies(net, ep, policy_specs or [])
-        routed = any(self.nets[e.network_id].driver != "overlay" for e in mine)
-        default_route = not routed and net.driver != "overlay"
+        _with_policies(net, self._driver(net.driver), ep, policy_specs or [])
+        routed = any(self._driver(self.nets[e.network_id].driver).routes_out for e in mine)
+        default_route = not routed and self._driver(net.driver).routes_out
         return self._attach(net, c, ep, default_route, auto_ip=not ip)
 
     def disconnect(self, net_ref: str, c_ref: str) -> list[str]:
@@ -528,7 +530,7 @@ class ContainerOps:
     ) -> tuple[Container, Endpoint]:
         """Attach a vNIC to a namespace another runtime made (CNI ADD)."""
         net = self.network(net_ref)
-        if not netns.exists(netns_path):
+        if not self.kernel.compartment_exists(netns_path):
             raise NotFound(
                 f"network namespace {netns_path!r} does not exist",
                 "the runtime must create the namespace before ADD",
@@ -552,7 +554,7 @@ class ContainerOps:
             ep.mac = mac.lower()
         ep.bandwidth = dict(bandwidth or {})
         ep.acl = [acl.parse_rule(spec) for spec in acl_specs or []]
-        _with_policies(net, ep, policy_specs or [])
+        _with_policies(net, self._driver(net.driver), ep, policy_specs or [])
         if new:
             c.compartment_id = self._next_compartment_id()
             self.store.create_container(c)
@@ -595,13 +597,14 @@ class ContainerOps:
         """Replace an endpoint's ACL rule set; the kernel sees the old set or the new, never half."""
         ep = self.endpoint_for(c_ref, net_ref)
         old, net = list(ep.acl), self.nets[ep.network_id]
-        had_own = vnic.has_own_acl(ep, net)
+        drv = self._driver(net.driver)
+        had_own = drv.has_own_acl(ep, net)
         ep.acl = list(rules)
         try:
-            if vnic.has_own_acl(ep, net):
-                vnic.apply_acl(self.nft, ep, net)
+            if drv.has_own_acl(ep, net):
+                drv.apply_acl(ep, net)
             elif had_own:
-                vnic.remove_acl(self.nft, ep)
+                drv.remove_acl(ep)
         except BaseException:
             ep.acl = old
             raise

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 from hostnet.drivers import vnic
 from hostnet.errors import HostnetError
-from hostnet.kernel import netns
 
 if TYPE_CHECKING:
     from hostnet.service import HostNetworkingService
@@ -35,7 +34,7 @@ def reconcile(svc: HostNetworkingService, at_start: bool = False) -> dict[str, A
     for ct in list(svc.containers.values()):
         if ct.runtime == "docker":
             continue  # Docker owns the sandbox (often out of sight) and calls DeleteEndpoint
-        gone = not netns.exists(ct.netns)
+        gone = not svc.kernel.compartment_exists(ct.netns)
         dead = ct.pid > 0 and not svc.process_alive(ct)
         unclaimed = (
             not ct.external
@@ -75,7 +74,7 @@ def reconcile(svc: HostNetworkingService, at_start: bool = False) -> dict[str, A
         first = svc.endpoints_of(c)[0].id == ep.id
         try:
             drv.attach(net, ep, c, default_route=first)
-            vnic.add_routes(ep, c)
+            vnic.add_routes(svc.kernel, ep, c)
             report["repaired_endpoints"].append(f"{c.name}/{ep.ifname}")
         except HostnetError as exc:
             report["errors"].append(str(exc))
@@ -86,7 +85,7 @@ def reconcile(svc: HostNetworkingService, at_start: bool = False) -> dict[str, A
     for ep in list(svc.eps.values()):  # ACL chains hang off devices: re-apply where present
         if ep.network_id in svc.nets and svc.rt.link(ep.host_ifname) is not None:
             try:
-                vnic.apply_acl(svc.nft, ep, svc.nets[ep.network_id])
+                svc._driver(svc.nets[ep.network_id].driver).apply_acl(ep, svc.nets[ep.network_id])
             except HostnetError as exc:
                 report["errors"].append(str(exc))
     report["swept"] = sweep(svc)
@@ -112,9 +111,9 @@ def sweep(svc: HostNetworkingService) -> list[str]:
         if owned and name not in wanted_links:
             svc.host.delete_link(name)
             swept.append(f"link {name}")
-    for name in netns.list_names(svc.ns_prefix):
+    for name in svc.kernel.compartments(svc.ns_prefix):
         if name not in wanted_ns:
-            netns.remove(name)
+            svc.kernel.remove_compartment(name)
             swept.append(f"compartment {name}")
     for s in swept:
         log.info("swept stale %s", s)

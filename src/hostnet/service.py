@@ -20,11 +20,8 @@ from hostnet.containers import VETH_PREFIX, ContainerOps
 from hostnet.dhcp import DhcpClients
 from hostnet.dns import names
 from hostnet.dns.resolver import Resolver
-from hostnet.drivers import vnic
 from hostnet.drivers.base import Driver
 from hostnet.drivers.external import (
-    SWITCH_PREFIX,
-    ExternalDriver,
     L2BridgeDriver,
     L2TunnelDriver,
     TransparentDriver,
@@ -33,12 +30,9 @@ from hostnet.drivers.external import (
 )
 from hostnet.drivers.nat import NatDriver
 from hostnet.drivers.nat_rules import OutboundNat
-from hostnet.drivers.overlay import SWITCH_PREFIX as OVERLAY_PREFIX
 from hostnet.drivers.overlay import OverlayDriver
 from hostnet.errors import Conflict, HostnetError, InvalidRequest, NotFound
-from hostnet.kernel.links import Netlink
-from hostnet.kernel.nft import Nft
-from hostnet.kernel.rtnl import Rtnl
+from hostnet.kernel.handles import Kernel
 from hostnet.model import (
     Container,
     Endpoint,
@@ -67,7 +61,12 @@ class HostNetworkingService(ClusterOps, ContainerOps):
     """Networks, compartments and endpoints: intent in the store, state in the kernel."""
 
     def __init__(
-        self, store: Store, instance: str, state_dir: str, lock: Lock | None = None
+        self,
+        store: Store,
+        instance: str,
+        state_dir: str,
+        lock: Lock | None = None,
+        kernel: Kernel | None = None,
     ) -> None:
         #: held by every request (the daemon's ServiceExecutor takes it); a request that
         #: waits for something slow (a DHCP lease) lets go of it meanwhile: ``released``
@@ -76,22 +75,15 @@ class HostNetworkingService(ClusterOps, ContainerOps):
         self.instance = instance
         self.state_dir = state_dir
         self.ns_prefix = f"hn{instance}-"
-        self.host = Netlink()
-        self.nft = Nft()
+        self.kernel = kernel or Kernel.real()  # unit tests hand in a fake
+        self.host, self.nft, self.rt = self.kernel.host, self.kernel.nft, self.kernel.rt
         self.owner = f"hostnet:{instance}"
-        self.rt = Rtnl()
-        self.nat = NatDriver(self.host, self.rt, self.nft, self.owner)
+        self.nat = NatDriver(self.kernel, self.owner)
         ext = (TransparentDriver, L2BridgeDriver, L2TunnelDriver)
         self.dhcp = DhcpClients(state_dir, idle=self.released)
-        self.external: dict[str, ExternalDriver] = {
-            d.name: d(self.host, self.rt, self.nft, self.owner, self.dhcp) for d in ext
-        }
-        self.overlay = OverlayDriver(self.host, self.rt, self.nft, self.owner)
-        self.drivers: dict[str, Driver] = {
-            "nat": self.nat,
-            **self.external,
-            "overlay": self.overlay,
-        }
+        external = [d(self.kernel, self.owner, self.dhcp) for d in ext]
+        self.overlay = OverlayDriver(self.kernel, self.owner)
+        self.drivers: dict[str, Driver] = {d.name: d for d in (self.nat, *external, self.overlay)}
         self.host_id = ""
         self.remote: dict[str, Endpoint] = {}
         self.cluster_ips: dict[str, set[ipaddress.IPv4Address]] = {}
@@ -258,7 +250,7 @@ class HostNetworkingService(ClusterOps, ContainerOps):
         """Refuse a subnet overlapping another network or the host; external switches (host_too
         False) may share a subnet with each other: each is its own physical L2 network."""
         for n in self.nets.values():
-            if not host_too and n.driver in self.external:
+            if not host_too and self._driver(n.driver).on_host_subnet:
                 continue
             if n.subnet and subnet.overlaps(n.ipv4_network()) and not self._may_carve(subnet, n):
                 raise Conflict(
@@ -293,7 +285,7 @@ class HostNetworkingService(ClusterOps, ContainerOps):
         if subnet:
             net4 = parse_subnet(subnet)
             self._check_overlap(net4, host_too=not drv.on_host_subnet)
-        elif drv.on_host_subnet and driver != "transparent":
+        elif drv.on_host_subnet and not drv.dhcp_without_subnet:
             raise InvalidRequest(
                 f"the {driver} driver needs --subnet and --gateway (the host's network); "
                 "it takes static addresses only",
@@ -301,8 +293,8 @@ class HostNetworkingService(ClusterOps, ContainerOps):
             )
         elif gateway:
             raise InvalidRequest("--gateway needs --subnet", "give --subnet too, or neither")
-        elif drv.on_host_subnet:
-            net4 = None  # transparent with DHCP: the external DHCP server owns the subnet
+        elif drv.dhcp_without_subnet:
+            net4 = None  # addresses from DHCP: the external DHCP server owns the subnet
         else:
             found = ipam.first_free_subnet(24, self._subnets() + self.host_prefixes())
             if found is None:
@@ -320,25 +312,18 @@ class HostNetworkingService(ClusterOps, ContainerOps):
             subnet=str(net4) if net4 else "",
             gateway=str(gw) if gw else "",
             options=opts,
-            switch=(
-                SWITCH_PREFIX
-                if drv.on_host_subnet
-                else OVERLAY_PREFIX
-                if driver == "overlay"
-                else BRIDGE_PREFIX
-            )
-            + nid[:8],
+            switch=drv.switch_prefix + nid[:8],
             note=note,
             carvable=carvable,
             acl=net_acl,
         )
         drv.check_network(net, list(self.nets.values()))
-        if driver == "overlay":
+        if drv.cluster_scoped:
             self.claim_vni(net)  # raises without a cluster store
         try:
             self.store.create_network(net)
         except BaseException:
-            if driver == "overlay":
+            if drv.cluster_scoped:
                 self.release_vni(net)
             raise
         self.nets[net.id] = net
@@ -421,7 +406,7 @@ class HostNetworkingService(ClusterOps, ContainerOps):
     def _sync_firewall(self) -> None:
         outbound = []
         for n in self.nets.values():
-            keep = self.external[n.driver].nat_keep(n) if n.driver in self.external else None
+            keep = self._driver(n.driver).nat_keep(n)
             if keep is not None:
                 ips = tuple(sorted(e.ip for e in self.endpoints_on(n) if e.ip))
                 outbound.append(OutboundNat(n.switch, ips, keep))
@@ -429,7 +414,8 @@ class HostNetworkingService(ClusterOps, ContainerOps):
         ruled = [
             e.host_ifname
             for e in self.eps.values()
-            if e.network_id in self.nets and vnic.has_own_acl(e, self.nets[e.network_id])
+            if e.network_id in self.nets
+            and self._driver(self.nets[e.network_id].driver).has_own_acl(e, self.nets[e.network_id])
         ]
         self.nft.run(acl.render_default_table(VETH_PREFIX, ruled))
         self._sync_rewrites()
@@ -438,13 +424,12 @@ class HostNetworkingService(ClusterOps, ContainerOps):
         """The bridge-family MAC rewrite table of l2bridge and l2tunnel networks."""
         rewrites, tunnels = [], []
         for n in self.nets.values():
-            if n.driver in self.external:
-                drv, eps = self.external[n.driver], self.endpoints_on(n)
+            drv = self._driver(n.driver)
+            if drv.rewrites_macs:
+                eps = self.endpoints_on(n)
                 rw, tn = drv.rewrite_net(n, eps), drv.tunnel_net(n, eps)
-                if rw is not None:
-                    rewrites.append(rw)
-                if tn is not None:
-                    tunnels.append(tn)
+                rewrites += [rw] if rw is not None else []
+                tunnels += [tn] if tn is not None else []
         sync_rewrites(self.nft, rewrites, tunnels)
         self._teams_rendered = self._teams()
         sync_teams(self.nft, self._teams_rendered)
@@ -452,10 +437,9 @@ class HostNetworkingService(ClusterOps, ContainerOps):
     def _teams(self) -> list[Any]:
         teams = []
         for n in self.nets.values():
-            if n.driver in self.external:
-                t = self.external[n.driver].team_state(n)
-                if t is not None:
-                    teams.append(t)
+            t = self._driver(n.driver).team_state(n)
+            if t is not None:
+                teams.append(t)
         return teams
 
     def check_teams(self) -> None:

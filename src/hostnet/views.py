@@ -120,7 +120,7 @@ def compartments(svc: HostNetworkingService) -> list[dict[str, Any]]:
 def nat_table(svc: HostNetworkingService) -> list[dict[str, Any]]:
     rows = []
     for net in sorted(svc.nets.values(), key=lambda n: n.name):
-        if net.driver != "nat":
+        if not svc._driver(net.driver).publishes_ports:
             continue
         rows.append(
             {

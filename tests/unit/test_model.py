@@ -10,11 +10,11 @@ from hostnet.model import check_name, mac_for, parse_ip
 
 
 class _Nothing:
-    pass
+    host = rt = nft = None
 
 
 def driver() -> NatDriver:
-    return NatDriver(_Nothing(), _Nothing(), _Nothing(), "hostnet:test")  # type: ignore[arg-type]
+    return NatDriver(_Nothing(), "hostnet:test")  # type: ignore[arg-type]
 
 
 def test_options_accept_docker_and_short_names() -> None:

@@ -11,7 +11,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
+from hostnet.drivers import vnic
 from hostnet.errors import InvalidRequest
+from hostnet.kernel.nft import Nft
 from hostnet.model import SHIM_PREFIX, Container, Endpoint, Network, PortMapping
 
 BOOL_WORDS = {
@@ -32,8 +34,25 @@ class Driver(ABC):
     options: ClassVar[dict[str, tuple[str, str]]]
     #: other spellings accepted for an option (Docker's names) -> canonical name
     aliases: ClassVar[dict[str, str]] = {}
+    # What the driver does: the orchestrator asks these, never a driver's name.
     #: the network shares the host's own subnet (external switches): no host-overlap check
     on_host_subnet: ClassVar[bool] = False
+    #: without --subnet, endpoints take addresses from the physical network's DHCP server
+    dhcp_without_subnet: ClassVar[bool] = False
+    #: maps host ports to endpoints (-p) and takes OutBoundNAT endpoint policies
+    publishes_ports: ClassVar[bool] = False
+    #: its endpoints may give a compartment its default route (an overlay reaches only itself)
+    routes_out: ClassVar[bool] = True
+    #: networks and addresses are claimed cluster-wide (the cluster store, VNIs)
+    cluster_scoped: ClassVar[bool] = False
+    #: endpoints allow everything after their ACL rules (not the Windows inbound default)
+    acl_allow_all: ClassVar[bool] = False
+    #: the kernel name prefix of its switches
+    switch_prefix: ClassVar[str] = "hn-"
+    #: endpoints' frames leave with the host adapter's MAC (the rewrite table follows them)
+    rewrites_macs: ClassVar[bool] = False
+
+    nft: Nft  # every driver's handle on the host's nftables
 
     def check_network(self, net: Network, others: list[Network]) -> None:  # noqa: B027
         """Driver checks that need the kernel, before anything changes (default: none)."""
@@ -98,3 +117,33 @@ class Driver(ABC):
 
     @abstractmethod
     def switch_view(self, net: Network) -> dict[str, Any]: ...
+
+    # Port ACLs, the same for every driver: on the host end of the endpoint's vNIC.
+    def has_own_acl(self, ep: Endpoint, net: Network) -> bool:
+        return vnic.has_own_acl(ep, net, self.acl_allow_all)
+
+    def apply_acl(self, ep: Endpoint, net: Network, also: str = "") -> None:
+        vnic.apply_acl(self.nft, ep, net, self.acl_allow_all, also)
+
+    def remove_acl(self, ep: Endpoint, net: Network | None = None) -> None:
+        """The endpoint's own chains (all it may have when ``net`` is None: a rule set
+        replaced by the default)."""
+        vnic.remove_acl(self.nft, ep, net, self.acl_allow_all)
+
+    # Firewall and switch pieces a driver contributes to the host-wide tables (none by
+    # default); the service gathers them from every network's driver.
+    def nat_keep(self, net: Network) -> tuple[str, ...] | None:
+        """Prefixes the network's outbound NAT leaves alone, or None: no outbound NAT."""
+        return None
+
+    def rewrite_net(self, net: Network, eps: list[Endpoint]) -> Any:
+        """The network's part of the MAC-rewrite table, or None."""
+        return None
+
+    def tunnel_net(self, net: Network, eps: list[Endpoint]) -> Any:
+        """The network's part of the forced-upstream (l2tunnel) table, or None."""
+        return None
+
+    def team_state(self, net: Network) -> Any:
+        """The network's adapter team (members and which are up), or None."""
+        return None

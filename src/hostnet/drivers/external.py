@@ -17,9 +17,8 @@ from hostnet.drivers import l2_rules, team, vnic
 from hostnet.drivers.base import Driver
 from hostnet.errors import Conflict, HostnetError, InvalidRequest
 from hostnet.kernel import adapters, bpf
-from hostnet.kernel.links import Netlink, write_sysctl
+from hostnet.kernel.handles import Kernel
 from hostnet.kernel.nft import Nft
-from hostnet.kernel.rtnl import Rtnl
 from hostnet.model import Container, Endpoint, Network, PortMapping
 
 SWITCH_PREFIX = "hx-"
@@ -29,7 +28,7 @@ class ExternalDriver(Driver):
     """The shared part: the external switch and the vNICs on it."""
 
     on_host_subnet = True
-    rewrite = False
+    switch_prefix = SWITCH_PREFIX
     isolate = False
     options: ClassVar[dict[str, tuple[str, str]]] = {
         "interface": ("str", "the host adapter the external switch binds to"),
@@ -46,8 +45,9 @@ class ExternalDriver(Driver):
         "macpool": "MAC pools",
     }
 
-    def __init__(self, host: Netlink, rt: Rtnl, nft: Nft, owner: str, dhcp: DhcpClients) -> None:
-        self.host, self.rt, self.nft, self.owner, self.dhcp = host, rt, nft, owner, dhcp
+    def __init__(self, kernel: Kernel, owner: str, dhcp: DhcpClients) -> None:
+        self.kernel, self.owner, self.dhcp = kernel, owner, dhcp
+        self.host, self.rt, self.nft = kernel.host, kernel.rt, kernel.nft
 
     def normalize_options(self, given: dict[str, str]) -> dict[str, str]:
         short = {k.removeprefix("com.docker.network.windowsshim."): v for k, v in given.items()}
@@ -79,7 +79,7 @@ class ExternalDriver(Driver):
     def _check_adapter(self, net: Network, adapter: str, others: list[Network]) -> None:
         state = adapters.describe(self.host, adapter)
         for other in others:
-            if other.driver in ("transparent", "l2bridge", "l2tunnel") and adapter in (
+            if other.switch.startswith(SWITCH_PREFIX) and adapter in (
                 other.options.get("interface") or ""
             ).split(","):
                 raise Conflict(
@@ -145,7 +145,7 @@ class ExternalDriver(Driver):
 
     def attach(self, net: Network, ep: Endpoint, c: Container, default_route: bool) -> None:
         vnic.plug(
-            self.rt,
+            self.kernel,
             net,
             ep,
             c,
@@ -159,8 +159,8 @@ class ExternalDriver(Driver):
         if ep.dhcp:
             self._lease(ep, c)
         if ep.bandwidth:
-            vnic.limit(self.host, ep, c)
-        vnic.apply_acl(self.nft, ep, net)
+            vnic.limit(self.kernel, ep, c)
+        self.apply_acl(ep, net)
 
     def _lease(self, ep: Endpoint, c: Container) -> None:
         """Obtain (or keep) the endpoint's lease from the external DHCP server."""
@@ -176,7 +176,7 @@ class ExternalDriver(Driver):
     def detach(self, net: Network, ep: Endpoint, c: Container, cut_link: bool = True) -> None:
         if ep.dhcp:  # release the lease first, while the vNIC still reaches the server
             self.dhcp.stop(ep.id)
-        vnic.remove_acl(self.nft, ep, net)
+        self.remove_acl(ep, net)
         if cut_link:
             self.rt.delete_link(ep.host_ifname)
 
@@ -193,7 +193,7 @@ class ExternalDriver(Driver):
         return vnic.present(self.rt, net, ep)
 
     def rewrite_net(self, net: Network, eps: list[Endpoint]) -> l2_rules.RewriteNet | None:
-        if not self.rewrite:
+        if not self.rewrites_macs:
             return None
         host_ips = tuple(str(a[0]) for a in net.adapter_state.get("addrs", []))
         return l2_rules.RewriteNet(
@@ -231,13 +231,14 @@ class TransparentDriver(ExternalDriver):
     """Endpoints directly on the physical network, each with its own MAC."""
 
     name = "transparent"
+    dhcp_without_subnet = True
 
 
 class L2BridgeDriver(ExternalDriver):
     """Endpoints behind the host adapter's MAC on the wire; optionally NATed outbound."""
 
     name = "l2bridge"
-    rewrite = True
+    rewrites_macs = True
     options: ClassVar[dict[str, tuple[str, str]]] = {
         **ExternalDriver.options,
         "enable_outboundnat": ("bool", "NAT endpoints' outbound traffic to the host's address"),
@@ -269,16 +270,16 @@ class L2BridgeDriver(ExternalDriver):
     def ensure_network(self, net: Network) -> None:
         super().ensure_network(net)
         if net.flag("enable_outboundnat"):
-            write_sysctl("net/ipv4/ip_forward", "1")
+            self.kernel.sysctl("net/ipv4/ip_forward", "1")
             # the host hands NATed traffic back out of the same switch: no redirects
-            write_sysctl(f"net/ipv4/conf/{net.switch}/send_redirects", "0")
+            self.kernel.sysctl(f"net/ipv4/conf/{net.switch}/send_redirects", "0")
 
 
 class L2TunnelDriver(ExternalDriver):
     """As l2bridge, and every frame goes through the upstream switch (isolated ports)."""
 
     name = "l2tunnel"
-    rewrite = True
+    rewrites_macs = True
     isolate = True
 
 

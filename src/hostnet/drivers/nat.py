@@ -8,9 +8,7 @@ from typing import Any, ClassVar
 from hostnet.drivers import nat_rules, vnic
 from hostnet.drivers.base import Driver
 from hostnet.errors import KernelError
-from hostnet.kernel.links import Netlink, write_sysctl
-from hostnet.kernel.nft import Nft
-from hostnet.kernel.rtnl import Rtnl
+from hostnet.kernel.handles import Kernel
 from hostnet.model import Container, Endpoint, Network, PortMapping
 
 DEFAULT_MTU = 1500
@@ -21,6 +19,7 @@ class NatDriver(Driver):
     """Containers on a private subnet behind the host, reachable through mapped ports."""
 
     name = "nat"
+    publishes_ports = True
     options: ClassVar[dict[str, tuple[str, str]]] = {
         "disableicc": ("bool", "block traffic between containers of this network"),
         "networkname": ("str", "the name of the switch shown by 'hostnet switch ls'"),
@@ -33,10 +32,9 @@ class NatDriver(Driver):
         "com.docker.network.driver.mtu": "mtu",
     }
 
-    def __init__(self, host: Netlink, rt: Rtnl, nft: Nft, owner: str) -> None:
-        self.host = host
-        self.rt = rt
-        self.nft = nft
+    def __init__(self, kernel: Kernel, owner: str) -> None:
+        self.kernel = kernel
+        self.host, self.rt, self.nft = kernel.host, kernel.rt, kernel.nft
         self.owner = owner  # the ifalias marking links as this daemon's
         self._forwarding = False
 
@@ -47,9 +45,9 @@ class NatDriver(Driver):
         idx = self.host.ensure_bridge(net.switch, self._mtu(net), self.owner)
         self.host.ensure_addr(idx, net.gateway, net.ipv4_network().prefixlen)
         # 127.0.0.1:PORT -> container needs loopback sources routable on the bridge.
-        write_sysctl(f"net/ipv4/conf/{net.switch}/route_localnet", "1")
+        self.kernel.sysctl(f"net/ipv4/conf/{net.switch}/route_localnet", "1")
         if not self._forwarding:
-            write_sysctl("net/ipv4/ip_forward", "1")
+            self.kernel.sysctl("net/ipv4/ip_forward", "1")
             self._forwarding = True
 
     def remove_network(self, net: Network) -> None:
@@ -57,7 +55,7 @@ class NatDriver(Driver):
 
     def attach(self, net: Network, ep: Endpoint, c: Container, default_route: bool) -> None:
         created = vnic.plug(
-            self.rt,
+            self.kernel,
             net,
             ep,
             c,
@@ -67,9 +65,9 @@ class NatDriver(Driver):
             isolated=net.flag("disableicc"),
         )
         if ep.bandwidth:
-            vnic.limit(self.host, ep, c)
+            vnic.limit(self.kernel, ep, c)
         new_maps = self._mappings(ep) if ep.ports and created else []
-        vnic.apply_acl(self.nft, ep, net, nat_rules.render_add_mappings(new_maps))
+        self.apply_acl(ep, net, nat_rules.render_add_mappings(new_maps))
 
     def detach(self, net: Network, ep: Endpoint, c: Container, cut_link: bool = True) -> None:
         """Unmap the ports and cut the vNIC. With ``cut_link`` False the caller is about to
@@ -81,7 +79,7 @@ class NatDriver(Driver):
             except KernelError as exc:
                 # already gone (a flushed ruleset); reconcile re-renders the table anyway
                 log.info("unmapping ports of %s: %s", ep.host_ifname, exc)
-        vnic.remove_acl(self.nft, ep, net)
+        self.remove_acl(ep, net)
         if cut_link:
             self.rt.delete_link(ep.host_ifname)
 

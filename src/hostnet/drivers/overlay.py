@@ -14,9 +14,7 @@ from typing import Any, ClassVar
 from hostnet.drivers import vnic
 from hostnet.drivers.base import Driver
 from hostnet.errors import InvalidRequest
-from hostnet.kernel.links import Netlink
-from hostnet.kernel.nft import Nft
-from hostnet.kernel.rtnl import Rtnl
+from hostnet.kernel.handles import Kernel
 from hostnet.model import Container, Endpoint, Network, PortMapping
 
 VXLAN_OVERHEAD = 50  # outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8
@@ -33,6 +31,10 @@ def vxlan_of(net: Network) -> str:
 
 class OverlayDriver(Driver):
     name = "overlay"
+    routes_out = False
+    cluster_scoped = True
+    acl_allow_all = True
+    switch_prefix = SWITCH_PREFIX
     options: ClassVar[dict[str, tuple[str, str]]] = {
         "vxlanid": ("int", "the VXLAN network identifier (allocated cluster-wide if not given)"),
         "mtu": ("int", "MTU of the endpoints (default: the underlay's 1500 minus 50 for VXLAN)"),
@@ -46,8 +48,9 @@ class OverlayDriver(Driver):
         "com.docker.network.driver.mtu": "mtu",
     }
 
-    def __init__(self, host: Netlink, rt: Rtnl, nft: Nft, owner: str) -> None:
-        self.host, self.rt, self.nft, self.owner = host, rt, nft, owner
+    def __init__(self, kernel: Kernel, owner: str) -> None:
+        self.kernel, self.owner = kernel, owner
+        self.host, self.rt, self.nft = kernel.host, kernel.rt, kernel.nft
         self.vtep = ""  # this host's underlay address, set by the service
 
     def normalize_options(self, given: dict[str, str]) -> dict[str, str]:
@@ -89,7 +92,7 @@ class OverlayDriver(Driver):
         # no default route: an overlay reaches only itself (the seeds' rule); a nat
         # endpoint of the same container gives the way out
         vnic.plug(
-            self.rt,
+            self.kernel,
             net,
             ep,
             c,
@@ -99,11 +102,11 @@ class OverlayDriver(Driver):
             isolated=False,
         )
         if ep.bandwidth:
-            vnic.limit(self.host, ep, c)
-        vnic.apply_acl(self.nft, ep, net)
+            vnic.limit(self.kernel, ep, c)
+        self.apply_acl(ep, net)
 
     def detach(self, net: Network, ep: Endpoint, c: Container, cut_link: bool = True) -> None:
-        vnic.remove_acl(self.nft, ep, net)
+        self.remove_acl(ep, net)
         if cut_link:
             self.rt.delete_link(ep.host_ifname)
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import os
 
 from hostnet import acl
 from hostnet.errors import Conflict, HostnetError, KernelError
-from hostnet.kernel import netns, tc
-from hostnet.kernel.links import Netlink
+from hostnet.kernel import tc
+from hostnet.kernel.handles import Kernel
 from hostnet.kernel.nft import Nft
 from hostnet.kernel.rtnl import IFF_UP, Rtnl
 from hostnet.model import Container, Endpoint, Network
@@ -18,7 +17,7 @@ BRIDGE_PORTS_MAX = 1023  # BR_MAX_PORTS - 1: the kernel answers EXFULL past it
 
 
 def plug(
-    rt: Rtnl,
+    kernel: Kernel,
     net: Network,
     ep: Endpoint,
     c: Container,
@@ -32,6 +31,7 @@ def plug(
 
     Returns True when the pair was created now (False when it was there already).
     """
+    rt = kernel.rt
     bridge = rt.link(net.switch)
     if bridge is None:
         raise KernelError(
@@ -45,11 +45,8 @@ def plug(
             rt.create_veth(ep.host_ifname, ep.ifname, None, ep.mac, bridge["index"], mtu)
             rt.without_ipv6_linklocal(ep.ifname)
         elif info is None:
-            fd = os.open(netns.path_of(c.netns), os.O_RDONLY)
-            try:
+            with kernel.compartment_fd(c.netns) as fd:
                 rt.create_veth(ep.host_ifname, ep.ifname, fd, ep.mac, bridge["index"], mtu)
-            finally:
-                os.close(fd)
         elif info["master"] != bridge["index"] or not info["flags"] & IFF_UP:
             rt.set_master_up(ep.host_ifname, bridge["index"])
     except KernelError as exc:
@@ -62,7 +59,7 @@ def plug(
         raise
     rt.set_bridge_port(ep.host_ifname, owner, hairpin=True, isolated=isolated)
     if not ep.runtime_moves_peer:
-        with Rtnl(c.netns) as inside:
+        with kernel.inside(c.netns) as inside:
             if ep.dhcp:  # up, unaddressed: the DHCP client configures it
                 inside.set_up("lo")
                 inside.without_ipv6_linklocal(ep.ifname)
@@ -74,11 +71,11 @@ def plug(
     return info is None
 
 
-def add_routes(ep: Endpoint, c: Container) -> None:
+def add_routes(kernel: Kernel, ep: Endpoint, c: Container) -> None:
     """The endpoint's SDNRoute policies, as routes inside its compartment."""
     if not ep.routes or ep.runtime_moves_peer:
         return
-    with Rtnl(c.netns) as inside:
+    with kernel.inside(c.netns) as inside:
         info = inside.link(ep.ifname)
         if info is None:
             raise KernelError(f"{ep.ifname} is missing inside the compartment")
@@ -86,13 +83,13 @@ def add_routes(ep: Endpoint, c: Container) -> None:
             inside.add_route(r.destination, r.next_hop, info["index"])
 
 
-def limit(host: Netlink, ep: Endpoint, c: Container) -> None:
+def limit(kernel: Kernel, ep: Endpoint, c: Container) -> None:
     """Towards the container: shape the host end; from it: shape its own vNIC."""
     bw = ep.bandwidth
     if bw.get("ingressRate"):
-        tc.limit_egress(host, ep.host_ifname, bw["ingressRate"], bw.get("ingressBurst", 0))
+        tc.limit_egress(kernel.host, ep.host_ifname, bw["ingressRate"], bw.get("ingressBurst", 0))
     if bw.get("egressRate"):
-        with Netlink(c.netns) as inside:
+        with kernel.netlink_inside(c.netns) as inside:
             tc.limit_egress(inside, ep.ifname, bw["egressRate"], bw.get("egressBurst", 0))
 
 
@@ -107,22 +104,21 @@ def present(rt: Rtnl, net: Network, ep: Endpoint) -> bool:
     )
 
 
-def has_own_acl(ep: Endpoint, net: Network) -> bool:
-    """Rules of its own or of its network (or allow-all): chains of its own; else the
-    default table covers the endpoint and nftables has nothing of it."""
-    return bool(net.acl or ep.acl) or net.driver == "overlay"
+def has_own_acl(ep: Endpoint, net: Network, allow_all: bool) -> bool:
+    """Rules of its own or of its network (or allow-all after them): chains of its own;
+    else the default table covers the endpoint and nftables has nothing of it."""
+    return bool(net.acl or ep.acl) or allow_all
 
 
-def apply_acl(nft: Nft, ep: Endpoint, net: Network, also: str = "") -> None:
+def apply_acl(nft: Nft, ep: Endpoint, net: Network, allow_all: bool, also: str = "") -> None:
     """Replace the endpoint's ACL chains (the network's and its own rules by priority, then
-    the defaults) in one transaction, together with ``also`` (more nft commands)."""
-    if not has_own_acl(ep, net):
+    the defaults, or allow-all as overlay endpoints on Windows) in one transaction, together
+    with ``also`` (more nft commands)."""
+    if not has_own_acl(ep, net, allow_all):
         if also:
             nft.run(also)
         return
-    # overlay endpoints get allow-all after their rules, as on Windows
     rules = [*net.acl, *ep.acl]
-    allow_all = net.driver == "overlay"
     nft.run(
         acl.render_endpoint(ep.host_ifname, ep.id[:12], rules, allow_all)
         + acl.render_ruled(ep.host_ifname, True)
@@ -130,9 +126,9 @@ def apply_acl(nft: Nft, ep: Endpoint, net: Network, also: str = "") -> None:
     )
 
 
-def remove_acl(nft: Nft, ep: Endpoint, net: Network | None = None) -> None:
+def remove_acl(nft: Nft, ep: Endpoint, net: Network | None = None, allow_all: bool = False) -> None:
     """Remove the endpoint's own chains (all it may have when ``net`` is None)."""
-    if net is not None and not has_own_acl(ep, net):
+    if net is not None and not has_own_acl(ep, net, allow_all):
         return
     for script in (acl.render_remove(ep.id[:12]), acl.render_ruled(ep.host_ifname, False)):
         with contextlib.suppress(HostnetError):  # gone with its device already

@@ -1,0 +1,63 @@
+"""The kernel handles the service and its drivers work through, bundled.
+
+The daemon builds the real one (``Kernel.real``); unit tests hand the service a fake with
+the same methods, so orchestration (attach, detach, hot add, rollback order) runs without
+root. Everything that reaches into a compartment goes through here too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from hostnet.kernel import netns
+from hostnet.kernel.links import Netlink, write_sysctl
+from hostnet.kernel.nft import Nft
+from hostnet.kernel.rtnl import Rtnl
+
+
+@dataclass
+class Kernel:
+    host: Netlink  # pyroute2 in the daemon's namespace: bridges, adapters, dumps
+    rt: Rtnl  # the hot-path rtnetlink socket in the daemon's namespace
+    nft: Nft  # the daemon namespace's nftables
+
+    @classmethod
+    def real(cls) -> Kernel:
+        return cls(Netlink(), Rtnl(), Nft())
+
+    # -- compartments ---------------------------------------------------------
+    def create_compartment(self, name: str) -> None:
+        netns.create(name)
+
+    def remove_compartment(self, name: str) -> None:
+        netns.remove(name)
+
+    def compartment_exists(self, name: str) -> bool:
+        return netns.exists(name)
+
+    def compartments(self, prefix: str) -> list[str]:
+        return netns.list_names(prefix)
+
+    @contextlib.contextmanager
+    def compartment_fd(self, name: str) -> Iterator[int]:
+        """A descriptor of the compartment (to move a vNIC into it), closed after."""
+        fd = os.open(netns.path_of(name), os.O_RDONLY)
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+
+    def inside(self, name: str) -> Rtnl:
+        """An rtnetlink socket inside a compartment (a context manager: closed after)."""
+        return Rtnl(name)
+
+    def netlink_inside(self, name: str) -> Netlink:
+        """pyroute2 inside a compartment (traffic control)."""
+        return Netlink(name)
+
+    # -- settings -------------------------------------------------------------
+    def sysctl(self, key: str, value: str) -> None:
+        write_sysctl(key, value)

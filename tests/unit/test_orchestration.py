@@ -1,0 +1,108 @@
+"""The service's orchestration against a fake kernel (no root): attach, hot add, detach,
+and rollback in reverse when a step fails."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fake_kernel import FakeKernel
+
+from hostnet.errors import Conflict, KernelError
+from hostnet.service import HostNetworkingService
+from hostnet.store import open_store
+
+
+@pytest.fixture
+def svc(tmp_path: object) -> Iterator[HostNetworkingService]:
+    state = str(tmp_path)
+    s = HostNetworkingService(
+        open_store(f"{state}/hostnet.db"),
+        "t1",
+        state,
+        kernel=FakeKernel(),  # type: ignore[arg-type]
+    )
+    s.create_network("n1", "nat", "10.9.0.0/24")
+    yield s
+    s.store.close()
+
+
+def fake(svc: HostNetworkingService) -> FakeKernel:
+    assert isinstance(svc.kernel, FakeKernel)
+    return svc.kernel
+
+
+def names(calls: list[tuple[object, ...]]) -> list[object]:
+    return [c[0] for c in calls]
+
+
+def test_attach_realizes_in_order_and_records_intent(svc: HostNetworkingService) -> None:
+    k = fake(svc)
+    k.calls.clear()
+    c = svc.create_container("web", [{"network": "n1"}], ["8080:80"])
+    steps = names(k.calls)
+    order = ["create_compartment", "create_veth", "set_bridge_port", "configure_inside", "nft"]
+    assert [s for s in steps if s in order] == order, steps
+    inside = next(x for x in k.calls if x[0] == "configure_inside")
+    assert inside == ("configure_inside", c.netns, "eth0", "10.9.0.2", "10.9.0.1")
+    assert "add element" in k.nft_scripts[-1] and "8080" in k.nft_scripts[-1]
+    (ep,) = svc.store.endpoints()
+    assert ep.ip == "10.9.0.2" and [p.host_port for p in ep.ports] == [8080]
+    # the default ACL needs no nftables work of its own: the one script was the mapping
+    assert steps.count("nft") == 1
+
+
+def test_hot_add_gives_no_second_default_route(svc: HostNetworkingService) -> None:
+    k = fake(svc)
+    svc.create_network("n2", "nat", "10.8.0.0/24")
+    svc.create_container("web", [{"network": "n1"}])
+    k.calls.clear()
+    ep = svc.connect("n2", "web")
+    assert ep.ifname == "eth1"
+    inside = next(x for x in k.calls if x[0] == "configure_inside")
+    assert inside[2:] == ("eth1", "10.8.0.2", None)
+
+
+def test_a_failed_step_undoes_in_reverse_and_frees_address_and_port(
+    svc: HostNetworkingService,
+) -> None:
+    k = fake(svc)
+    k.calls.clear()
+    k.fail = {"configure_inside"}
+    with pytest.raises(KernelError):
+        svc.create_container("web", [{"network": "n1"}], ["8080:80"])
+    steps = names(k.calls)
+    assert steps.index("create_compartment") < steps.index("create_veth")
+    assert steps[-1] == "remove_compartment", steps  # the last undo is the first step's
+    assert not svc.containers and not svc.eps and svc.store.containers() == []
+    assert svc.store.endpoints() == [] and not k.spaces and "hv" not in "".join(k.links)
+    k.fail = set()
+    svc.create_container("web", [{"network": "n1"}], ["8080:80"])  # the same address and port
+    (ep,) = svc.store.endpoints()
+    assert ep.ip == "10.9.0.2" and ep.ports[0].host_port == 8080
+
+
+def test_a_taken_port_changes_nothing(svc: HostNetworkingService) -> None:
+    k = fake(svc)
+    svc.create_container("a", [{"network": "n1"}], ["8080:80"])
+    k.calls.clear()
+    with pytest.raises(Conflict):
+        svc.create_container("b", [{"network": "n1"}], ["8080:80"])
+    assert k.calls == [] and [c.name for c in svc.containers.values()] == ["a"]
+    b = svc.create_container("b", [{"network": "n1"}], ["8081:80"])
+    assert svc.endpoints_of(b)[0].ip == "10.9.0.3"
+
+
+def test_detach_of_a_runtime_compartment_cuts_its_vnic(svc: HostNetworkingService) -> None:
+    k = fake(svc)
+    k.spaces["/run/netns/cni-1"] = {}  # made by the runtime, as CNI ADD expects
+    c, ep = svc.attach_external("c" * 64, "/run/netns/cni-1", "eth0", "n1", port_specs=["9000:80"])
+    assert ep.host_ifname in k.links
+    k.calls.clear()
+    assert svc.detach_external(c.id, "eth0") == []
+    steps = names(k.calls)
+    assert steps == ["nft", "delete_link"], k.calls  # unmap the port, then cut the vNIC
+    assert "delete element" in k.nft_scripts[-1]
+    assert ep.host_ifname not in k.links and "/run/netns/cni-1" in k.spaces  # runtime's own
+    assert svc.store.endpoints() == [] and svc.store.containers() == []
+    assert svc.detach_external(c.id, "eth0") == []  # DEL again: already gone is success
