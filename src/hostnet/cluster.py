@@ -17,8 +17,7 @@ from hostnet import ipam
 from hostnet.drivers.overlay import FIRST_VNI, OverlayDriver, vxlan_of
 from hostnet.errors import Conflict, HostnetError, InvalidRequest
 from hostnet.model import Endpoint, Network, mac_for
-from hostnet.store.etcd import EtcdStore
-from hostnet.store.etcdv3 import KV, cmp_absent, op_delete, op_put
+from hostnet.store.etcd import ClusterChange, EtcdStore
 
 if TYPE_CHECKING:
     from hostnet.drivers.base import Driver
@@ -74,8 +73,7 @@ class ClusterOps:
         wanted = net.options.get("vxlanid")
         candidates = [int(wanted)] if wanted else range(FIRST_VNI, FIRST_VNI + 100000)
         for vni in candidates:
-            key = f"{st.root}vni/{vni}"
-            if st.etcd.txn([cmp_absent(key)], [op_put(key, net.id)]):
+            if st.claim_vni(net.id, vni):
                 net.options["vxlanid"] = str(vni)
                 return
             if wanted:
@@ -87,8 +85,7 @@ class ClusterOps:
 
     def release_vni(self, net: Network) -> None:
         if isinstance(self.store, EtcdStore) and net.options.get("vxlanid"):
-            st = self.store
-            st.etcd.txn([], [op_delete(f"{st.root}vni/{net.options['vxlanid']}")])
+            self.store.release_vni(net.options["vxlanid"])
 
     # -- the registry -----------------------------------------------------------------
     def cluster_users(self, net: Network) -> list[Endpoint]:
@@ -139,8 +136,8 @@ class ClusterOps:
     def cluster_resync(self) -> int:
         """Read the cluster's overlay networks and endpoints whole; return the revision."""
         st = self._etcd()
-        kvs, rev = st.etcd.get_prefix(st.root + "net/")
-        shared = {n.id: n for n in (Network.model_validate_json(kv.value) for kv in kvs)}
+        nets, rev = st.shared_networks()
+        shared = {n.id: n for n in nets}
         for n in shared.values():
             self._network_seen(n)
         for nid in [i for i, n in self.nets.items() if self._scoped(n) and i not in shared]:
@@ -154,28 +151,25 @@ class ClusterOps:
         self._sync_dns()
         return max(rev, 0)
 
-    def cluster_event(self, events: list[tuple[str, KV]]) -> None:
-        """Apply a watch batch: an endpoint event changes one forwarding entry and its
-        names (no rescan); a network event re-syncs that network's forwarding."""
-        st = self._etcd()
+    def cluster_event(self, changes: list[ClusterChange]) -> None:
+        """Apply a watch batch: an endpoint change is one forwarding entry and its names
+        (no rescan); a network change re-syncs the networks' forwarding."""
         nets_changed = False
-        for kind, kv in events:
-            rel = kv.key[len(st.root) :]
-            if rel.startswith("net/"):
-                if kind == "DELETE":
-                    self._network_gone(rel[len("net/") :])
+        for ch in changes:
+            if ch.kind == "network":
+                if isinstance(ch.doc, Network):
+                    self._network_seen(ch.doc)
                 else:
-                    self._network_seen(Network.model_validate_json(kv.value))
+                    self._network_gone(ch.id)
                 nets_changed = True
-            elif rel.startswith("oep/"):
-                old = self.remote.get(rel.rsplit("/", 1)[1])
-                if old is not None:
-                    self._remote_changed(old, present=False)
-                    self._unlearn(old.id)
-                if kind != "DELETE":
-                    ep = Endpoint.model_validate_json(kv.value)
-                    self._learn(ep)
-                    self._remote_changed(ep, present=True)
+                continue
+            old = self.remote.get(ch.id)
+            if old is not None:
+                self._remote_changed(old, present=False)
+                self._unlearn(old.id)
+            if isinstance(ch.doc, Endpoint):
+                self._learn(ch.doc)
+                self._remote_changed(ch.doc, present=True)
         if nets_changed:
             self.sync_tunnels()
 
@@ -268,9 +262,6 @@ class ClusterOps:
             raise InvalidRequest("a host cannot remove itself", "run this on another host")
         gone = [e for e in self.remote.values() if e.host == host]
         for e in gone:
-            ops = [op_delete(f"{st.root}oep/{e.network_id}/{e.id}")]
-            if e.ip:
-                ops.append(op_delete(f"{st.root}addr/{e.network_id}/{e.ip}"))
-            st.etcd.txn([], ops)
-        st.etcd.delete(f"{st.root}host/{host}/", prefix=True)
+            st.forget_endpoint(e)
+        st.forget_host(host)
         return len(gone)

@@ -346,7 +346,7 @@ def _follow_cluster(
     while True:
         try:
             rev = worker.submit(svc.cluster_resync).result()
-            for batch in st.etcd.watch(st.root, rev + 1):
+            for batch in st.watch_changes(rev + 1):
                 events.submit_logged("cluster event", svc.cluster_event, batch)
         except HostnetError as exc:
             log.warning("cluster store: %s; retrying", exc)

@@ -26,17 +26,12 @@ from typing import Any
 
 from hostnet.dns import wire
 from hostnet.dns.names import LISTEN_ADDR, Directory, read_resolv_conf
-from hostnet.errors import HostnetError
-from hostnet.kernel import fds, netns
-from hostnet.kernel.nft import Nft
+from hostnet.kernel import compartment_dns
 
 log = logging.getLogger("hostnet")
-IP_FREEBIND = 15
-NFT_TABLE = "hostnet_dns"
 FORWARD_DEADLINE_S = 1.8  # SERVFAIL before a stub's usual 2 s timeout
 CACHE_MAX = 4096
 Reply = Callable[[bytes], None]
-_closer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="hostnet-close")
 
 
 @dataclass
@@ -59,61 +54,6 @@ class _Pending:
     deadline: float
     tried: int = 0
     timer: asyncio.TimerHandle | None = None
-
-
-def redirect_rules(udp_port: int, tcp_port: int) -> str:
-    """In the compartment: port 53 of 127.0.0.11 goes to the resolver's own ports, so port
-    53 stays free for the container's own servers (as Docker does). Stateless: both
-    directions are local output on loopback, so each packet's port is rewritten there and
-    no connection tracking (no NAT) is switched on in the compartment."""
-    a = LISTEN_ADDR
-    return (
-        f"add table ip {NFT_TABLE}\n"
-        f"delete table ip {NFT_TABLE}\n"
-        f"table ip {NFT_TABLE} {{\n"
-        "  chain output {\n"
-        "    type filter hook output priority raw; policy accept;\n"
-        f"    ip daddr {a} udp dport 53 udp dport set {udp_port}\n"
-        f"    ip daddr {a} tcp dport 53 tcp dport set {tcp_port}\n"
-        f"    ip saddr {a} udp sport {udp_port} udp sport set 53\n"
-        f"    ip saddr {a} tcp sport {tcp_port} tcp sport set 53\n"
-        "  }\n"
-        "}\n"
-    )
-
-
-def open_sockets(netns_path: str) -> tuple[socket.socket, socket.socket]:
-    """The resolver's sockets inside a compartment (127.0.0.11, kernel-chosen ports) and the
-    redirect of port 53 to them; call from a thread that may setns."""
-    nft: Nft | None = None
-    try:
-        with netns.entered(netns_path):
-            udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            try:
-                for s in (udp, tcp):
-                    s.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)
-                    s.bind((LISTEN_ADDR, 0))
-                    s.setblocking(False)
-                udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-                tcp.listen(64)
-                # they live as long as the compartment: above the select() range, so
-                # libnftables' descriptors stay low however many compartments there are
-                udp = fds.park_socket(udp)
-                tcp = fds.park_socket(tcp)
-                nft = Nft()  # its netlink socket belongs to the compartment
-                nft.run(redirect_rules(udp.getsockname()[1], tcp.getsockname()[1]))
-            except (OSError, HostnetError):
-                udp.close()
-                tcp.close()
-                raise
-    finally:
-        if nft is not None:
-            # closing a netlink socket waits out an RCU grace period (7-15 ms here): off the
-            # attach path, on a thread started in the daemon's namespace (a thread started
-            # in here would live in the compartment and keep it alive)
-            _closer.submit(nft.close)
-    return udp, tcp
 
 
 class _TcpConn(asyncio.Protocol):
@@ -158,7 +98,7 @@ class Resolver:
         self.upstream.setblocking(False)
         self._thread = threading.Thread(target=self._run, name="hostnet-dns", daemon=True)
         self._thread.start()
-        _closer.submit(lambda: None).result()  # its thread now, in the daemon's namespace
+        compartment_dns.start()  # its helper thread now, in the daemon's namespace
 
     # -- called from other threads ----------------------------------------
     def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -184,7 +124,7 @@ class Resolver:
         """Serve a compartment (idempotent). Call from the thread that may setns."""
         if cid in self.listeners:
             return
-        udp, tcp = open_sockets(netns_path)
+        udp, tcp = compartment_dns.open_sockets(netns_path, LISTEN_ADDR)
         self._call(self._add, cid, udp, tcp)
 
     def close(self, cid: str) -> None:

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-from typing import Any
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from hostnet.errors import Conflict, HostnetError
 from hostnet.model import Container, Endpoint, Network, PortMapping
@@ -31,6 +33,16 @@ from hostnet.store.etcdv3 import (
 ROOT = "/hostnet/"
 GLOBAL_DRIVERS = ("overlay",)
 RETRIES = 20
+
+
+@dataclass(frozen=True)
+class ClusterChange:
+    """One change the cluster watch saw: a network or registry endpoint put (``doc``) or
+    deleted (``doc`` None)."""
+
+    kind: Literal["network", "endpoint"]
+    id: str
+    doc: Network | Endpoint | None
 
 
 class EtcdStore(Store):
@@ -144,6 +156,47 @@ class EtcdStore(Store):
         """Every overlay endpoint of the cluster, and the revision to watch from."""
         kvs, rev = self.etcd.get_prefix(f"{self.root}oep/")
         return [Endpoint.model_validate_json(kv.value) for kv in kvs], rev
+
+    # -- cluster-wide records: the overlay networks, their registry, VNIs, hosts ---------
+    def shared_networks(self) -> tuple[list[Network], int]:
+        """The cluster's overlay networks, and the revision they were read at."""
+        kvs, rev = self.etcd.get_prefix(f"{self.root}net/")
+        return [Network.model_validate_json(kv.value) for kv in kvs], rev
+
+    def claim_vni(self, net_id: str, vni: int) -> bool:
+        """Claim a VXLAN id for a network cluster-wide; False: another network holds it."""
+        key = f"{self.root}vni/{vni}"
+        return bool(self.etcd.txn([cmp_absent(key)], [op_put(key, net_id)]))
+
+    def release_vni(self, vni: str) -> None:
+        self.etcd.txn([], [op_delete(f"{self.root}vni/{vni}")])
+
+    def forget_endpoint(self, ep: Endpoint) -> None:
+        """An endpoint of a host gone for good out of the registry, with its address claim."""
+        ops = [op_delete(f"{self.root}oep/{ep.network_id}/{ep.id}")]
+        if ep.ip:
+            ops.append(op_delete(f"{self.root}addr/{ep.network_id}/{ep.ip}"))
+        self.etcd.txn([], ops)
+
+    def forget_host(self, host: str) -> None:
+        """Every key a host gone for good kept for itself."""
+        self.etcd.delete(f"{self.root}host/{host}/", prefix=True)
+
+    def watch_changes(self, start_rev: int) -> Iterator[list[ClusterChange]]:
+        """The cluster's changes from ``start_rev`` on, a batch at a time: overlay networks
+        and registry endpoints (other keys are skipped)."""
+        for batch in self.etcd.watch(self.root, start_rev):
+            yield [c for c in (self._change(kind, kv) for kind, kv in batch) if c is not None]
+
+    def _change(self, kind: str, kv: KV) -> ClusterChange | None:
+        rel, gone = kv.key[len(self.root) :], kind == "DELETE"
+        if rel.startswith("net/"):
+            net = None if gone else Network.model_validate_json(kv.value)
+            return ClusterChange("network", rel[len("net/") :], net)
+        if rel.startswith("oep/"):
+            ep = None if gone else Endpoint.model_validate_json(kv.value)
+            return ClusterChange("endpoint", rel.rsplit("/", 1)[1], ep)
+        return None
 
     def _port_key(self, pm: PortMapping) -> str:
         return f"{self.h}port/{pm.protocol}/{pm.host_port}"
