@@ -45,15 +45,15 @@ class ClusterOps:
     def _dns_names(self, ep: Endpoint, present: bool) -> None:
         raise NotImplementedError  # provided by HostNetworkingService
 
-    def _carved(self, net: Network) -> list[ipaddress.IPv4Network]:
+    def carved(self, net: Network) -> list[ipaddress.IPv4Network]:
         raise NotImplementedError  # provided by HostNetworkingService
 
-    def _driver(self, name: str) -> Driver:
+    def driver(self, name: str) -> Driver:
         raise NotImplementedError  # provided by HostNetworkingService
 
     def _scoped(self, n: Network) -> bool:
         """A cluster-wide network (the registry and the watch are about these)."""
-        return self._driver(n.driver).cluster_scoped
+        return self.driver(n.driver).cluster_scoped
 
     def clustered(self) -> bool:
         return isinstance(self.store, EtcdStore) and bool(self.overlay.vtep)
@@ -114,7 +114,7 @@ class ClusterOps:
                     ipaddress.IPv4Address(net.gateway),
                     used,
                     taken,
-                    self._carved(net),
+                    self.carved(net),
                 )
                 ep.ip, ep.mac = str(addr), mac_for(addr)
         raise Conflict(f"no free address found on {net.name!r}", "try again")

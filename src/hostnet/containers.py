@@ -130,7 +130,7 @@ class ContainerOps:
     def endpoints_on(self, net: Network) -> list[Endpoint]:
         raise NotImplementedError  # provided by HostNetworkingService
 
-    def _driver(self, name: str) -> Driver:
+    def driver(self, name: str) -> Driver:
         raise NotImplementedError  # provided by HostNetworkingService
 
     def _remember(self, ep: Endpoint) -> None:
@@ -139,7 +139,7 @@ class ContainerOps:
     def _forget(self, ep: Endpoint) -> None:
         raise NotImplementedError  # provided by HostNetworkingService
 
-    def _carved(self, net: Network) -> list[ipaddress.IPv4Network]:
+    def carved(self, net: Network) -> list[ipaddress.IPv4Network]:
         raise NotImplementedError  # provided by HostNetworkingService
 
     def _sync_rewrites(self) -> None:
@@ -202,7 +202,7 @@ class ContainerOps:
                 host_ifname=VETH_PREFIX + eid[:10],
                 dhcp=True,
             )
-        drv = self._driver(net.driver)
+        drv = self.driver(net.driver)
         subnet, gw = net.ipv4_network(), ipaddress.IPv4Address(net.gateway)
         used = self.used_ips.get(net.id, set())
         if drv.cluster_scoped:  # addresses other hosts hold too
@@ -212,11 +212,11 @@ class ContainerOps:
             used = used | {a for a in host_addrs if a in subnet}
         if ip:
             addr = parse_ip(ip)
-            ipam.check_static(subnet, gw, addr, used, self._carved(net))
+            ipam.check_static(subnet, gw, addr, used, self.carved(net))
         else:
             last = self.store.get_meta(f"last_ip:{net.id}")
             after = ipaddress.IPv4Address(last) if last else None
-            addr = ipam.allocate(subnet, gw, used, after, self._carved(net))
+            addr = ipam.allocate(subnet, gw, used, after, self.carved(net))
         if port_specs and not drv.publishes_ports:
             raise InvalidRequest(
                 f"the {net.driver} driver publishes no ports",
@@ -246,7 +246,7 @@ class ContainerOps:
     ) -> Endpoint:
         """Record a planned endpoint (claiming its address and ports), then realize it.
         ``auto_ip``: IPAM chose the address, so an overlay claim lost to another host may move."""
-        drv = self._driver(net.driver)
+        drv = self.driver(net.driver)
         if drv.cluster_scoped:
             self.claim_overlay(net, ep, auto_ip)
             self._learn(ep)
@@ -285,7 +285,7 @@ class ContainerOps:
             self._dns_names(ep, present=False)
         if net is not None and c is not None:
             try:
-                self._driver(net.driver).detach(net, ep, c, cut_link)
+                self.driver(net.driver).detach(net, ep, c, cut_link)
             except HostnetError as exc:
                 errors.append(str(exc))
         self.store.delete_endpoint(ep.id)
@@ -297,7 +297,7 @@ class ContainerOps:
                 self._sync_firewall()
             except HostnetError as exc:
                 errors.append(str(exc))
-        if net is not None and self._driver(net.driver).rewrites_macs:
+        if net is not None and self.driver(net.driver).rewrites_macs:
             try:
                 self._sync_rewrites()
                 if net.flag("enable_outboundnat"):
@@ -353,19 +353,19 @@ class ContainerOps:
             ep.bandwidth = {**ep.bandwidth, **qos}
             ep.aliases = _aliases(req.get("aliases") or [])
         if policy_specs:  # like ports: on the first network's endpoint
-            _with_policies(nets[0], self._driver(nets[0].driver), plans[0], policy_specs)
+            _with_policies(nets[0], self.driver(nets[0].driver), plans[0], policy_specs)
         os.makedirs(log_dir, exist_ok=True)
         c.compartment_id = self._next_compartment_id()
         self.store.create_container(c)
         self.containers[c.id] = c
         # the first network that routes gives the default route (an overlay reaches only itself)
-        routed = next((i for i, n in enumerate(nets) if self._driver(n.driver).routes_out), -1)
+        routed = next((i for i, n in enumerate(nets) if self.driver(n.driver).routes_out), -1)
         try:
             self.kernel.create_compartment(c.netns)
             for i, (net, ep) in enumerate(zip(nets, plans, strict=True)):
                 self._attach(net, c, ep, (i == routed), auto_ip=not networks[i].get("ip"))
         except BaseException:
-            self._teardown(c)
+            self.teardown(c)
             raise
         log.info("created container %s in compartment %s", c.name, c.netns)
         return c
@@ -392,14 +392,14 @@ class ContainerOps:
             timer = threading.Timer(grace_s, self._kill_if_same, (c.pid, c.pid_start))
             timer.daemon = True
             timer.start()
-        return self._teardown(c)
+        return self.teardown(c)
 
     @staticmethod
     def _kill_if_same(pid: int, start: int) -> None:
         if process_start_time(pid) == start:
             _signal_container(pid, signal.SIGKILL)
 
-    def _teardown(self, c: Container) -> list[str]:
+    def teardown(self, c: Container) -> list[str]:
         errors: list[str] = []
         # An empty compartment takes its vNICs with it when removed; a live process
         # (or someone else's compartment, which stays) would keep them, so cut them first.
@@ -443,9 +443,9 @@ class ContainerOps:
         ifname = next(f"eth{i}" for i in range(len(mine) + 1) if f"eth{i}" not in taken)
         ep = self._plan_endpoint(net, c, ifname, ip, [])
         ep.bandwidth, ep.aliases = qos, names
-        _with_policies(net, self._driver(net.driver), ep, policy_specs or [])
-        routed = any(self._driver(self.nets[e.network_id].driver).routes_out for e in mine)
-        default_route = not routed and self._driver(net.driver).routes_out
+        _with_policies(net, self.driver(net.driver), ep, policy_specs or [])
+        routed = any(self.driver(self.nets[e.network_id].driver).routes_out for e in mine)
+        default_route = not routed and self.driver(net.driver).routes_out
         return self._attach(net, c, ep, default_route, auto_ip=not ip)
 
     def disconnect(self, net_ref: str, c_ref: str) -> list[str]:
@@ -472,7 +472,7 @@ class ContainerOps:
         added = ports.resolve(requests, self.port_index)
         self.store.add_ports(ep, added)
         try:
-            self._driver(net.driver).add_ports(ep, added)
+            self.driver(net.driver).add_ports(ep, added)
         except BaseException:
             self.store.remove_ports(ep, added)
             raise
@@ -508,7 +508,7 @@ class ContainerOps:
         """Take mappings off an endpoint: kernel, store, then the in-memory index."""
         if not gone:
             return
-        self._driver(self.nets[ep.network_id].driver).remove_ports(ep, gone)
+        self.driver(self.nets[ep.network_id].driver).remove_ports(ep, gone)
         self.store.remove_ports(ep, gone)
         ep.ports[:] = [p for p in ep.ports if p not in gone]
         for p in gone:
@@ -554,7 +554,7 @@ class ContainerOps:
             ep.mac = mac.lower()
         ep.bandwidth = dict(bandwidth or {})
         ep.acl = [acl.parse_rule(spec) for spec in acl_specs or []]
-        _with_policies(net, self._driver(net.driver), ep, policy_specs or [])
+        _with_policies(net, self.driver(net.driver), ep, policy_specs or [])
         if new:
             c.compartment_id = self._next_compartment_id()
             self.store.create_container(c)
@@ -564,9 +564,34 @@ class ContainerOps:
             self._attach(net, c, ep, default_route=first, auto_ip=not ip)
         except BaseException:
             if new:
-                self._teardown(c)
+                self.teardown(c)
             raise
         return c, ep
+
+    def attach_docker(self, net: Network, eid: str, ip: str, mac: str) -> Endpoint:
+        """Docker's CreateEndpoint: a vNIC pair left in the host's namespace, whose peer
+        Docker moves into its sandbox at Join (the compartment is Docker's)."""
+        c = Container(
+            id=eid,
+            name=f"docker-{eid[:12]}",
+            compartment_id=0,
+            netns="",
+            external=True,
+            runtime="docker",
+        )
+        ep = self._plan_endpoint(net, c, "hc" + eid[:10], ip, [])
+        ep.runtime_moves_peer = True
+        if mac:
+            ep.mac = mac.lower()
+        c.compartment_id = self._next_compartment_id()
+        self.store.create_container(c)
+        self.containers[c.id] = c
+        try:
+            self._attach(net, c, ep, default_route=True)
+        except BaseException:
+            self.teardown(c)
+            raise
+        return ep
 
     def detach_external(self, cid: str, ifname: str) -> list[str]:
         """Remove one vNIC of an external compartment; unknown is success (CNI DEL)."""
@@ -597,7 +622,7 @@ class ContainerOps:
         """Replace an endpoint's ACL rule set; the kernel sees the old set or the new, never half."""
         ep = self.endpoint_for(c_ref, net_ref)
         old, net = list(ep.acl), self.nets[ep.network_id]
-        drv = self._driver(net.driver)
+        drv = self.driver(net.driver)
         had_own = drv.has_own_acl(ep, net)
         ep.acl = list(rules)
         try:

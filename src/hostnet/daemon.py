@@ -204,7 +204,7 @@ class ProcessWatcher:
         if c is not None and not self.svc.process_alive(c):
             log.info("container %s: process %d exited", c.name, c.pid)
             try:
-                self.svc._teardown(c)
+                self.svc.teardown(c)
             except HostnetError as exc:
                 log.error("removing container %s: %s", c.name, exc)
 

@@ -95,27 +95,7 @@ def create_endpoint(
     net = network_for(svc, docker_net)
     if eid in svc.containers:
         return svc.endpoints_of(svc.containers[eid])[0]
-    c = Container(
-        id=eid,
-        name=f"docker-{eid[:12]}",
-        compartment_id=0,
-        netns="",
-        external=True,
-        runtime="docker",
-    )
-    ep = svc._plan_endpoint(net, c, "hc" + eid[:10], address.split("/")[0], [])
-    ep.runtime_moves_peer = True
-    if mac:
-        ep.mac = mac.lower()
-    c.compartment_id = svc._next_compartment_id()
-    svc.store.create_container(c)
-    svc.containers[c.id] = c
-    try:
-        svc._attach(net, c, ep, default_route=True)
-    except BaseException:
-        svc._teardown(c)
-        raise
-    return ep
+    return svc.attach_docker(net, eid, address.split("/")[0], mac)
 
 
 def endpoint(svc: HostNetworkingService, eid: str) -> tuple[Container, Endpoint]:
@@ -138,7 +118,7 @@ def join(svc: HostNetworkingService, eid: str, sandbox: str) -> Endpoint:
 def delete_endpoint(svc: HostNetworkingService, eid: str) -> object:
     c = svc.containers.get(eid)
     if c is not None:
-        svc._teardown(c)
+        svc.teardown(c)
     return None
 
 

@@ -50,11 +50,11 @@ def reconcile(svc: HostNetworkingService, at_start: bool = False) -> dict[str, A
                 else "no process ever started in it"
             )
             log.info("removing container %s: %s", ct.name, why)
-            report["errors"] += svc._teardown(ct)
+            report["errors"] += svc.teardown(ct)
             report["removed_containers"].append(ct.name)
     for n in list(svc.nets.values()):
         try:
-            svc._driver(n.driver).ensure_network(n)
+            svc.driver(n.driver).ensure_network(n)
         except HostnetError as exc:
             report["errors"].append(str(exc))
     for ep in list(svc.eps.values()):
@@ -63,7 +63,7 @@ def reconcile(svc: HostNetworkingService, at_start: bool = False) -> dict[str, A
             svc.store.delete_endpoint(ep.id)
             svc._forget(ep)
             continue
-        drv = svc._driver(net.driver)
+        drv = svc.driver(net.driver)
         if drv.endpoint_present(net, ep) and not (ep.dhcp and not svc.dhcp.running(ep.id)):
             continue
         if ep.runtime_moves_peer and svc.rt.link(ep.host_ifname) is None:
@@ -85,7 +85,7 @@ def reconcile(svc: HostNetworkingService, at_start: bool = False) -> dict[str, A
     for ep in list(svc.eps.values()):  # ACL chains hang off devices: re-apply where present
         if ep.network_id in svc.nets and svc.rt.link(ep.host_ifname) is not None:
             try:
-                svc._driver(svc.nets[ep.network_id].driver).apply_acl(ep, svc.nets[ep.network_id])
+                svc.driver(svc.nets[ep.network_id].driver).apply_acl(ep, svc.nets[ep.network_id])
             except HostnetError as exc:
                 report["errors"].append(str(exc))
     report["swept"] = sweep(svc)

@@ -211,7 +211,11 @@ class HostNetworkingService(ClusterOps, ContainerOps):
     def host_prefixes(self) -> list[ipaddress.IPv4Network]:
         return self.host.ipv4_prefixes(BRIDGE_PREFIX)
 
-    def _driver(self, name: str) -> Driver:
+    def driver_of(self, net: Network) -> Driver:
+        """The driver serving a network."""
+        return self.driver(net.driver)
+
+    def driver(self, name: str) -> Driver:
         if name in self.drivers:
             return self.drivers[name]
         if name in FUTURE_DRIVERS:
@@ -223,11 +227,11 @@ class HostNetworkingService(ClusterOps, ContainerOps):
             f"unknown driver {name!r}", f"available drivers: {', '.join(sorted(self.drivers))}"
         )
 
-    def _subnets(self) -> list[ipaddress.IPv4Network]:
+    def subnets_in_use(self) -> list[ipaddress.IPv4Network]:
         """Every network's subnet (DHCP networks have none: the DHCP server owns it)."""
         return [n.ipv4_network() for n in self.nets.values() if n.subnet]
 
-    def _carved(self, net: Network) -> list[ipaddress.IPv4Network]:
+    def carved(self, net: Network) -> list[ipaddress.IPv4Network]:
         """Prefixes of other networks inside a carvable network's prefix."""
         if not net.carvable:
             return []
@@ -246,11 +250,11 @@ class HostNetworkingService(ClusterOps, ContainerOps):
         in_use = [ipaddress.IPv4Address(e.ip) for e in self.endpoints_on(n)] + [gw]
         return not any(a in subnet for a in in_use)
 
-    def _check_overlap(self, subnet: ipaddress.IPv4Network, host_too: bool = True) -> None:
+    def check_overlap(self, subnet: ipaddress.IPv4Network, host_too: bool = True) -> None:
         """Refuse a subnet overlapping another network or the host; external switches (host_too
         False) may share a subnet with each other: each is its own physical L2 network."""
         for n in self.nets.values():
-            if not host_too and self._driver(n.driver).on_host_subnet:
+            if not host_too and self.driver(n.driver).on_host_subnet:
                 continue
             if n.subnet and subnet.overlaps(n.ipv4_network()) and not self._may_carve(subnet, n):
                 raise Conflict(
@@ -276,7 +280,7 @@ class HostNetworkingService(ClusterOps, ContainerOps):
         acl_specs: list[str] | None = None,
     ) -> Network:
         check_name("network", name)
-        drv = self._driver(driver)
+        drv = self.driver(driver)
         opts = drv.normalize_options(options or {})
         net_acl = [acl.parse_rule(spec) for spec in acl_specs or []]
         if any(n.name == name for n in self.nets.values()):
@@ -284,7 +288,7 @@ class HostNetworkingService(ClusterOps, ContainerOps):
         net4: ipaddress.IPv4Network | None
         if subnet:
             net4 = parse_subnet(subnet)
-            self._check_overlap(net4, host_too=not drv.on_host_subnet)
+            self.check_overlap(net4, host_too=not drv.on_host_subnet)
         elif drv.on_host_subnet and not drv.dhcp_without_subnet:
             raise InvalidRequest(
                 f"the {driver} driver needs --subnet and --gateway (the host's network); "
@@ -296,7 +300,7 @@ class HostNetworkingService(ClusterOps, ContainerOps):
         elif drv.dhcp_without_subnet:
             net4 = None  # addresses from DHCP: the external DHCP server owns the subnet
         else:
-            found = ipam.first_free_subnet(24, self._subnets() + self.host_prefixes())
+            found = ipam.first_free_subnet(24, self.subnets_in_use() + self.host_prefixes())
             if found is None:
                 raise Conflict("no free /24 left in 172.16.0.0/12", "give --subnet explicitly")
             net4 = found
@@ -346,7 +350,7 @@ class HostNetworkingService(ClusterOps, ContainerOps):
         if any(n.name == "nat" for n in self.nets.values()):
             return None
         want = ipaddress.IPv4Network("172.16.0.0/16")
-        used = self._subnets() + self.host_prefixes()
+        used = self.subnets_in_use() + self.host_prefixes()
         note = ""
         if ipam.overlapping(want, used) is not None:
             found = ipam.first_free_subnet(16, used)
@@ -385,7 +389,7 @@ class HostNetworkingService(ClusterOps, ContainerOps):
         errors: list[str] = []
         for ep in users:
             errors += self._detach(ep)
-        drv = self._driver(net.driver)
+        drv = self.driver(net.driver)
         try:
             drv.remove_network(net)
         except HostnetError as exc:
@@ -406,7 +410,7 @@ class HostNetworkingService(ClusterOps, ContainerOps):
     def _sync_firewall(self) -> None:
         outbound = []
         for n in self.nets.values():
-            keep = self._driver(n.driver).nat_keep(n)
+            keep = self.driver(n.driver).nat_keep(n)
             if keep is not None:
                 ips = tuple(sorted(e.ip for e in self.endpoints_on(n) if e.ip))
                 outbound.append(OutboundNat(n.switch, ips, keep))
@@ -415,7 +419,7 @@ class HostNetworkingService(ClusterOps, ContainerOps):
             e.host_ifname
             for e in self.eps.values()
             if e.network_id in self.nets
-            and self._driver(self.nets[e.network_id].driver).has_own_acl(e, self.nets[e.network_id])
+            and self.driver(self.nets[e.network_id].driver).has_own_acl(e, self.nets[e.network_id])
         ]
         self.nft.run(acl.render_default_table(VETH_PREFIX, ruled))
         self._sync_rewrites()
@@ -424,7 +428,7 @@ class HostNetworkingService(ClusterOps, ContainerOps):
         """The bridge-family MAC rewrite table of l2bridge and l2tunnel networks."""
         rewrites, tunnels = [], []
         for n in self.nets.values():
-            drv = self._driver(n.driver)
+            drv = self.driver(n.driver)
             if drv.rewrites_macs:
                 eps = self.endpoints_on(n)
                 rw, tn = drv.rewrite_net(n, eps), drv.tunnel_net(n, eps)
@@ -437,7 +441,7 @@ class HostNetworkingService(ClusterOps, ContainerOps):
     def _teams(self) -> list[Any]:
         teams = []
         for n in self.nets.values():
-            t = self._driver(n.driver).team_state(n)
+            t = self.driver(n.driver).team_state(n)
             if t is not None:
                 teams.append(t)
         return teams

@@ -120,7 +120,7 @@ def compartments(svc: HostNetworkingService) -> list[dict[str, Any]]:
 def nat_table(svc: HostNetworkingService) -> list[dict[str, Any]]:
     rows = []
     for net in sorted(svc.nets.values(), key=lambda n: n.name):
-        if not svc._driver(net.driver).publishes_ports:
+        if not svc.driver_of(net).publishes_ports:
             continue
         rows.append(
             {
@@ -151,7 +151,7 @@ def nat_table(svc: HostNetworkingService) -> list[dict[str, Any]]:
 def switches(svc: HostNetworkingService) -> list[dict[str, Any]]:
     rows = []
     for net in sorted(svc.nets.values(), key=lambda n: n.name):
-        view = svc._driver(net.driver).switch_view(net)
+        view = svc.driver_of(net).switch_view(net)
         rows.append(
             {
                 "Switch": net.options.get("networkname", net.name),

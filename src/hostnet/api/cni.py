@@ -186,7 +186,7 @@ def check(svc: HostNetworkingService, req: dict[str, Any]) -> dict[str, Any]:
     if not eps:
         raise NotFound(f"no attachment {req['containerID'][:12]}/{req['ifname']}", "run ADD first")
     ep, net = eps[0], svc.nets[eps[0].network_id]
-    if not svc._driver(net.driver).endpoint_present(net, ep):
+    if not svc.driver_of(net).endpoint_present(net, ep):
         raise KernelError(
             f"the host end {ep.host_ifname} of {ep.ifname} is missing or detached",
             "DEL and ADD again, or run 'hostnet system reconcile'",

@@ -80,9 +80,9 @@ class IpamPools:
             }
         if pool:
             subnet = parse_subnet(pool)
-            self.svc._check_overlap(subnet)
+            self.svc.check_overlap(subnet)
         else:
-            used = self.svc._subnets() + self.svc.host_prefixes()
+            used = self.svc.subnets_in_use() + self.svc.host_prefixes()
             used += [ipaddress.IPv4Network(s) for s in self.reserved.values()]
             found = ipam.first_free_subnet(24, used)
             if found is None:
@@ -111,7 +111,7 @@ class IpamPools:
             addr = (
                 ipaddress.IPv4Address(address)
                 if address
-                else ipam.allocate(subnet, gw, used, None, self.svc._carved(net))
+                else ipam.allocate(subnet, gw, used, None, self.svc.carved(net))
             )
             pending.add(addr)
             return {"Address": f"{addr}/{subnet.prefixlen}"}
@@ -149,7 +149,7 @@ def build_driver_app(
                 data = await body(request)
                 log.debug("docker %s %s %s", name, request.path, data)
                 if driver in FUTURE_DRIVERS and not is_ipam:
-                    svc._driver(driver)  # raises "driver not available yet"
+                    svc.driver(driver)  # raises "driver not available yet"
                 result = await call(lambda: fn(data))
                 return _ok(result)
             except HostnetError as exc:
