@@ -38,17 +38,8 @@ def plug(
             f"switch {net.switch} of network {net.name} is missing",
             "run 'hostnet system reconcile'",
         )
-    info = rt.link(ep.host_ifname)
     try:
-        if info is None and ep.runtime_moves_peer:
-            # Docker moves the peer into the sandbox itself (Join) and configures it there.
-            rt.create_veth(ep.host_ifname, ep.ifname, None, ep.mac, bridge["index"], mtu)
-            rt.without_ipv6_linklocal(ep.ifname)
-        elif info is None:
-            with kernel.compartment_fd(c.netns) as fd:
-                rt.create_veth(ep.host_ifname, ep.ifname, fd, ep.mac, bridge["index"], mtu)
-        elif info["master"] != bridge["index"] or not info["flags"] & IFF_UP:
-            rt.set_master_up(ep.host_ifname, bridge["index"])
+        created = _create_or_reuse(kernel, ep, c, bridge["index"], mtu)
     except KernelError as exc:
         if exc.details.get("errno") == errno.EXFULL:
             raise Conflict(
@@ -68,7 +59,31 @@ def plug(
                 inside.configure_inside(
                     ep.ifname, ep.ip, ep.prefix_len, ep.gateway if default_route else None
                 )
-    return info is None
+    return created
+
+
+def _create_or_reuse(kernel: Kernel, ep: Endpoint, c: Container, master: int, mtu: int) -> bool:
+    """Create the pair (one request on the attach path); if the host end exists already
+    (reconcile), put it back on the switch and up. True when created now."""
+    rt = kernel.rt
+    try:
+        if ep.runtime_moves_peer:
+            # Docker moves the peer into the sandbox itself (Join) and configures it there.
+            rt.create_veth(ep.host_ifname, ep.ifname, None, ep.mac, master, mtu)
+            rt.without_ipv6_linklocal(ep.ifname)
+        else:
+            with kernel.compartment_fd(c.netns) as fd:
+                rt.create_veth(ep.host_ifname, ep.ifname, fd, ep.mac, master, mtu)
+        return True
+    except KernelError as exc:
+        if exc.details.get("errno") != errno.EEXIST:
+            raise
+        info = rt.link(ep.host_ifname)
+        if info is None:  # the peer's name is taken inside the compartment
+            raise
+    if info["master"] != master or not info["flags"] & IFF_UP:
+        rt.set_master_up(ep.host_ifname, master)
+    return False
 
 
 def add_routes(kernel: Kernel, ep: Endpoint, c: Container) -> None:
