@@ -115,12 +115,10 @@ class ExternalDriver(Driver):
         )
 
     def _default_adapter(self) -> str:
-        for r in self.host.ipr.get_routes(family=2, table=254):
-            if r["dst_len"] == 0 and r.get_attr("RTA_OIF"):
-                idx = r.get_attr("RTA_OIF")
-                for ln in self.host.links():
-                    if ln["index"] == idx and not (ln["name"] or "").startswith(SWITCH_PREFIX):
-                        return str(ln["name"])
+        for idx in self.host.default_route_indexes():
+            for ln in self.host.links():
+                if ln["index"] == idx and not (ln["name"] or "").startswith(SWITCH_PREFIX):
+                    return str(ln["name"])
         raise InvalidRequest(
             "the host has no default route to pick an adapter from",
             "name one with -o com.docker.network.windowsshim.interface=NAME",

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hostnet.errors import Conflict, KernelError
 from hostnet.kernel.links import Netlink
 from hostnet.kernel.rtnl import IFF_UP, Rtnl
 
@@ -41,34 +40,8 @@ def ensure(
     nl: Netlink, bridge: str, net_id: str, members: tuple[str, ...], owner: str
 ) -> dict[str, object]:
     """The bridge, its team port, and members up; returns the state to keep in intent."""
-    first = None
-    for m in members:
-        idx = nl.index(m)
-        if idx is None:
-            raise KernelError(f"team member {m} is missing")
-        msg = nl.ipr.get_links(idx)[0]
-        if any(a["index"] == idx for a in nl.ipr.get_addr(family=2)):
-            raise Conflict(
-                f"team member {m} carries IPv4 addresses of the host",
-                "team adapters that only carry containers; move the host's addresses off",
-            )
-        first = first or msg
-        nl.ipr.link("set", index=idx, state="up")
-    assert first is not None
-    mac, mtu = first.get_attr("IFLA_ADDRESS"), first.get_attr("IFLA_MTU")
-    br = nl.index(bridge)
-    if br is None:
-        nl.ipr.link("add", ifname=bridge, kind="bridge")
-        br = nl.index(bridge)
-    nl.ipr.link("set", index=br, address=mac, mtu=mtu, state="up", ifalias=owner)
     port, uplink = names(net_id)
-    if nl.index(port) is None:
-        nl.ipr.link("add", ifname=port, kind="veth", peer={"ifname": uplink, "mtu": mtu}, mtu=mtu)
-    for name in (port, uplink):
-        idx = nl.index(name)
-        assert idx is not None
-        nl.ipr.link("set", index=idx, state="up", ifalias=owner)
-    nl.ipr.link("set", index=nl.index(port), master=br)
+    mac, mtu = nl.ensure_team_switch(bridge, port, uplink, members, owner)
     return {"mac": mac, "mtu": mtu, "addrs": [], "routes": [], "team": list(members)}
 
 

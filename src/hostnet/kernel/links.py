@@ -11,7 +11,7 @@ from typing import Any
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from hostnet.errors import KernelError
+from hostnet.errors import Conflict, KernelError
 from hostnet.kernel import netns
 
 
@@ -193,6 +193,52 @@ class Netlink:
         except NetlinkError as exc:
             if exc.code != errno.EEXIST:
                 raise _kernel_error(f"adding address {ip}/{prefixlen}", exc) from None
+
+    def default_route_indexes(self) -> list[int]:
+        """Interface indexes of the main table's IPv4 default routes."""
+        return [
+            int(r.get_attr("RTA_OIF"))
+            for r in self.ipr.get_routes(family=2, table=254)
+            if r["dst_len"] == 0 and r.get_attr("RTA_OIF")
+        ]
+
+    def ensure_team_switch(
+        self, bridge: str, port: str, uplink: str, members: tuple[str, ...], owner: str
+    ) -> tuple[str, int]:
+        """A bridge whose one port towards the wire is a veth pair (``port`` on the bridge,
+        ``uplink`` for nftables to spread from) for a team of ``members``: members up and
+        free of the host's IPv4 addresses; the bridge takes the first member's MAC and MTU,
+        which are returned."""
+        first = None
+        for m in members:
+            idx = self.index(m)
+            if idx is None:
+                raise KernelError(f"team member {m} is missing")
+            msg = self.ipr.get_links(idx)[0]
+            if any(a["index"] == idx for a in self.ipr.get_addr(family=2)):
+                raise Conflict(
+                    f"team member {m} carries IPv4 addresses of the host",
+                    "team adapters that only carry containers; move the host's addresses off",
+                )
+            first = first or msg
+            self.ipr.link("set", index=idx, state="up")
+        assert first is not None
+        mac, mtu = first.get_attr("IFLA_ADDRESS"), first.get_attr("IFLA_MTU")
+        br = self.index(bridge)
+        if br is None:
+            self.ipr.link("add", ifname=bridge, kind="bridge")
+            br = self.index(bridge)
+        self.ipr.link("set", index=br, address=mac, mtu=mtu, state="up", ifalias=owner)
+        if self.index(port) is None:
+            self.ipr.link(
+                "add", ifname=port, kind="veth", peer={"ifname": uplink, "mtu": mtu}, mtu=mtu
+            )
+        for name in (port, uplink):
+            idx = self.index(name)
+            assert idx is not None
+            self.ipr.link("set", index=idx, state="up", ifalias=owner)
+        self.ipr.link("set", index=self.index(port), master=br)
+        return str(mac), int(mtu)
 
     def delete_link(self, name: str) -> None:
         """Delete a link; already gone is success."""
