@@ -51,9 +51,12 @@ class ClusterOps:
     def driver(self, name: str) -> Driver:
         raise NotImplementedError  # provided by HostNetworkingService
 
+    def driver_of(self, net: Network) -> Driver:
+        raise NotImplementedError  # provided by HostNetworkingService
+
     def _scoped(self, n: Network) -> bool:
         """A cluster-wide network (the registry and the watch are about these)."""
-        return self.driver(n.driver).cluster_scoped
+        return self.driver_of(n).cluster_scoped
 
     def clustered(self) -> bool:
         return isinstance(self.store, EtcdStore) and bool(self.overlay.vtep)

@@ -133,6 +133,9 @@ class ContainerOps:
     def driver(self, name: str) -> Driver:
         raise NotImplementedError  # provided by HostNetworkingService
 
+    def driver_of(self, net: Network) -> Driver:
+        raise NotImplementedError  # provided by HostNetworkingService
+
     def _remember(self, ep: Endpoint) -> None:
         raise NotImplementedError  # provided by HostNetworkingService
 
@@ -202,7 +205,7 @@ class ContainerOps:
                 host_ifname=VETH_PREFIX + eid[:10],
                 dhcp=True,
             )
-        drv = self.driver(net.driver)
+        drv = self.driver_of(net)
         subnet, gw = net.ipv4_network(), ipaddress.IPv4Address(net.gateway)
         used = self.used_ips.get(net.id, set())
         if drv.cluster_scoped:  # addresses other hosts hold too
@@ -246,7 +249,7 @@ class ContainerOps:
     ) -> Endpoint:
         """Record a planned endpoint (claiming its address and ports), then realize it.
         ``auto_ip``: IPAM chose the address, so an overlay claim lost to another host may move."""
-        drv = self.driver(net.driver)
+        drv = self.driver_of(net)
         if drv.cluster_scoped:
             self.claim_overlay(net, ep, auto_ip)
             self._learn(ep)
@@ -285,7 +288,7 @@ class ContainerOps:
             self._dns_names(ep, present=False)
         if net is not None and c is not None:
             try:
-                self.driver(net.driver).detach(net, ep, c, cut_link)
+                self.driver_of(net).detach(net, ep, c, cut_link)
             except HostnetError as exc:
                 errors.append(str(exc))
         self.store.delete_endpoint(ep.id)
@@ -297,7 +300,7 @@ class ContainerOps:
                 self._sync_firewall()
             except HostnetError as exc:
                 errors.append(str(exc))
-        if net is not None and self.driver(net.driver).rewrites_macs:
+        if net is not None and self.driver_of(net).rewrites_macs:
             try:
                 self._sync_rewrites()
                 if net.flag("enable_outboundnat"):
@@ -353,13 +356,13 @@ class ContainerOps:
             ep.bandwidth = {**ep.bandwidth, **qos}
             ep.aliases = _aliases(req.get("aliases") or [])
         if policy_specs:  # like ports: on the first network's endpoint
-            _with_policies(nets[0], self.driver(nets[0].driver), plans[0], policy_specs)
+            _with_policies(nets[0], self.driver_of(nets[0]), plans[0], policy_specs)
         os.makedirs(log_dir, exist_ok=True)
         c.compartment_id = self._next_compartment_id()
         self.store.create_container(c)
         self.containers[c.id] = c
         # the first network that routes gives the default route (an overlay reaches only itself)
-        routed = next((i for i, n in enumerate(nets) if self.driver(n.driver).routes_out), -1)
+        routed = next((i for i, n in enumerate(nets) if self.driver_of(n).routes_out), -1)
         try:
             self.kernel.create_compartment(c.netns)
             for i, (net, ep) in enumerate(zip(nets, plans, strict=True)):
@@ -443,9 +446,9 @@ class ContainerOps:
         ifname = next(f"eth{i}" for i in range(len(mine) + 1) if f"eth{i}" not in taken)
         ep = self._plan_endpoint(net, c, ifname, ip, [])
         ep.bandwidth, ep.aliases = qos, names
-        _with_policies(net, self.driver(net.driver), ep, policy_specs or [])
-        routed = any(self.driver(self.nets[e.network_id].driver).routes_out for e in mine)
-        default_route = not routed and self.driver(net.driver).routes_out
+        _with_policies(net, self.driver_of(net), ep, policy_specs or [])
+        routed = any(self.driver_of(self.nets[e.network_id]).routes_out for e in mine)
+        default_route = not routed and self.driver_of(net).routes_out
         return self._attach(net, c, ep, default_route, auto_ip=not ip)
 
     def disconnect(self, net_ref: str, c_ref: str) -> list[str]:
@@ -472,7 +475,7 @@ class ContainerOps:
         added = ports.resolve(requests, self.port_index)
         self.store.add_ports(ep, added)
         try:
-            self.driver(net.driver).add_ports(ep, added)
+            self.driver_of(net).add_ports(ep, added)
         except BaseException:
             self.store.remove_ports(ep, added)
             raise
@@ -508,7 +511,7 @@ class ContainerOps:
         """Take mappings off an endpoint: kernel, store, then the in-memory index."""
         if not gone:
             return
-        self.driver(self.nets[ep.network_id].driver).remove_ports(ep, gone)
+        self.driver_of(self.nets[ep.network_id]).remove_ports(ep, gone)
         self.store.remove_ports(ep, gone)
         ep.ports[:] = [p for p in ep.ports if p not in gone]
         for p in gone:
@@ -554,7 +557,7 @@ class ContainerOps:
             ep.mac = mac.lower()
         ep.bandwidth = dict(bandwidth or {})
         ep.acl = [acl.parse_rule(spec) for spec in acl_specs or []]
-        _with_policies(net, self.driver(net.driver), ep, policy_specs or [])
+        _with_policies(net, self.driver_of(net), ep, policy_specs or [])
         if new:
             c.compartment_id = self._next_compartment_id()
             self.store.create_container(c)
@@ -622,7 +625,7 @@ class ContainerOps:
         """Replace an endpoint's ACL rule set; the kernel sees the old set or the new, never half."""
         ep = self.endpoint_for(c_ref, net_ref)
         old, net = list(ep.acl), self.nets[ep.network_id]
-        drv = self.driver(net.driver)
+        drv = self.driver_of(net)
         had_own = drv.has_own_acl(ep, net)
         ep.acl = list(rules)
         try:

@@ -54,7 +54,7 @@ def reconcile(svc: HostNetworkingService, at_start: bool = False) -> dict[str, A
             report["removed_containers"].append(ct.name)
     for n in list(svc.nets.values()):
         try:
-            svc.driver(n.driver).ensure_network(n)
+            svc.driver_of(n).ensure_network(n)
         except HostnetError as exc:
             report["errors"].append(str(exc))
     for ep in list(svc.eps.values()):
@@ -63,7 +63,7 @@ def reconcile(svc: HostNetworkingService, at_start: bool = False) -> dict[str, A
             svc.store.delete_endpoint(ep.id)
             svc._forget(ep)
             continue
-        drv = svc.driver(net.driver)
+        drv = svc.driver_of(net)
         if drv.endpoint_present(net, ep) and not (ep.dhcp and not svc.dhcp.running(ep.id)):
             continue
         if ep.runtime_moves_peer and svc.rt.link(ep.host_ifname) is None:
@@ -85,7 +85,7 @@ def reconcile(svc: HostNetworkingService, at_start: bool = False) -> dict[str, A
     for ep in list(svc.eps.values()):  # ACL chains hang off devices: re-apply where present
         if ep.network_id in svc.nets and svc.rt.link(ep.host_ifname) is not None:
             try:
-                svc.driver(svc.nets[ep.network_id].driver).apply_acl(ep, svc.nets[ep.network_id])
+                svc.driver_of(svc.nets[ep.network_id]).apply_acl(ep, svc.nets[ep.network_id])
             except HostnetError as exc:
                 report["errors"].append(str(exc))
     report["swept"] = sweep(svc)

@@ -254,7 +254,7 @@ class HostNetworkingService(ClusterOps, ContainerOps):
         """Refuse a subnet overlapping another network or the host; external switches (host_too
         False) may share a subnet with each other: each is its own physical L2 network."""
         for n in self.nets.values():
-            if not host_too and self.driver(n.driver).on_host_subnet:
+            if not host_too and self.driver_of(n).on_host_subnet:
                 continue
             if n.subnet and subnet.overlaps(n.ipv4_network()) and not self._may_carve(subnet, n):
                 raise Conflict(
@@ -389,7 +389,7 @@ class HostNetworkingService(ClusterOps, ContainerOps):
         errors: list[str] = []
         for ep in users:
             errors += self._detach(ep)
-        drv = self.driver(net.driver)
+        drv = self.driver_of(net)
         try:
             drv.remove_network(net)
         except HostnetError as exc:
@@ -410,7 +410,7 @@ class HostNetworkingService(ClusterOps, ContainerOps):
     def _sync_firewall(self) -> None:
         outbound = []
         for n in self.nets.values():
-            keep = self.driver(n.driver).nat_keep(n)
+            keep = self.driver_of(n).nat_keep(n)
             if keep is not None:
                 ips = tuple(sorted(e.ip for e in self.endpoints_on(n) if e.ip))
                 outbound.append(OutboundNat(n.switch, ips, keep))
@@ -419,7 +419,7 @@ class HostNetworkingService(ClusterOps, ContainerOps):
             e.host_ifname
             for e in self.eps.values()
             if e.network_id in self.nets
-            and self.driver(self.nets[e.network_id].driver).has_own_acl(e, self.nets[e.network_id])
+            and self.driver_of(self.nets[e.network_id]).has_own_acl(e, self.nets[e.network_id])
         ]
         self.nft.run(acl.render_default_table(VETH_PREFIX, ruled))
         self._sync_rewrites()
@@ -428,7 +428,7 @@ class HostNetworkingService(ClusterOps, ContainerOps):
         """The bridge-family MAC rewrite table of l2bridge and l2tunnel networks."""
         rewrites, tunnels = [], []
         for n in self.nets.values():
-            drv = self.driver(n.driver)
+            drv = self.driver_of(n)
             if drv.rewrites_macs:
                 eps = self.endpoints_on(n)
                 rw, tn = drv.rewrite_net(n, eps), drv.tunnel_net(n, eps)
@@ -441,7 +441,7 @@ class HostNetworkingService(ClusterOps, ContainerOps):
     def _teams(self) -> list[Any]:
         teams = []
         for n in self.nets.values():
-            t = self.driver(n.driver).team_state(n)
+            t = self.driver_of(n).team_state(n)
             if t is not None:
                 teams.append(t)
         return teams
