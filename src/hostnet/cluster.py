@@ -1,62 +1,51 @@
-"""The cluster half of the service: overlay networks and endpoints other hosts own.
+"""The cluster: overlay networks and the endpoints other hosts own, as this host sees them.
 
-Mixed into HostNetworkingService. With an etcd store, every host sees the cluster's
-overlay networks and its endpoint registry; ``cluster_resync`` reads them whole (at
-start and after a lost watch), ``cluster_event`` applies the watch's changes, and
-``sync_tunnels`` programs exactly one FDB entry and one proxy-ARP neighbour per remote
-endpoint on each overlay network's VXLAN device.
+A collaborator of the service. With an etcd store, every host sees the cluster's overlay
+networks and its endpoint registry; ``resync`` reads them whole (at start and after a lost
+watch), ``apply`` takes the watch's changes one at a time, and ``sync_tunnels`` programs
+exactly one FDB entry and one proxy-ARP neighbour per remote endpoint on each overlay
+network's VXLAN device. Cluster-wide records (VNIs, the registry, address claims, host
+removal) are the store's (``EtcdStore``); this class never writes an etcd key itself.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from hostnet import ipam
 from hostnet.drivers.overlay import FIRST_VNI, OverlayDriver, vxlan_of
 from hostnet.errors import Conflict, HostnetError, InvalidRequest
+from hostnet.index import Index
 from hostnet.model import Endpoint, Network, mac_for
 from hostnet.store.etcd import ClusterChange, EtcdStore
 
 if TYPE_CHECKING:
-    from hostnet.drivers.base import Driver
     from hostnet.kernel.links import Netlink
     from hostnet.store import Store
 
 log = logging.getLogger("hostnet")
 Tunnel = tuple[str, str, str]  # mac, ip, vtep
+NameChange = tuple[Endpoint, bool]  # a remote endpoint whose names come (True) or go
 
 
-class ClusterOps:
-    store: Store
-    nets: dict[str, Network]
-    eps: dict[str, Endpoint]
-    host: Netlink
-    overlay: OverlayDriver
-    remote: dict[str, Endpoint]  # every overlay endpoint of the cluster (this host's too)
-    cluster_ips: dict[str, set[ipaddress.IPv4Address]]
-    _tunnels: dict[str, set[Tunnel]]
-    host_id: str
-
-    def _sync_dns(self) -> None:
-        raise NotImplementedError  # provided by HostNetworkingService
-
-    def _dns_names(self, ep: Endpoint, present: bool) -> None:
-        raise NotImplementedError  # provided by HostNetworkingService
-
-    def carved(self, net: Network) -> list[ipaddress.IPv4Network]:
-        raise NotImplementedError  # provided by HostNetworkingService
-
-    def driver(self, name: str) -> Driver:
-        raise NotImplementedError  # provided by HostNetworkingService
-
-    def driver_of(self, net: Network) -> Driver:
-        raise NotImplementedError  # provided by HostNetworkingService
-
-    def _scoped(self, n: Network) -> bool:
-        """A cluster-wide network (the registry and the watch are about these)."""
-        return self.driver_of(n).cluster_scoped
+class Cluster:
+    def __init__(
+        self,
+        store: Store,
+        index: Index,
+        host: Netlink,
+        overlay: OverlayDriver,
+        scoped: Callable[[Network], bool],
+    ) -> None:
+        self.store, self.index, self.host, self.overlay = store, index, host, overlay
+        self.scoped = scoped  # is this a cluster-wide network (its driver says)
+        self.host_id = ""  # set by the daemon from the store
+        self.remote: dict[str, Endpoint] = {}  # every overlay endpoint (this host's too)
+        self.ips: dict[str, set[ipaddress.IPv4Address]] = {}  # network id -> claimed
+        self._tunnels: dict[str, set[Tunnel]] = {}
 
     def clustered(self) -> bool:
         return isinstance(self.store, EtcdStore) and bool(self.overlay.vtep)
@@ -91,13 +80,13 @@ class ClusterOps:
             self.store.release_vni(net.options["vxlanid"])
 
     # -- the registry -----------------------------------------------------------------
-    def cluster_users(self, net: Network) -> list[Endpoint]:
+    def users(self, net: Network) -> list[Endpoint]:
         return [e for e in self.remote.values() if e.network_id == net.id]
 
-    def overlay_used(self, net: Network) -> set[ipaddress.IPv4Address]:
-        return self.cluster_ips.get(net.id, set())
+    def used(self, net: Network) -> set[ipaddress.IPv4Address]:
+        return self.ips.get(net.id, set())
 
-    def claim_overlay(self, net: Network, ep: Endpoint, auto: bool) -> None:
+    def claim(self, net: Network, ep: Endpoint, auto: bool) -> None:
         """Write the endpoint and its address claim; an automatic address that another host
         took meanwhile is replaced by the next free one."""
         for _ in range(256):
@@ -108,56 +97,58 @@ class ClusterOps:
                 if not auto or "address" not in str(exc):
                     raise
                 taken = ipaddress.IPv4Address(ep.ip)
-                self.cluster_ips.setdefault(net.id, set()).add(taken)
-                used = self.cluster_ips[net.id] | {
-                    ipaddress.IPv4Address(e.ip) for e in self.eps.values() if e.network_id == net.id
-                }
+                self.ips.setdefault(net.id, set()).add(taken)
+                used = self.ips[net.id] | self.index.addresses_used(net)
                 addr = ipam.allocate(
                     net.ipv4_network(),
                     ipaddress.IPv4Address(net.gateway),
                     used,
                     taken,
-                    self.carved(net),
+                    self.index.carved(net),
                 )
                 ep.ip, ep.mac = str(addr), mac_for(addr)
         raise Conflict(f"no free address found on {net.name!r}", "try again")
 
-    def _learn(self, ep: Endpoint) -> None:
+    def learn(self, ep: Endpoint) -> None:
         old = self.remote.get(ep.id)
         if old is not None:
-            self._unlearn(old.id)
+            self.unlearn(old.id)
         self.remote[ep.id] = ep
         if ep.ip:
-            self.cluster_ips.setdefault(ep.network_id, set()).add(ipaddress.IPv4Address(ep.ip))
+            self.ips.setdefault(ep.network_id, set()).add(ipaddress.IPv4Address(ep.ip))
 
-    def _unlearn(self, ep_id: str) -> None:
+    def unlearn(self, ep_id: str) -> None:
         ep = self.remote.pop(ep_id, None)
         if ep is not None and ep.ip:
-            self.cluster_ips.get(ep.network_id, set()).discard(ipaddress.IPv4Address(ep.ip))
+            self.ips.get(ep.network_id, set()).discard(ipaddress.IPv4Address(ep.ip))
+
+    def others(self) -> list[Endpoint]:
+        """Endpoints of other hosts (their names are in this host's DNS too)."""
+        return [e for e in self.remote.values() if e.id not in self.index.eps]
 
     # -- following the store -----------------------------------------------------------
-    def cluster_resync(self) -> int:
+    def resync(self) -> int:
         """Read the cluster's overlay networks and endpoints whole; return the revision."""
         st = self._etcd()
         nets, rev = st.shared_networks()
         shared = {n.id: n for n in nets}
         for n in shared.values():
             self._network_seen(n)
-        for nid in [i for i, n in self.nets.items() if self._scoped(n) and i not in shared]:
+        gone = [i for i, n in self.index.nets.items() if self.scoped(n) and i not in shared]
+        for nid in gone:
             self._network_gone(nid)
         eps, _ = st.cluster_endpoints()
-        self.remote, self.cluster_ips = {}, {}
+        self.remote, self.ips = {}, {}
         for e in eps:
-            self._learn(e)
+            self.learn(e)
         self._tunnels = {}  # re-read from the kernel: a restart or a lost watch
         self.sync_tunnels()
-        self._sync_dns()
         return max(rev, 0)
 
-    def cluster_event(self, changes: list[ClusterChange]) -> None:
-        """Apply a watch batch: an endpoint change is one forwarding entry and its names
-        (no rescan); a network change re-syncs the networks' forwarding."""
-        nets_changed = False
+    def apply(self, changes: list[ClusterChange]) -> list[NameChange]:
+        """Apply a watch batch: an endpoint change is one forwarding entry (no rescan); a
+        network change re-syncs the networks' forwarding. Returns the names that changed."""
+        nets_changed, names = False, []
         for ch in changes:
             if ch.kind == "network":
                 if isinstance(ch.doc, Network):
@@ -168,40 +159,41 @@ class ClusterOps:
                 continue
             old = self.remote.get(ch.id)
             if old is not None:
-                self._remote_changed(old, present=False)
-                self._unlearn(old.id)
+                names += self._remote_changed(old, present=False)
+                self.unlearn(old.id)
             if isinstance(ch.doc, Endpoint):
-                self._learn(ch.doc)
-                self._remote_changed(ch.doc, present=True)
+                self.learn(ch.doc)
+                names += self._remote_changed(ch.doc, present=True)
         if nets_changed:
             self.sync_tunnels()
+        return names
 
-    def _remote_changed(self, ep: Endpoint, present: bool) -> None:
-        """Another host's endpoint came or went: its forwarding entry and its names."""
-        if ep.host == self.host_id or ep.id in self.eps:
-            return  # our own, echoed by the watch: attach and detach did the work
-        self._dns_names(ep, present)
-        n = self.nets.get(ep.network_id)
+    def _remote_changed(self, ep: Endpoint, present: bool) -> list[NameChange]:
+        """Another host's endpoint came or went: its forwarding entry (and its names)."""
+        if ep.host == self.host_id or ep.id in self.index.eps:
+            return []  # our own, echoed by the watch: attach and detach did the work
+        n = self.index.nets.get(ep.network_id)
         if n is None or not (ep.vtep and ep.ip):
-            return
+            return [(ep, present)]
         have = self._tunnels.get(ep.network_id)
         if have is None:  # not known from the kernel (start, an error): sync from the registry
             self.sync_tunnels()
-            return
+            return [(ep, present)]
         entry = (ep.mac, ep.ip, ep.vtep)
         try:
             self.host.tunnel_entry(vxlan_of(n), *entry, present=present)
         except HostnetError as exc:
             log.error("overlay %s forwarding: %s", n.name, exc)
             self._tunnels.pop(n.id, None)  # re-read at the next sync
-            return
+            return [(ep, present)]
         (have.add if present else have.discard)(entry)
+        return [(ep, present)]
 
     def _network_seen(self, n: Network) -> None:
-        if not self._scoped(n):
+        if not self.scoped(n):
             return
-        known = self.nets.get(n.id)
-        self.nets[n.id] = n
+        known = self.index.nets.get(n.id)
+        self.index.add_network(n)
         if known is None:
             try:
                 self.overlay.ensure_network(n)
@@ -210,23 +202,23 @@ class ClusterOps:
                 log.error("overlay network %s: %s", n.name, exc)
 
     def _network_gone(self, nid: str) -> None:
-        n = self.nets.get(nid)
-        if n is None or not self._scoped(n):
+        n = self.index.nets.get(nid)
+        if n is None or not self.scoped(n):
             return
-        if any(e.network_id == nid for e in self.eps.values()):
+        if self.index.eps_on.get(nid):
             log.error("overlay network %s removed elsewhere while in use here", n.name)
             return
         try:
             self.overlay.remove_network(n)
         except HostnetError as exc:
             log.error("removing overlay network %s: %s", n.name, exc)
-        self.nets.pop(nid, None)
+        self.index.drop_network(nid)
         self._tunnels.pop(nid, None)
         log.info("overlay network %s left", n.name)
 
     def sync_tunnels(self) -> None:
         """Program exactly the remote endpoints of every overlay network (delta only)."""
-        for n in [n for n in self.nets.values() if self._scoped(n)]:
+        for n in [n for n in self.index.nets.values() if self.scoped(n)]:
             want = {
                 (e.mac, e.ip, e.vtep)
                 for e in self.remote.values()
@@ -248,7 +240,7 @@ class ClusterOps:
             self._tunnels[n.id] = want
 
     # -- hosts --------------------------------------------------------------------------
-    def cluster_hosts(self) -> list[dict[str, Any]]:
+    def hosts(self) -> list[dict[str, Any]]:
         hosts: dict[str, dict[str, Any]] = {}
         for e in self.remote.values():
             h = hosts.setdefault(e.host, {"Host": e.host, "VTEP": e.vtep, "Endpoints": 0})

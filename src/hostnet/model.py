@@ -71,6 +71,9 @@ def parse_ip(text: str, what: str = "address") -> ipaddress.IPv4Address:
     return addr
 
 
+VETH_PREFIX = "hv"  # every vNIC's host end: hv + 10 characters of its endpoint's id
+
+
 def mac_for(ip: ipaddress.IPv4Address) -> str:
     """A locally administered MAC derived from the address, as Docker does (02:42:..)."""
     b = ip.packed

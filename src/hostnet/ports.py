@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from hostnet.errors import Conflict, InvalidRequest
+from hostnet.errors import Conflict, InvalidRequest, NotFound
 from hostnet.model import PortMapping, PortRequest, parse_ip
 
 EPHEMERAL_FIRST = 49153
@@ -142,3 +142,25 @@ def resolve(requests: list[PortRequest], taken: PortIndex) -> list[PortMapping]:
                 )
             chosen.append(cand)
     return chosen
+
+
+def matching(published: list[PortMapping], specs: list[str]) -> list[PortMapping]:
+    """The mappings named by ``specs`` written as they were published
+    (HOSTIP:HOSTPORT:CPORT/proto); one that is not there is an error naming it."""
+    gone: list[PortMapping] = []
+    for spec in specs:
+        req = parse_port_spec(spec)
+        for off in range(req.host_end - req.host_start + 1):
+            hit = [
+                p
+                for p in published
+                if p.protocol == req.protocol
+                and p.host_ip == req.host_ip
+                and p.host_port == req.host_start + off
+            ]
+            if not hit:
+                raise NotFound(
+                    f"container has no mapping {spec!r}", "see 'hostnet nat ls' for its mappings"
+                )
+            gone += hit
+    return gone

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from hostnet.drivers import vnic
 from hostnet.errors import HostnetError
+from hostnet.model import VETH_PREFIX
 
 if TYPE_CHECKING:
     from hostnet.service import HostNetworkingService
@@ -61,7 +62,7 @@ def reconcile(svc: HostNetworkingService, at_start: bool = False) -> dict[str, A
         net, c = svc.nets.get(ep.network_id), svc.containers.get(ep.container_id)
         if net is None or c is None:
             svc.store.delete_endpoint(ep.id)
-            svc._forget(ep)
+            svc.index.forget(ep)
             continue
         drv = svc.driver_of(net)
         if drv.endpoint_present(net, ep) and not (ep.dhcp and not svc.dhcp.running(ep.id)):
@@ -79,7 +80,7 @@ def reconcile(svc: HostNetworkingService, at_start: bool = False) -> dict[str, A
         except HostnetError as exc:
             report["errors"].append(str(exc))
     try:
-        svc._sync_firewall()
+        svc.firewall.sync()
     except HostnetError as exc:
         report["errors"].append(str(exc))
     for ep in list(svc.eps.values()):  # ACL chains hang off devices: re-apply where present
@@ -89,13 +90,12 @@ def reconcile(svc: HostNetworkingService, at_start: bool = False) -> dict[str, A
             except HostnetError as exc:
                 report["errors"].append(str(exc))
     report["swept"] = sweep(svc)
-    svc._sync_dns()
+    svc.resync_dns()
     return report
 
 
 def sweep(svc: HostNetworkingService) -> list[str]:
     """Delete hostnet-owned links and compartments that no intent names."""
-    from hostnet.containers import VETH_PREFIX
     from hostnet.service import BRIDGE_PREFIX
 
     wanted_links = {n.switch for n in svc.nets.values()} | {e.host_ifname for e in svc.eps.values()}

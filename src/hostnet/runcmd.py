@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import subprocess
@@ -15,33 +14,7 @@ import click
 
 from hostnet.client import Client, q
 from hostnet.errors import HostnetError, NotFound
-
-CLONE_NEWNET = 0x40000000
-CLONE_NEWNS = 0x00020000
-MS_BIND, MS_REC, MS_SLAVE = 4096, 16384, 1 << 19
-
-
-def _die(what: str) -> None:
-    os.write(2, f"hostnet: {what}: {os.strerror(ctypes.get_errno())}\n".encode())
-    os._exit(125)
-
-
-def _enter(netns_path: str, resolv: str) -> None:
-    """In the child, before exec: join the compartment's network namespace and, when the
-    network hands out DNS settings, see them as /etc/resolv.conf (a private mount)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    fd = os.open(netns_path, os.O_RDONLY)
-    if libc.setns(fd, CLONE_NEWNET) != 0:
-        _die(f"cannot enter {netns_path}")
-    os.close(fd)
-    if not resolv:
-        return
-    if libc.unshare(CLONE_NEWNS) != 0:
-        _die("cannot make a private mount namespace")
-    if libc.mount(None, b"/", None, MS_REC | MS_SLAVE, None) != 0:
-        _die("cannot make / a slave mount")
-    if libc.mount(resolv.encode(), b"/etc/resolv.conf", None, MS_BIND, None) != 0:
-        _die("cannot bind the compartment's resolv.conf")
+from hostnet.kernel import netns
 
 
 def resolv_conf(dns: dict[str, list[str]]) -> str:
@@ -140,7 +113,7 @@ def run(
             out = open(c["LogPath"], "ab") if c.get("LogPath") else subprocess.DEVNULL  # noqa: SIM115
         proc = subprocess.Popen(
             list(command),
-            preexec_fn=lambda: _enter(path, resolv),  # noqa: PLW1509 - setns in the child
+            preexec_fn=lambda: netns.enter_in_child(path, resolv),  # noqa: PLW1509 - setns in the child
             start_new_session=detach,
             stdin=subprocess.DEVNULL if detach else None,
             stdout=out if detach else None,

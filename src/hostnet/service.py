@@ -1,8 +1,17 @@
-"""HostNetworkingService: the one place that decides order.
+"""HostNetworkingService: the orchestrator, the one place that decides order.
 
-validate -> record intent -> realize in the kernel -> commit; a failure undoes
-what was done, in reverse. Every adapter (REST, CLI, later Docker and CNI) is a
-thin layer over this class.
+validate -> record intent -> realize in the kernel -> commit; a failure undoes what was
+done, in reverse. It works through explicit collaborators, each in its own module:
+
+- ``index`` (``index.py``): networks, compartments, endpoints, addresses and ports in use;
+- ``drivers`` (``drivers/``): what each network type does in the kernel, and what it can do;
+- ``store`` (``store/``): intent, durably (SQLite, or etcd for a cluster);
+- ``kernel`` (``kernel/handles.py``): every kernel change; unit tests hand in a fake;
+- ``cluster`` (``cluster.py``): overlay networks and other hosts' endpoints;
+- ``firewall`` (``firewall.py``) and ``dns`` (``dns/publisher.py``): host-wide tables and
+  the resolver's directory, gathered from the index.
+
+Adapters (REST, Docker, CNI, the CLI through REST) call its public methods only.
 """
 
 from __future__ import annotations
@@ -10,39 +19,38 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
+import os
+import signal
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
-from hostnet import acl, ipam, ports
-from hostnet.cluster import ClusterOps
-from hostnet.containers import VETH_PREFIX, ContainerOps
-from hostnet.dhcp import DhcpClients
-from hostnet.dns import names
+from hostnet import acl, ipam, planning, ports
+from hostnet.cluster import Cluster
+from hostnet.dns.publisher import DnsPublisher
 from hostnet.dns.resolver import Resolver
+from hostnet.drivers import vnic
 from hostnet.drivers.base import Driver
-from hostnet.drivers.external import (
-    L2BridgeDriver,
-    L2TunnelDriver,
-    TransparentDriver,
-    sync_rewrites,
-    sync_teams,
-)
+from hostnet.drivers.external import L2BridgeDriver, L2TunnelDriver, TransparentDriver
 from hostnet.drivers.nat import NatDriver
-from hostnet.drivers.nat_rules import OutboundNat
 from hostnet.drivers.overlay import OverlayDriver
 from hostnet.errors import Conflict, HostnetError, InvalidRequest, NotFound
+from hostnet.firewall import Firewall
+from hostnet.index import Index
+from hostnet.kernel.dhcp import DhcpClients
 from hostnet.kernel.handles import Kernel
 from hostnet.model import (
     Container,
     Endpoint,
     Network,
+    PortMapping,
     check_name,
     new_id,
-    parse_ip,
-    parse_subnet,
 )
+from hostnet.planning import plan_endpoint
+from hostnet.procs import process_start_time
 from hostnet.store import Store
+from hostnet.store.etcd import ClusterChange
 
 log = logging.getLogger("hostnet")
 
@@ -57,7 +65,16 @@ class Lock(Protocol):
     def release(self) -> None: ...
 
 
-class HostNetworkingService(ClusterOps, ContainerOps):
+def _signal_container(pid: int, sig: int) -> None:
+    """A detached container leads its own session: signal the whole process group."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+
+
+class HostNetworkingService:
     """Networks, compartments and endpoints: intent in the store, state in the kernel."""
 
     def __init__(
@@ -78,28 +95,47 @@ class HostNetworkingService(ClusterOps, ContainerOps):
         self.kernel = kernel or Kernel.real()  # unit tests hand in a fake
         self.host, self.nft, self.rt = self.kernel.host, self.kernel.nft, self.kernel.rt
         self.owner = f"hostnet:{instance}"
+        self.index = Index(store.networks(), store.containers(), store.endpoints())
         self.nat = NatDriver(self.kernel, self.owner)
-        ext = (TransparentDriver, L2BridgeDriver, L2TunnelDriver)
         self.dhcp = DhcpClients(state_dir, idle=self.released)
+        ext = (TransparentDriver, L2BridgeDriver, L2TunnelDriver)
         external = [d(self.kernel, self.owner, self.dhcp) for d in ext]
         self.overlay = OverlayDriver(self.kernel, self.owner)
         self.drivers: dict[str, Driver] = {d.name: d for d in (self.nat, *external, self.overlay)}
-        self.host_id = ""
-        self.remote: dict[str, Endpoint] = {}
-        self.cluster_ips: dict[str, set[ipaddress.IPv4Address]] = {}
-        self._tunnels: dict[str, set[tuple[str, str, str]]] = {}
-        self.nets: dict[str, Network] = {n.id: n for n in store.networks()}
-        self.containers: dict[str, Container] = {c.id: c for c in store.containers()}
-        self.eps: dict[str, Endpoint] = {}
-        self.eps_of: dict[str, dict[str, Endpoint]] = {}  # container id -> its endpoints
-        self.eps_on: dict[str, dict[str, Endpoint]] = {}  # network id -> its endpoints
-        self.port_index = ports.PortIndex()
-        self.used_ips: dict[str, set[ipaddress.IPv4Address]] = {}
-        for ep in store.endpoints():
-            self._remember(ep)
+        scoped = lambda n: self.driver_of(n).cluster_scoped  # noqa: E731
+        self.cluster = Cluster(store, self.index, self.host, self.overlay, scoped)
+        self.firewall = Firewall(self.index, self.nft, self.nat, self.driver_of)
+        self.dns = DnsPublisher(self.index)
         self.on_container_started: Callable[[Container], None] = lambda c: None
-        self.resolver: Resolver | None = None  # the daemon's embedded DNS, when it serves one
-        self.dns = names.Directory()
+
+    # -- what adapters read (the index's tables; change them through methods) --
+    @property
+    def nets(self) -> dict[str, Network]:
+        return self.index.nets
+
+    @property
+    def containers(self) -> dict[str, Container]:
+        return self.index.containers
+
+    @property
+    def eps(self) -> dict[str, Endpoint]:
+        return self.index.eps
+
+    @property
+    def resolver(self) -> Resolver | None:
+        return self.dns.resolver
+
+    @resolver.setter
+    def resolver(self, r: Resolver | None) -> None:
+        self.dns.resolver = r
+
+    @property
+    def host_id(self) -> str:
+        return self.cluster.host_id
+
+    @host_id.setter
+    def host_id(self, host: str) -> None:
+        self.cluster.host_id = host
 
     @contextlib.contextmanager
     def released(self) -> Iterator[None]:
@@ -115,101 +151,25 @@ class HostNetworkingService(ClusterOps, ContainerOps):
         finally:
             self.lock.acquire()
 
-    def _sync_dns(self) -> None:
-        """Rebuild the name directory whole and serve exactly the compartments that have a
-        scope (start, reconcile, cluster re-list); attach and detach change it in place."""
-        others = [e for e in self.remote.values() if e.id not in self.eps]
-        self.dns = names.build(self.nets, self.containers, [*self.eps.values(), *others])
-        r = self.resolver
-        if r is None:
-            return
-        for cid in r.serving() - set(self.dns.scopes):
-            r.close(cid)
-        for cid in set(self.dns.scopes) - r.serving():
-            self._serve_dns(self.containers[cid])
-        r.publish(self.dns)
-
-    def _serve_dns(self, c: Container) -> None:
-        assert self.resolver is not None
-        try:
-            self.resolver.listen(c.id, c.netns)
-        except (OSError, HostnetError) as exc:
-            log.warning("no embedded DNS for %s: %s", c.name, exc)
-
-    def _dns_names(self, ep: Endpoint, present: bool) -> None:
-        """One endpoint's names into (or out of) the directory."""
-        net = self.nets.get(ep.network_id)
-        if net is not None:
-            c = self.containers.get(ep.container_id)
-            own = names.own_names(net, c, ep)
-            (self.dns.add if present else self.dns.remove)(net, own, ep.ip)
-
-    def _dns_scope(self, c: Container) -> None:
-        """Recompute what one compartment's resolver sees; start or stop serving it."""
-        scope = names.scope_of(self.nets, c, self.endpoints_of(c))
-        self.dns.set_scope(c.id, scope)
-        r = self.resolver
-        if r is None:
-            return
-        if scope is None:
-            r.close(c.id)
-        elif c.id not in r.listeners:
-            self._serve_dns(c)
-
-    # -- in-memory indexes (addresses and host ports in use) -----------------
-    def _remember(self, ep: Endpoint) -> None:
-        old = self.eps.get(ep.id)
-        if old is not None:
-            self._forget(old)
-        self.eps[ep.id] = ep
-        self.eps_of.setdefault(ep.container_id, {})[ep.id] = ep
-        self.eps_on.setdefault(ep.network_id, {})[ep.id] = ep
-        if ep.ip and not ep.dhcp:
-            self.used_ips.setdefault(ep.network_id, set()).add(ipaddress.IPv4Address(ep.ip))
-        for p in ep.ports:
-            self.port_index.add(p)
-
-    def _forget(self, ep: Endpoint) -> None:
-        if self.eps.pop(ep.id, None) is None:
-            return
-        for index, key in ((self.eps_of, ep.container_id), (self.eps_on, ep.network_id)):
-            mine = index.get(key, {})
-            mine.pop(ep.id, None)
-            if not mine:
-                index.pop(key, None)
-        if ep.ip and not ep.dhcp:
-            self.used_ips.get(ep.network_id, set()).discard(ipaddress.IPv4Address(ep.ip))
-        for p in ep.ports:
-            self.port_index.remove(p)
+    def resync_dns(self) -> None:
+        """Rebuild the name directory whole (start, reconcile, cluster re-list)."""
+        self.dns.rebuild(self.cluster.others())
 
     # -- look-ups ---------------------------------------------------------
-    def _find(self, kind: str, table: dict[str, Any], ref: str) -> Any:
-        for obj in table.values():
-            if obj.name == ref or obj.id == ref:
-                return obj
-        found = [o for o in table.values() if len(ref) >= 4 and o.id.startswith(ref)]
-        if len(found) == 1:
-            return found[0]
-        raise NotFound(
-            f"no {kind} named {ref!r}",
-            f"list them with 'hostnet {'network ls' if kind == 'network' else 'ps'}'",
-        )
-
     def network(self, ref: str) -> Network:
-        return self._find("network", self.nets, ref)
+        return self.index.network(ref)
 
     def container(self, ref: str) -> Container:
-        return self._find("container", self.containers, ref)
+        return self.index.container(ref)
 
     def endpoints_of(self, c: Container) -> list[Endpoint]:
-        return sorted(self.eps_of.get(c.id, {}).values(), key=lambda e: e.ifname)
+        return self.index.endpoints_of(c)
 
     def endpoints_on(self, net: Network) -> list[Endpoint]:
-        return list(self.eps_on.get(net.id, {}).values())
+        return self.index.endpoints_on(net)
 
-    # -- networks ---------------------------------------------------------
-    def host_prefixes(self) -> list[ipaddress.IPv4Network]:
-        return self.host.ipv4_prefixes(BRIDGE_PREFIX)
+    def addresses_used(self, net: Network) -> set[ipaddress.IPv4Address]:
+        return self.index.addresses_used(net)
 
     def driver_of(self, net: Network) -> Driver:
         """The driver serving a network."""
@@ -227,46 +187,19 @@ class HostNetworkingService(ClusterOps, ContainerOps):
             f"unknown driver {name!r}", f"available drivers: {', '.join(sorted(self.drivers))}"
         )
 
+    # -- networks ---------------------------------------------------------
+    def host_prefixes(self) -> list[ipaddress.IPv4Network]:
+        return self.host.ipv4_prefixes(BRIDGE_PREFIX)
+
     def subnets_in_use(self) -> list[ipaddress.IPv4Network]:
-        """Every network's subnet (DHCP networks have none: the DHCP server owns it)."""
-        return [n.ipv4_network() for n in self.nets.values() if n.subnet]
+        return self.index.subnets_in_use()
 
     def carved(self, net: Network) -> list[ipaddress.IPv4Network]:
-        """Prefixes of other networks inside a carvable network's prefix."""
-        if not net.carvable:
-            return []
-        own = net.ipv4_network()
-        return [
-            n.ipv4_network()
-            for n in self.nets.values()
-            if n.id != net.id and n.subnet and n.ipv4_network().subnet_of(own)
-        ]
-
-    def _may_carve(self, subnet: ipaddress.IPv4Network, n: Network) -> bool:
-        own = n.ipv4_network()
-        if not (n.carvable and subnet.subnet_of(own) and subnet != own):
-            return False
-        gw = ipaddress.IPv4Address(n.gateway)
-        in_use = [ipaddress.IPv4Address(e.ip) for e in self.endpoints_on(n)] + [gw]
-        return not any(a in subnet for a in in_use)
+        return self.index.carved(net)
 
     def check_overlap(self, subnet: ipaddress.IPv4Network, host_too: bool = True) -> None:
-        """Refuse a subnet overlapping another network or the host; external switches (host_too
-        False) may share a subnet with each other: each is its own physical L2 network."""
-        for n in self.nets.values():
-            if not host_too and self.driver_of(n).on_host_subnet:
-                continue
-            if n.subnet and subnet.overlaps(n.ipv4_network()) and not self._may_carve(subnet, n):
-                raise Conflict(
-                    f"subnet {subnet} overlaps network {n.name!r} ({n.subnet})",
-                    "choose a subnet that does not overlap, or leave --subnet out to get a free one",
-                )
-        hit = ipam.overlapping(subnet, self.host_prefixes()) if host_too else None
-        if hit is not None:
-            raise Conflict(
-                f"subnet {subnet} overlaps the host's own address or route {hit}",
-                "choose a subnet the host does not use, or leave --subnet out",
-            )
+        """Refuse a subnet overlapping another network or (``host_too``) the host."""
+        planning.check_overlap(self.index, self.driver_of, subnet, self.host_prefixes, host_too)
 
     def create_network(
         self,
@@ -279,75 +212,46 @@ class HostNetworkingService(ClusterOps, ContainerOps):
         carvable: bool = False,
         acl_specs: list[str] | None = None,
     ) -> Network:
-        check_name("network", name)
         drv = self.driver(driver)
-        opts = drv.normalize_options(options or {})
-        net_acl = [acl.parse_rule(spec) for spec in acl_specs or []]
-        if any(n.name == name for n in self.nets.values()):
-            raise Conflict(f"a network named {name!r} already exists", "choose another name")
-        net4: ipaddress.IPv4Network | None
-        if subnet:
-            net4 = parse_subnet(subnet)
-            self.check_overlap(net4, host_too=not drv.on_host_subnet)
-        elif drv.on_host_subnet and not drv.dhcp_without_subnet:
-            raise InvalidRequest(
-                f"the {driver} driver needs --subnet and --gateway (the host's network); "
-                "it takes static addresses only",
-                "give --subnet and --gateway, and --ip for each endpoint",
-            )
-        elif gateway:
-            raise InvalidRequest("--gateway needs --subnet", "give --subnet too, or neither")
-        elif drv.dhcp_without_subnet:
-            net4 = None  # addresses from DHCP: the external DHCP server owns the subnet
-        else:
-            found = ipam.first_free_subnet(24, self.subnets_in_use() + self.host_prefixes())
-            if found is None:
-                raise Conflict("no free /24 left in 172.16.0.0/12", "give --subnet explicitly")
-            net4 = found
-        gw: ipaddress.IPv4Address | None = None
-        if net4 is not None:
-            gw = parse_ip(gateway, "gateway") if gateway else ipam.default_gateway(net4)
-            ipam.check_gateway(net4, gw)
-        nid = new_id()
-        net = Network(
-            id=nid,
-            name=name,
-            driver=driver,
-            subnet=str(net4) if net4 else "",
-            gateway=str(gw) if gw else "",
-            options=opts,
-            switch=drv.switch_prefix + nid[:8],
+        net = planning.plan_network(
+            self.index,
+            self.driver_of,
+            drv,
+            self.host_prefixes,
+            name,
+            subnet,
+            gateway,
+            options or {},
+            acl_specs or [],
             note=note,
             carvable=carvable,
-            acl=net_acl,
         )
-        drv.check_network(net, list(self.nets.values()))
         if drv.cluster_scoped:
-            self.claim_vni(net)  # raises without a cluster store
+            self.cluster.claim_vni(net)  # raises without a cluster store
         try:
             self.store.create_network(net)
         except BaseException:
             if drv.cluster_scoped:
-                self.release_vni(net)
+                self.cluster.release_vni(net)
             raise
-        self.nets[net.id] = net
+        self.index.add_network(net)
         try:
             drv.ensure_network(net)
             self.store.update_network(net)  # the driver may have recorded kernel state
-            self._sync_firewall()
+            self.firewall.sync()
         except BaseException:
             with contextlib.suppress(HostnetError):
                 drv.remove_network(net)
             self.store.delete_network(net.id)
-            del self.nets[net.id]
+            self.index.drop_network(net.id)
             with contextlib.suppress(HostnetError):
-                self._sync_firewall()
+                self.firewall.sync()
             raise
         log.info("created network %s (%s, %s via %s)", name, driver, net.subnet, net.gateway)
         return net
 
     def ensure_default_network(self) -> Network | None:
-        if any(n.name == "nat" for n in self.nets.values()):
+        if self.index.network_named("nat") is not None:
             return None
         want = ipaddress.IPv4Network("172.16.0.0/16")
         used = self.subnets_in_use() + self.host_prefixes()
@@ -367,7 +271,7 @@ class HostNetworkingService(ClusterOps, ContainerOps):
     def remove_network(self, ref: str, force: bool = False) -> list[str]:
         net = self.network(ref)
         users = self.endpoints_on(net)
-        elsewhere = [e for e in self.cluster_users(net) if e.host != self.host_id]
+        elsewhere = [e for e in self.cluster.users(net) if e.host != self.host_id]
         if elsewhere:
             hosts = ", ".join(sorted({e.host for e in elsewhere}))
             raise Conflict(
@@ -395,9 +299,9 @@ class HostNetworkingService(ClusterOps, ContainerOps):
         except HostnetError as exc:
             errors.append(str(exc))
         self.store.delete_network(net.id)
-        self.release_vni(net)
-        del self.nets[net.id]
-        self._sync_firewall()
+        self.cluster.release_vni(net)
+        self.index.drop_network(net.id)
+        self.firewall.sync()
         log.info("removed network %s", net.name)
         return errors
 
@@ -407,49 +311,425 @@ class HostNetworkingService(ClusterOps, ContainerOps):
             self.remove_network(n.id)
         return [n.name for n in unused]
 
-    def _sync_firewall(self) -> None:
-        outbound = []
-        for n in self.nets.values():
-            keep = self.driver_of(n).nat_keep(n)
-            if keep is not None:
-                ips = tuple(sorted(e.ip for e in self.endpoints_on(n) if e.ip))
-                outbound.append(OutboundNat(n.switch, ips, keep))
-        self.nat.sync_firewall(list(self.nets.values()), list(self.eps.values()), outbound)
-        ruled = [
-            e.host_ifname
-            for e in self.eps.values()
-            if e.network_id in self.nets
-            and self.driver_of(self.nets[e.network_id]).has_own_acl(e, self.nets[e.network_id])
-        ]
-        self.nft.run(acl.render_default_table(VETH_PREFIX, ruled))
-        self._sync_rewrites()
+    # -- containers (compartments) and endpoints --------------------------
+    def _next_compartment_id(self) -> int:
+        n = int(self.store.get_meta("next_compartment") or "2")  # 1 is the host's, as on Windows
+        self.store.set_meta("next_compartment", str(n + 1))
+        return n
 
-    def _sync_rewrites(self) -> None:
-        """The bridge-family MAC rewrite table of l2bridge and l2tunnel networks."""
-        rewrites, tunnels = [], []
-        for n in self.nets.values():
-            drv = self.driver_of(n)
+    def _plan_endpoint(
+        self, net: Network, c: Container, ifname: str, ip: str, port_specs: list[str]
+    ) -> Endpoint:
+        drv = self.driver_of(net)
+        scoped = drv.cluster_scoped  # addresses other hosts hold are taken too
+        ep = plan_endpoint(
+            self.index,
+            drv,
+            net,
+            c,
+            ifname,
+            ip,
+            port_specs,
+            also_used=self.cluster.used(net) if scoped else frozenset(),
+            after=self.store.get_meta(f"last_ip:{net.id}") or "" if net.subnet and not ip else "",
+        )
+        if scoped:
+            ep.host, ep.vtep, ep.dns_name = self.host_id, self.overlay.vtep, c.name
+        return ep
+
+    def _attach(
+        self, net: Network, c: Container, ep: Endpoint, default_route: bool, auto_ip: bool = False
+    ) -> Endpoint:
+        """Record a planned endpoint (claiming its address and ports), then realize it.
+        ``auto_ip``: IPAM chose the address, so an overlay claim lost to another host may move."""
+        drv = self.driver_of(net)
+        if drv.cluster_scoped:
+            self.cluster.claim(net, ep, auto_ip)
+            self.cluster.learn(ep)
+        else:
+            self.store.create_endpoint(ep)
+        self.index.remember(ep)
+        try:
+            drv.attach(net, ep, c, default_route)
+            if ep.id not in self.eps:  # removed while the driver waited (a DHCP lease)
+                raise Conflict(
+                    f"container {c.name!r} or its network was removed during the attach",
+                    "create it again if it is still wanted",
+                )
+            if ep.dhcp:  # the driver filled in the lease
+                self.store.update_endpoint(ep)
+                self.index.remember(ep)
+            vnic.add_routes(self.kernel, ep, c)
             if drv.rewrites_macs:
-                eps = self.endpoints_on(n)
-                rw, tn = drv.rewrite_net(n, eps), drv.tunnel_net(n, eps)
-                rewrites += [rw] if rw is not None else []
-                tunnels += [tn] if tn is not None else []
-        sync_rewrites(self.nft, rewrites, tunnels)
-        self._teams_rendered = self._teams()
-        sync_teams(self.nft, self._teams_rendered)
+                self.firewall.sync_rewrites()
+            if net.flag("enable_outboundnat") or ep.outbound_nat is not None:
+                self.firewall.sync()
+        except BaseException:
+            self._detach(ep)
+            raise
+        self.store.set_meta(f"last_ip:{net.id}", ep.ip)
+        self.dns.names(ep, present=True)
+        self.dns.scope(c)
+        return ep
 
-    def _teams(self) -> list[Any]:
-        teams = []
-        for n in self.nets.values():
-            t = self.driver_of(n).team_state(n)
-            if t is not None:
-                teams.append(t)
-        return teams
+    def _detach(self, ep: Endpoint, cut_link: bool = True) -> list[str]:
+        """Best effort: undo the endpoint in the kernel and forget it; report errors."""
+        errors: list[str] = []
+        net, c = self.nets.get(ep.network_id), self.containers.get(ep.container_id)
+        known = ep.id in self.eps
+        if known:
+            self.dns.names(ep, present=False)
+        if net is not None and c is not None:
+            try:
+                self.driver_of(net).detach(net, ep, c, cut_link)
+            except HostnetError as exc:
+                errors.append(str(exc))
+        self.store.delete_endpoint(ep.id)
+        self.index.forget(ep)
+        if ep.vtep:
+            self.cluster.unlearn(ep.id)
+        if ep.outbound_nat is not None:
+            try:
+                self.firewall.sync()
+            except HostnetError as exc:
+                errors.append(str(exc))
+        if net is not None and self.driver_of(net).rewrites_macs:
+            try:
+                self.firewall.sync_rewrites()
+                if net.flag("enable_outboundnat"):
+                    self.firewall.sync()
+            except HostnetError as exc:
+                errors.append(str(exc))
+        if known and c is not None:
+            self.dns.scope(c)
+        return errors
+
+    def create_container(
+        self,
+        name: str,
+        networks: list[dict[str, Any]],
+        port_specs: list[str] | None = None,
+        acl_specs: list[str] | None = None,
+        max_bandwidth: str = "",
+        policy_specs: list[Any] | None = None,
+    ) -> Container:
+        """A compartment attached to each network; ports map to the first network's endpoint."""
+        cid = new_id()
+        name = name or f"c_{cid[:12]}"
+        check_name("container", name)
+        if self.index.container_named(name) is not None:
+            raise Conflict(
+                f"a container named {name!r} already exists",
+                "choose another name, or remove it with 'hostnet rm'",
+            )
+        if not networks:
+            raise InvalidRequest("a container needs at least one network", "give --network NAME")
+        nets = [self.network(n["network"]) for n in networks]
+        if len({n.id for n in nets}) != len(nets):
+            raise InvalidRequest("a network is given twice", "give each network once")
+        log_dir = os.path.join(self.state_dir, "logs")
+        c = Container(
+            id=cid,
+            name=name,
+            compartment_id=0,
+            netns=self.ns_prefix + cid[:12],
+            log_path=os.path.join(log_dir, f"{cid}.log"),
+        )
+        rules = [acl.parse_rule(spec) for spec in acl_specs or []]
+        # every check (addresses, ports, ACLs) happens here, before anything changes
+        plans = [
+            self._plan_endpoint(
+                net, c, f"eth{i}", req.get("ip", ""), (port_specs or []) if i == 0 else []
+            )
+            for i, (net, req) in enumerate(zip(nets, networks, strict=True))
+        ]
+        qos = planning.qos_limit(max_bandwidth) if max_bandwidth else {}
+        for ep, req in zip(plans, networks, strict=True):
+            ep.acl = list(rules)
+            ep.bandwidth = {**ep.bandwidth, **qos}
+            ep.aliases = planning.aliases(req.get("aliases") or [])
+        if policy_specs:  # like ports: on the first network's endpoint
+            planning.with_policies(nets[0], self.driver_of(nets[0]), plans[0], policy_specs)
+        os.makedirs(log_dir, exist_ok=True)
+        c.compartment_id = self._next_compartment_id()
+        self.store.create_container(c)
+        self.index.add_container(c)
+        # the first network that routes gives the default route (an overlay reaches only itself)
+        routed = next((i for i, n in enumerate(nets) if self.driver_of(n).routes_out), -1)
+        try:
+            self.kernel.create_compartment(c.netns)
+            for i, (net, ep) in enumerate(zip(nets, plans, strict=True)):
+                self._attach(net, c, ep, (i == routed), auto_ip=not networks[i].get("ip"))
+        except BaseException:
+            self.teardown(c)
+            raise
+        log.info("created container %s in compartment %s", c.name, c.netns)
+        return c
+
+    def register_process(self, ref: str, pid: int) -> Container:
+        c = self.container(ref)
+        start = process_start_time(pid)
+        if start is None:
+            raise InvalidRequest(f"process {pid} does not exist", "start the process first")
+        c = c.model_copy(update={"pid": pid, "pid_start": start})
+        self.store.update_container(c)
+        self.index.add_container(c)
+        self.on_container_started(c)
+        return c
+
+    def process_alive(self, c: Container) -> bool:
+        return c.pid > 0 and process_start_time(c.pid) == c.pid_start
+
+    def remove_container(self, ref: str, grace_s: float = 10.0) -> list[str]:
+        """Stop the container's processes (SIGTERM, SIGKILL after ``grace_s``) and remove it."""
+        c = self.container(ref)
+        if self.process_alive(c):
+            _signal_container(c.pid, signal.SIGTERM)
+            timer = threading.Timer(grace_s, self._kill_if_same, (c.pid, c.pid_start))
+            timer.daemon = True
+            timer.start()
+        return self.teardown(c)
+
+    @staticmethod
+    def _kill_if_same(pid: int, start: int) -> None:
+        if process_start_time(pid) == start:
+            _signal_container(pid, signal.SIGKILL)
+
+    def teardown(self, c: Container) -> list[str]:
+        errors: list[str] = []
+        # An empty compartment takes its vNICs with it when removed; a live process
+        # (or someone else's compartment, which stays) would keep them, so cut them first.
+        cut = c.external or self.process_alive(c)
+        for ep in self.endpoints_of(c):
+            errors += self._detach(ep, cut_link=cut)
+        if not c.external:
+            try:
+                self.kernel.remove_compartment(c.netns)
+            except HostnetError as exc:
+                errors.append(str(exc))
+        self.store.delete_container(c.id)
+        self.index.drop_container(c.id)
+        with contextlib.suppress(OSError):
+            if c.log_path and os.path.getsize(c.log_path) == 0:
+                os.unlink(c.log_path)
+        for e in errors:
+            log.warning("teardown of %s: %s", c.name, e)
+        log.info("removed container %s", c.name)
+        return errors
+
+    def connect(
+        self,
+        net_ref: str,
+        c_ref: str,
+        ip: str = "",
+        aliases: list[str] | None = None,
+        max_bandwidth: str = "",
+        policy_specs: list[Any] | None = None,
+    ) -> Endpoint:
+        net, c = self.network(net_ref), self.container(c_ref)
+        qos = planning.qos_limit(max_bandwidth) if max_bandwidth else {}
+        names = planning.aliases(aliases or [])
+        mine = self.endpoints_of(c)
+        if any(e.network_id == net.id for e in mine):
+            raise Conflict(
+                f"container {c.name!r} is already connected to {net.name!r}",
+                "disconnect it first to change its address",
+            )
+        taken = {e.ifname for e in mine}
+        ifname = next(f"eth{i}" for i in range(len(mine) + 1) if f"eth{i}" not in taken)
+        ep = self._plan_endpoint(net, c, ifname, ip, [])
+        ep.bandwidth, ep.aliases = qos, names
+        planning.with_policies(net, self.driver_of(net), ep, policy_specs or [])
+        routed = any(self.driver_of(self.nets[e.network_id]).routes_out for e in mine)
+        default_route = not routed and self.driver_of(net).routes_out
+        return self._attach(net, c, ep, default_route, auto_ip=not ip)
+
+    def disconnect(self, net_ref: str, c_ref: str) -> list[str]:
+        net, c = self.network(net_ref), self.container(c_ref)
+        for ep in self.endpoints_of(c):
+            if ep.network_id == net.id:
+                return self._detach(ep)
+        raise NotFound(
+            f"container {c.name!r} is not connected to network {net.name!r}",
+            "see 'hostnet network inspect'",
+        )
+
+    def _primary(self, c_ref: str) -> tuple[Network, Endpoint]:
+        c = self.container(c_ref)
+        eps = self.endpoints_of(c)
+        if not eps:
+            raise Conflict(f"container {c.name!r} has no endpoint", "connect it to a network first")
+        return self.nets[eps[0].network_id], eps[0]
+
+    def add_ports(self, c_ref: str, port_specs: list[str]) -> list[PortMapping]:
+        """Publish more ports of a running container (on its first network's endpoint)."""
+        net, ep = self._primary(c_ref)
+        requests = [ports.parse_port_spec(s) for s in port_specs]
+        added = ports.resolve(requests, self.index.port_index)
+        self.store.add_ports(ep, added)
+        try:
+            self.driver_of(net).add_ports(ep, added)
+        except BaseException:
+            self.store.remove_ports(ep, added)
+            raise
+        self.index.add_ports(ep, added)
+        return added
+
+    def remove_ports(self, c_ref: str, port_specs: list[str]) -> list[PortMapping]:
+        """Unpublish ports given as they were published (HOSTIP:HOSTPORT:CPORT/proto)."""
+        net, ep = self._primary(c_ref)
+        gone = ports.matching(ep.ports, port_specs)
+        self.unpublish(ep, gone)
+        return gone
+
+    def unpublish(self, ep: Endpoint, gone: list[PortMapping]) -> None:
+        """Take mappings off an endpoint: kernel, store, then the in-memory index."""
+        if not gone:
+            return
+        self.driver_of(self.nets[ep.network_id]).remove_ports(ep, gone)
+        self.store.remove_ports(ep, gone)
+        self.index.remove_ports(ep, gone)
+
+    # -- compartments made by others (CNI runtimes, Docker) ------------------
+    def attach_external(
+        self,
+        cid: str,
+        netns_path: str,
+        ifname: str,
+        net_ref: str,
+        ip: str = "",
+        mac: str = "",
+        port_specs: list[str] | None = None,
+        bandwidth: dict[str, int] | None = None,
+        acl_specs: list[str] | None = None,
+        policy_specs: list[Any] | None = None,
+    ) -> tuple[Container, Endpoint]:
+        """Attach a vNIC to a namespace another runtime made (CNI ADD)."""
+        net = self.network(net_ref)
+        if not self.kernel.compartment_exists(netns_path):
+            raise NotFound(
+                f"network namespace {netns_path!r} does not exist",
+                "the runtime must create the namespace before ADD",
+            )
+        c = self.containers.get(cid)
+        if c is not None:
+            if not c.external or c.netns != netns_path:
+                raise Conflict(f"container {cid!r} is already known with another namespace")
+            if any(e.ifname == ifname for e in self.endpoints_of(c)):
+                raise Conflict(
+                    f"container {cid[:12]} already has an interface {ifname}",
+                    "DEL it first, or use another interface name",
+                )
+        new = c is None
+        if c is None:
+            c = Container(
+                id=cid, name=f"ext-{cid[:12]}", compartment_id=0, netns=netns_path, external=True
+            )
+        ep = self._plan_endpoint(net, c, ifname, ip, port_specs or [])
+        if mac:
+            ep.mac = mac.lower()
+        ep.bandwidth = dict(bandwidth or {})
+        ep.acl = [acl.parse_rule(spec) for spec in acl_specs or []]
+        planning.with_policies(net, self.driver_of(net), ep, policy_specs or [])
+        if new:
+            c.compartment_id = self._next_compartment_id()
+            self.store.create_container(c)
+            self.index.add_container(c)
+        first = not self.endpoints_of(c)
+        try:
+            self._attach(net, c, ep, default_route=first, auto_ip=not ip)
+        except BaseException:
+            if new:
+                self.teardown(c)
+            raise
+        return c, ep
+
+    def attach_docker(self, net: Network, eid: str, ip: str, mac: str) -> Endpoint:
+        """Docker's CreateEndpoint: a vNIC pair left in the host's namespace, whose peer
+        Docker moves into its sandbox at Join (the compartment is Docker's)."""
+        c = Container(
+            id=eid,
+            name=f"docker-{eid[:12]}",
+            compartment_id=0,
+            netns="",
+            external=True,
+            runtime="docker",
+        )
+        ep = self._plan_endpoint(net, c, "hc" + eid[:10], ip, [])
+        ep.runtime_moves_peer = True
+        if mac:
+            ep.mac = mac.lower()
+        c.compartment_id = self._next_compartment_id()
+        self.store.create_container(c)
+        self.index.add_container(c)
+        try:
+            self._attach(net, c, ep, default_route=True)
+        except BaseException:
+            self.teardown(c)
+            raise
+        return ep
+
+    def detach_external(self, cid: str, ifname: str) -> list[str]:
+        """Remove one vNIC of an external compartment; unknown is success (CNI DEL)."""
+        c = self.containers.get(cid)
+        if c is None:
+            return []
+        errors: list[str] = []
+        for ep in self.endpoints_of(c):
+            if ep.ifname == ifname:
+                errors += self._detach(ep, cut_link=True)
+        if not self.endpoints_of(c):
+            self.store.delete_container(c.id)
+            self.index.drop_container(c.id)
+        return errors
+
+    # -- port ACLs ------------------------------------------------------------
+    def endpoint_for(self, c_ref: str, net_ref: str = "") -> Endpoint:
+        c = self.container(c_ref)
+        eps = self.endpoints_of(c)
+        if net_ref:
+            net = self.network(net_ref)
+            eps = [e for e in eps if e.network_id == net.id]
+        if not eps:
+            raise NotFound(f"container {c.name!r} has no endpoint there", "see 'hostnet ps'")
+        return eps[0]
+
+    def set_acl(self, c_ref: str, rules: list[acl.AclRule], net_ref: str = "") -> Endpoint:
+        """Replace an endpoint's ACL rule set; the kernel sees the old set or the new, never half."""
+        ep = self.endpoint_for(c_ref, net_ref)
+        old, net = list(ep.acl), self.nets[ep.network_id]
+        drv = self.driver_of(net)
+        had_own = drv.has_own_acl(ep, net)
+        ep.acl = list(rules)
+        try:
+            if drv.has_own_acl(ep, net):
+                drv.apply_acl(ep, net)
+            elif had_own:
+                drv.remove_acl(ep)
+        except BaseException:
+            ep.acl = old
+            raise
+        self.store.update_endpoint(ep)
+        return ep
+
+    # -- the cluster ------------------------------------------------------------
+    def cluster_resync(self) -> int:
+        """Read the cluster whole (start, a lost watch); return the revision to watch from."""
+        rev = self.cluster.resync()
+        self.resync_dns()
+        return rev
+
+    def cluster_event(self, changes: list[ClusterChange]) -> None:
+        """A watch batch: forwarding entries and names, one endpoint at a time."""
+        for ep, present in self.cluster.apply(changes):
+            self.dns.names(ep, present)
+
+    def cluster_hosts(self) -> list[dict[str, Any]]:
+        return self.cluster.hosts()
+
+    def forget_host(self, host: str) -> int:
+        return self.cluster.forget_host(host)
 
     def check_teams(self) -> None:
         """Called every half second: re-spread when a team member went down or came back."""
-        teams = self._teams()
-        if teams != getattr(self, "_teams_rendered", None):
-            log.info("team members now: %s", {t.key: t.live for t in teams})
-            self._teams_rendered = teams
-            sync_teams(self.nft, teams)
+        self.firewall.check_teams()

@@ -107,7 +107,7 @@ class IpamPools:
             if gateway_wanted:
                 return {"Address": f"{gw}/{subnet.prefixlen}"}
             pending = self.pending.setdefault(net.id, set())
-            used = self.svc.used_ips.get(net.id, set()) | pending
+            used = self.svc.addresses_used(net) | pending
             addr = (
                 ipaddress.IPv4Address(address)
                 if address

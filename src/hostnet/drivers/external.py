@@ -12,11 +12,11 @@ import contextlib
 import ipaddress
 from typing import Any, ClassVar
 
-from hostnet.dhcp import DhcpClients
 from hostnet.drivers import l2_rules, team, vnic
 from hostnet.drivers.base import Driver
 from hostnet.errors import Conflict, HostnetError, InvalidRequest
 from hostnet.kernel import adapters, bpf
+from hostnet.kernel.dhcp import DhcpClients
 from hostnet.kernel.handles import Kernel
 from hostnet.kernel.nft import Nft
 from hostnet.model import Container, Endpoint, Network, PortMapping

@@ -133,3 +133,31 @@ def list_names(prefix: str) -> list[str]:
         return sorted(n for n in os.listdir(RUN_DIR) if n.startswith(prefix))
     except FileNotFoundError:
         return []
+
+
+CLONE_NEWNS = 0x00020000
+MS_BIND, MS_REC, MS_SLAVE = 4096, 16384, 1 << 19
+
+
+def _die(what: str) -> None:
+    os.write(2, f"hostnet: {what}: {os.strerror(ctypes.get_errno())}\n".encode())
+    os._exit(125)
+
+
+def enter_in_child(netns_path: str, resolv: str) -> None:
+    """In a child, between fork and exec (``hostnet run``): join a compartment's network
+    namespace and, when its network hands out DNS settings, see them as /etc/resolv.conf
+    (a private mount). Failing, it says why and exits 125, as ``docker run`` does."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(netns_path, os.O_RDONLY)
+    if libc.setns(fd, CLONE_NEWNET) != 0:
+        _die(f"cannot enter {netns_path}")
+    os.close(fd)
+    if not resolv:
+        return
+    if libc.unshare(CLONE_NEWNS) != 0:
+        _die("cannot make a private mount namespace")
+    if libc.mount(None, b"/", None, MS_REC | MS_SLAVE, None) != 0:
+        _die("cannot make / a slave mount")
+    if libc.mount(resolv.encode(), b"/etc/resolv.conf", None, MS_BIND, None) != 0:
+        _die("cannot bind the compartment's resolv.conf")

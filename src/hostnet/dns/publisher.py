@@ -1,0 +1,66 @@
+"""What the embedded resolver answers: the name directory, kept in step with the index.
+
+Attach and detach change one endpoint's names and one compartment's scope; the whole
+directory is rebuilt only at start, after a reconcile and after a cluster re-list.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from hostnet.dns import names
+from hostnet.dns.resolver import Resolver
+from hostnet.errors import HostnetError
+from hostnet.index import Index
+from hostnet.model import Container, Endpoint
+
+log = logging.getLogger("hostnet")
+
+
+class DnsPublisher:
+    def __init__(self, index: Index) -> None:
+        self.index = index
+        self.directory = names.Directory()
+        self.resolver: Resolver | None = None  # the daemon's, when it serves embedded DNS
+
+    def rebuild(self, others: Iterable[Endpoint]) -> None:
+        """The whole directory (this host's endpoints and ``others``, other hosts'), and
+        serve exactly the compartments that have a scope."""
+        ix = self.index
+        self.directory = names.build(ix.nets, ix.containers, [*ix.eps.values(), *others])
+        r = self.resolver
+        if r is None:
+            return
+        for cid in r.serving() - set(self.directory.scopes):
+            r.close(cid)
+        for cid in set(self.directory.scopes) - r.serving():
+            self._serve(self.index.containers[cid])
+        r.publish(self.directory)
+
+    def names(self, ep: Endpoint, present: bool) -> None:
+        """One endpoint's names into (or out of) the directory."""
+        net = self.index.nets.get(ep.network_id)
+        if net is not None:
+            c = self.index.containers.get(ep.container_id)
+            own = names.own_names(net, c, ep)
+            (self.directory.add if present else self.directory.remove)(net, own, ep.ip)
+
+    def scope(self, c: Container) -> None:
+        """Recompute what one compartment's resolver sees; start or stop serving it."""
+        scope = names.scope_of(self.index.nets, c, self.index.endpoints_of(c))
+        self.directory.set_scope(c.id, scope)
+        r = self.resolver
+        if r is None:
+            return
+        if scope is None:
+            r.close(c.id)
+        elif c.id not in r.listeners:
+            self._serve(c)
+
+    def _serve(self, c: Container) -> None:
+        assert self.resolver is not None
+        try:
+            self.resolver.listen(c.id, c.netns)
+        except (OSError, HostnetError) as exc:
+            log.warning("no embedded DNS for %s: %s", c.name, exc)
