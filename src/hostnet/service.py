@@ -349,9 +349,18 @@ class HostNetworkingService:
         else:
             self.store.create_endpoint(ep)
         self.index.remember(ep)
+        last_key, last = f"last_ip:{net.id}", ""
+        if ep.ip:  # the next automatic address comes after this one (round robin)
+            last = self.store.get_meta(last_key) or ""
+            self.store.set_meta(last_key, ep.ip)
         try:
-            drv.attach(net, ep, c, default_route)
-            if ep.id not in self.eps:  # removed while the driver waited (a DHCP lease)
+            if drv.realizes_unlocked:  # kernel work only: other requests go on meanwhile
+                with self.released():
+                    drv.attach(net, ep, c, default_route)
+                    vnic.add_routes(self.kernel, ep, c)
+            else:
+                drv.attach(net, ep, c, default_route)
+            if ep.id not in self.eps:  # removed meanwhile (or while waiting for a DHCP lease)
                 raise Conflict(
                     f"container {c.name!r} or its network was removed during the attach",
                     "create it again if it is still wanted",
@@ -359,29 +368,41 @@ class HostNetworkingService:
             if ep.dhcp:  # the driver filled in the lease
                 self.store.update_endpoint(ep)
                 self.index.remember(ep)
-            vnic.add_routes(self.kernel, ep, c)
+            if not drv.realizes_unlocked:
+                vnic.add_routes(self.kernel, ep, c)
             if drv.rewrites_macs:
                 self.firewall.sync_rewrites()
             if net.flag("enable_outboundnat") or ep.outbound_nat is not None:
                 self.firewall.sync()
         except BaseException:
             self._detach(ep)
+            if ep.ip and self.store.get_meta(last_key) == ep.ip:  # as if never given
+                self.store.set_meta(last_key, last)
             raise
-        self.store.set_meta(f"last_ip:{net.id}", ep.ip)
         self.dns.names(ep, present=True)
-        self.dns.scope(c)
+        if self.dns.scope(c):
+            with self.released():  # its resolver sockets: other requests go on meanwhile
+                self.dns.serve(c)
+            self.dns.still_wanted(c)
         return ep
 
-    def _detach(self, ep: Endpoint, cut_link: bool = True) -> list[str]:
-        """Best effort: undo the endpoint in the kernel and forget it; report errors."""
+    def _detach(self, ep: Endpoint, cut_link: bool = True, cut_unlocked: bool = False) -> list[str]:
+        """Best effort: undo the endpoint in the kernel and forget it; report errors.
+
+        ``cut_unlocked`` (a request that removes just this endpoint): when the driver allows,
+        the vNIC is deleted last, with other requests going on meanwhile (the kernel waits
+        for an RCU grace period there); its address and ports are free by then."""
         errors: list[str] = []
         net, c = self.nets.get(ep.network_id), self.containers.get(ep.container_id)
         known = ep.id in self.eps
         if known:
             self.dns.names(ep, present=False)
+        cut_later = False
         if net is not None and c is not None:
+            drv = self.driver_of(net)
+            cut_later = cut_link and cut_unlocked and drv.realizes_unlocked
             try:
-                self.driver_of(net).detach(net, ep, c, cut_link)
+                drv.detach(net, ep, c, cut_link and not cut_later)
             except HostnetError as exc:
                 errors.append(str(exc))
         self.store.delete_endpoint(ep.id)
@@ -400,8 +421,14 @@ class HostNetworkingService:
                     self.firewall.sync()
             except HostnetError as exc:
                 errors.append(str(exc))
-        if known and c is not None:
-            self.dns.scope(c)
+        if known and c is not None and self.dns.scope(c):
+            self.dns.serve(c)
+        if cut_later:
+            with self.released():
+                try:
+                    self.kernel.rt.delete_link(ep.host_ifname)
+                except HostnetError as exc:
+                    errors.append(str(exc))
         return errors
 
     def create_container(
@@ -495,13 +522,16 @@ class HostNetworkingService:
         if process_start_time(pid) == start:
             _signal_container(pid, signal.SIGKILL)
 
-    def teardown(self, c: Container) -> list[str]:
+    def teardown(self, c: Container, cut_unlocked: bool = False) -> list[str]:
+        """Remove a container: its endpoints, its compartment (unless a runtime's), its record.
+        ``cut_unlocked``: a runtime's one-endpoint container (Docker's) whose vNIC may be
+        deleted with other requests going on meanwhile."""
         errors: list[str] = []
         # An empty compartment takes its vNICs with it when removed; a live process
         # (or someone else's compartment, which stays) would keep them, so cut them first.
         cut = c.external or self.process_alive(c)
         for ep in self.endpoints_of(c):
-            errors += self._detach(ep, cut_link=cut)
+            errors += self._detach(ep, cut_link=cut, cut_unlocked=cut_unlocked and c.external)
         if not c.external:
             try:
                 self.kernel.remove_compartment(c.netns)
@@ -548,7 +578,7 @@ class HostNetworkingService:
         net, c = self.network(net_ref), self.container(c_ref)
         for ep in self.endpoints_of(c):
             if ep.network_id == net.id:
-                return self._detach(ep)
+                return self._detach(ep, cut_unlocked=True)
         raise NotFound(
             f"container {c.name!r} is not connected to network {net.name!r}",
             "see 'hostnet network inspect'",
@@ -677,7 +707,7 @@ class HostNetworkingService:
         errors: list[str] = []
         for ep in self.endpoints_of(c):
             if ep.ifname == ifname:
-                errors += self._detach(ep, cut_link=True)
+                errors += self._detach(ep, cut_link=True, cut_unlocked=True)
         if not self.endpoints_of(c):
             self.store.delete_container(c.id)
             self.index.drop_container(c.id)

@@ -23,6 +23,7 @@ class DnsPublisher:
         self.index = index
         self.directory = names.Directory()
         self.resolver: Resolver | None = None  # the daemon's, when it serves embedded DNS
+        self._opening: set[str] = set()  # compartments whose sockets a request is opening
 
     def rebuild(self, others: Iterable[Endpoint]) -> None:
         """The whole directory (this host's endpoints and ``others``, other hosts'), and
@@ -46,17 +47,36 @@ class DnsPublisher:
             own = names.own_names(net, c, ep)
             (self.directory.add if present else self.directory.remove)(net, own, ep.ip)
 
-    def scope(self, c: Container) -> None:
-        """Recompute what one compartment's resolver sees; start or stop serving it."""
+    def scope(self, c: Container) -> bool:
+        """Recompute what one compartment's resolver sees; stop serving it when it has no
+        scope. True when it has one but no listener yet: ``serve`` it (that may run with
+        other requests going on: opening its sockets enters the compartment)."""
         scope = names.scope_of(self.index.nets, c, self.index.endpoints_of(c))
         self.directory.set_scope(c.id, scope)
         r = self.resolver
         if r is None:
-            return
+            return False
         if scope is None:
             r.close(c.id)
-        elif c.id not in r.listeners:
-            self._serve(c)
+            return False
+        if c.id in r.listeners or c.id in self._opening:
+            return False
+        self._opening.add(c.id)  # one request opens its sockets; serve() ends that
+        return True
+
+    def serve(self, c: Container) -> None:
+        try:
+            if self.resolver is not None:
+                self._serve(c)
+        finally:
+            self._opening.discard(c.id)
+
+    def still_wanted(self, c: Container) -> None:
+        """After serving ``c`` unlocked: close it again if it was removed (or lost its
+        scope) meanwhile."""
+        gone = c.id not in self.index.containers or c.id not in self.directory.scopes
+        if gone and self.resolver is not None:
+            self.resolver.close(c.id)
 
     def _serve(self, c: Container) -> None:
         assert self.resolver is not None

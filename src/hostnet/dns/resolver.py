@@ -150,6 +150,10 @@ class Resolver:
             lst.cache.clear()
 
     def _add(self, cid: str, udp: socket.socket, tcp: socket.socket) -> None:
+        if cid in self.listeners:  # two requests served it at once: keep the first
+            udp.close()
+            tcp.close()
+            return
         lst = _Listener(cid, udp, tcp)
         self.listeners[cid] = lst
         self.loop.add_reader(udp.fileno(), self._on_udp, lst)

@@ -51,6 +51,9 @@ class Driver(ABC):
     switch_prefix: ClassVar[str] = "hn-"
     #: endpoints' frames leave with the host adapter's MAC (the rewrite table follows them)
     rewrites_macs: ClassVar[bool] = False
+    #: attach and detach change only the kernel objects of the one endpoint (its vNIC, its
+    #: elements in tables that exist): the service lets other requests run meanwhile
+    realizes_unlocked: ClassVar[bool] = False
 
     nft: Nft  # every driver's handle on the host's nftables
 

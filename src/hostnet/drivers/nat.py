@@ -20,6 +20,7 @@ class NatDriver(Driver):
 
     name = "nat"
     publishes_ports = True
+    realizes_unlocked = True
     options: ClassVar[dict[str, tuple[str, str]]] = {
         "disableicc": ("bool", "block traffic between containers of this network"),
         "networkname": ("str", "the name of the switch shown by 'hostnet switch ls'"),

@@ -21,12 +21,12 @@ from hostnet.kernel.rtnl import Rtnl
 @dataclass
 class Kernel:
     host: Netlink  # pyroute2 in the daemon's namespace: bridges, adapters, dumps
-    rt: Rtnl  # the hot-path rtnetlink socket in the daemon's namespace
+    rt: Rtnl  # the hot-path rtnetlink sockets in the daemon's namespace (one per thread)
     nft: Nft  # the daemon namespace's nftables
 
     @classmethod
     def real(cls) -> Kernel:
-        return cls(Netlink(), Rtnl(), Nft())
+        return cls(Netlink(), Rtnl(per_thread=True), Nft())
 
     # -- compartments ---------------------------------------------------------
     def create_compartment(self, name: str) -> None:

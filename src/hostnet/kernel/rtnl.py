@@ -13,6 +13,7 @@ import ipaddress
 import os
 import socket
 import struct
+import threading
 from itertools import count
 from typing import Any
 
@@ -83,12 +84,30 @@ class Rtnl:
 
     _seq = count(1)
 
-    def __init__(self, ns: str | None = None) -> None:
+    def __init__(self, ns: str | None = None, per_thread: bool = False) -> None:
+        """``per_thread``: each thread gets a socket of its own (in the caller's namespace,
+        opened on first use), so that requests from the service's threads never share
+        one socket's replies: the daemon's handle."""
+        self._local: threading.local | None = None
+        self._all: list[socket.socket] = []
+        if per_thread:
+            self._local = threading.local()
+            return
         if ns is None:
-            self.sock = self._open()
+            self._sock = self._open()
         else:
             with netns.entered(ns):
-                self.sock = self._open()
+                self._sock = self._open()
+
+    @property
+    def sock(self) -> socket.socket:
+        if self._local is None:
+            return self._sock
+        s: socket.socket | None = getattr(self._local, "sock", None)
+        if s is None:
+            s = self._local.sock = self._open()
+            self._all.append(s)
+        return s
 
     @staticmethod
     def _open() -> socket.socket:
@@ -97,7 +116,10 @@ class Rtnl:
         return s
 
     def close(self) -> None:
-        self.sock.close()
+        if self._local is None:
+            self._sock.close()
+        for s in self._all:
+            s.close()
 
     def __enter__(self) -> Rtnl:
         return self
