@@ -664,7 +664,9 @@ def scale_section(d: dict[str, Any] | None) -> list[str]:
         f"{fmt(d['ratio_detach_5000_10'])} ({verdict(d['ratio_detach_5000_10'], 1.2, True)}).",
         f"- **100 attaches from {16} clients: {d['parallel_100_s']} s; one by one: "
         f"{d['serial_100_s']} s; ratio {fmt(d['ratio_parallel_serial'])}** "
-        f"({verdict(d['ratio_parallel_serial'], 0.5, True)}).",
+        f"({verdict(d['ratio_parallel_serial'], 0.5, True)}); their 100 detaches: "
+        f"{d.get('parallel_100_del_s', '?')} s against {d.get('serial_100_del_s', '?')} s, "
+        f"ratio {fmt(d.get('ratio_parallel_serial_del'))}.",
         f"- kill -9 with 5,000 compartments, restart to ready: {d['restart_to_ready_s']} s; "
         f"`system reconcile` then: {d['reconcile_s']} s ({d['reconcile_repaired']} repaired); "
         f"after restart RSS {round(d['after_restart']['rss_kib'] / 1024)} MiB, "

@@ -137,44 +137,49 @@ def main() -> None:
             }
             print(size, out["sizes"][str(size)], flush=True)
 
-        # parallel vs serial: 100 attaches on the probe network, then their detaches
-        def batch(clients: int, tag: str) -> float:
+        # parallel vs serial: 100 attaches on the probe network, then their 100 detaches,
+        # one by one and from CLIENTS clients at once
+        def batch(clients: int, tag: str) -> tuple[float, float]:
             spaces = [f"{lab.prefix}{tag}{i}" for i in range(PARALLEL)]
             for ns in spaces:
                 lab.track_ns(ns)
                 netns_add(ns)
-            work = list(enumerate(spaces))
-            lock = threading.Lock()
             errors: list[str] = []
 
-            def run() -> None:
-                c = Conn(d.socket)
-                while True:
-                    with lock:
-                        if not work:
-                            return
-                        i, ns = work.pop()
-                    try:
-                        cni(c, "ADD", probe_net, f"{tag}{i:04d}".ljust(64, "e"), f"/run/netns/{ns}")
-                    except RuntimeError as exc:
-                        errors.append(str(exc))
+            def phase(command: str) -> float:
+                work = list(enumerate(spaces))
+                lock = threading.Lock()
 
-            t0 = time.perf_counter()
-            threads = [threading.Thread(target=run) for _ in range(clients)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            wall = time.perf_counter() - t0
-            if errors:
-                raise RuntimeError(errors[0])
-            for i, ns in enumerate(spaces):
-                cni(conn, "DEL", probe_net, f"{tag}{i:04d}".ljust(64, "e"), f"/run/netns/{ns}")
+                def run() -> None:
+                    c = Conn(d.socket)
+                    while True:
+                        with lock:
+                            if not work:
+                                return
+                            i, ns = work.pop()
+                        cid = f"{tag}{i:04d}".ljust(64, "e")
+                        try:
+                            cni(c, command, probe_net, cid, f"/run/netns/{ns}")
+                        except RuntimeError as exc:
+                            errors.append(str(exc))
+
+                t0 = time.perf_counter()
+                threads = [threading.Thread(target=run) for _ in range(clients)]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+                if errors:
+                    raise RuntimeError(errors[0])
+                return round(time.perf_counter() - t0, 2)
+
+            adds, dels = phase("ADD"), phase("DEL")
+            for ns in spaces:
                 netns_del(ns)
-            return round(wall, 2)
+            return adds, dels
 
-        out["serial_100_s"] = batch(1, "q")
-        out["parallel_100_s"] = batch(CLIENTS, "r")
+        out["serial_100_s"], out["serial_100_del_s"] = batch(1, "q")
+        out["parallel_100_s"], out["parallel_100_del_s"] = batch(CLIENTS, "r")
 
         # kill -9 and restart with 5,000 compartments in the store
         d.proc.send_signal(signal.SIGKILL)
@@ -253,6 +258,7 @@ def main() -> None:
         s5k["detach_own_net_ms"]["median"] / s10["detach_own_net_ms"]["median"], 3
     )
     out["ratio_parallel_serial"] = round(out["parallel_100_s"] / out["serial_100_s"], 3)
+    out["ratio_parallel_serial_del"] = round(out["parallel_100_del_s"] / out["serial_100_del_s"], 3)
     emit("scale", out)
 
 
