@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from hostnet.api import requests as rq
 from hostnet.dns import names
 from hostnet.errors import HostnetError, InvalidRequest, KernelError, NotFound
 from hostnet.kernel.rtnl import Rtnl
@@ -240,13 +241,13 @@ class CniFailure(Exception):
 def _checked(command: str, env: dict[str, str], raw: bytes) -> tuple[str, dict[str, Any]]:
     """Decode and check a call before anything changes; return (version, config)."""
     try:
-        conf = json.loads(raw)
-    except ValueError:
+        conf = rq.load(raw)  # size, UTF-8, JSON, nesting: each refused with its reason
+    except InvalidRequest as exc:
         raise CniFailure(
-            6, "cannot decode the network config on stdin", "it must be one JSON object"
+            6, f"cannot decode the network config on stdin: {exc.message}", exc.remedy
         ) from None
-    if not isinstance(conf, dict):
-        raise CniFailure(6, "the network config must be a JSON object")
+    if not conf:
+        raise CniFailure(6, "the network config on stdin is empty", "it must be one JSON object")
     version = str(conf.get("cniVersion", ""))
     if version not in SUPPORTED:
         raise CniFailure(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 import logging
 import os
 from collections.abc import Callable
@@ -21,7 +20,8 @@ from aiohttp import web
 
 from hostnet import docker_endpoints as dk
 from hostnet import ipam
-from hostnet.errors import HostnetError, InvalidRequest
+from hostnet.api import requests as rq
+from hostnet.errors import HostnetError, InvalidRequest, NotFound
 from hostnet.model import parse_subnet
 from hostnet.service import FUTURE_DRIVERS, HostNetworkingService
 
@@ -102,7 +102,12 @@ class IpamPools:
     ) -> dict[str, Any]:
         gateway_wanted = options.get("RequestAddressType") == GATEWAY_TYPE
         if pool_id.startswith("net:"):
-            net = self.svc.nets[pool_id[4:]]
+            net = self.svc.nets.get(pool_id[4:])
+            if net is None:
+                raise NotFound(
+                    f"address pool {pool_id} belongs to a hostnet network that no longer exists",
+                    "remove the Docker network and create it again ('hostnet docker expose')",
+                )
             subnet, gw = net.ipv4_network(), ipaddress.IPv4Address(net.gateway)
             if gateway_wanted:
                 return {"Address": f"{gw}/{subnet.prefixlen}"}
@@ -135,18 +140,12 @@ def build_driver_app(
     async def call(fn: Callable[[], Any]) -> Any:
         return await asyncio.get_running_loop().run_in_executor(worker, fn)
 
-    async def body(request: web.Request) -> dict[str, Any]:
-        raw = await request.read()
-        try:
-            data = json.loads(raw) if raw else {}
-        except ValueError:
-            raise InvalidRequest("request body is not JSON") from None
-        return data if isinstance(data, dict) else {}
-
-    def handler(fn: Callable[[dict[str, Any]], Any], err_key: str = "Err") -> Callable[..., Any]:
+    def handler(
+        fn: Callable[[Any], Any], model: type[rq.Plugin], err_key: str = "Err"
+    ) -> Callable[..., Any]:
         async def run(request: web.Request) -> web.Response:
             try:
-                data = await body(request)
+                data = rq.validated(model, rq.load(await request.read()))
                 log.debug("docker %s %s %s", name, request.path, data)
                 if driver in FUTURE_DRIVERS and not is_ipam:
                     svc.driver(driver)  # raises "driver not available yet"
@@ -155,40 +154,40 @@ def build_driver_app(
             except HostnetError as exc:
                 log.info("docker %s %s: %s", name, request.path, exc)
                 return _err(exc, err_key)
-            except (KeyError, TypeError, ValueError) as exc:
-                return _err(InvalidRequest(f"malformed request from Docker: {exc!r}"), err_key)
 
         return run
 
-    def create_network(d: dict[str, Any]) -> dict[str, Any]:
+    def create_network(d: rq.CreateNetwork) -> dict[str, Any]:
+        generic = d.Options.get("com.docker.network.generic") or {}
+        if not isinstance(generic, dict):
+            raise InvalidRequest(
+                "option com.docker.network.generic must be an object of strings",
+                "pass driver options with docker network create -o key=value",
+            )
+        where = "Options['com.docker.network.generic']"
+        opts = {**d.Options, "com.docker.network.generic": rq.strings(generic, where)}
         dk.create_network(
             svc,
             driver,
-            d["NetworkID"],
-            d.get("Options") or {},
-            d.get("IPv4Data") or [],
-            d.get("IPv6Data") or [],
+            d.NetworkID,
+            opts,
+            [x.model_dump() for x in d.IPv4Data or []],
+            [x.model_dump() for x in d.IPv6Data or []],
         )
         return {}
 
-    def create_endpoint(d: dict[str, Any]) -> dict[str, Any]:
-        iface = d.get("Interface") or {}
-        ep = dk.create_endpoint(
-            svc,
-            d["NetworkID"],
-            d["EndpointID"],
-            str(iface.get("Address") or ""),
-            str(iface.get("MacAddress") or ""),
-        )
+    def create_endpoint(d: rq.CreateEndpoint) -> dict[str, Any]:
+        iface = d.Interface or rq.DockerInterface()
+        ep = dk.create_endpoint(svc, d.NetworkID, d.EndpointID, iface.Address, iface.MacAddress)
         out: dict[str, Any] = {}
-        if not iface.get("MacAddress"):
+        if not iface.MacAddress:
             out["MacAddress"] = ep.mac
-        if not iface.get("Address"):
+        if not iface.Address:
             out["Address"] = f"{ep.ip}/{ep.prefix_len}"
         return {"Interface": out} if out else {}
 
-    def join(d: dict[str, Any]) -> dict[str, Any]:
-        ep = dk.join(svc, d["EndpointID"], str(d.get("SandboxKey", "")))
+    def join(d: rq.Join) -> dict[str, Any]:
+        ep = dk.join(svc, d.EndpointID, d.SandboxKey)
         return {
             "InterfaceName": {"SrcName": ep.ifname, "DstPrefix": "eth"},
             "Gateway": ep.gateway,
@@ -196,13 +195,13 @@ def build_driver_app(
             "DisableGatewayService": False,
         }
 
-    def program(d: dict[str, Any]) -> dict[str, Any]:
-        opts = d.get("Options") or {}
-        dk.program_ports(svc, d["EndpointID"], opts.get("com.docker.network.portmap") or [])
+    def program(d: rq.Program) -> dict[str, Any]:
+        maps = d.Options.get("com.docker.network.portmap") or []
+        dk.program_ports(svc, d.EndpointID, rq.portmap(maps))
         return {}
 
-    def oper_info(d: dict[str, Any]) -> dict[str, Any]:
-        _, ep = dk.endpoint(svc, d["EndpointID"])
+    def oper_info(d: rq.EndpointRef) -> dict[str, Any]:
+        _, ep = dk.endpoint(svc, d.EndpointID)
         return {
             "Value": {
                 "com.docker.network.portmap": [
@@ -218,64 +217,97 @@ def build_driver_app(
             }
         }
 
-    def request_pool(d: dict[str, Any]) -> dict[str, Any]:
-        return pools.request_pool(
-            str(d.get("Pool") or ""), d.get("Options") or {}, bool(d.get("V6"))
-        )
+    def request_pool(d: rq.RequestPool) -> dict[str, Any]:
+        return pools.request_pool(d.Pool, rq.strings(d.Options or {}, "Options"), d.V6)
 
-    def request_address(d: dict[str, Any]) -> dict[str, Any]:
-        return pools.request_address(
-            str(d["PoolID"]), str(d.get("Address") or ""), d.get("Options") or {}
-        )
+    def request_address(d: rq.RequestAddress) -> dict[str, Any]:
+        return pools.request_address(d.PoolID, d.Address, rq.strings(d.Options or {}, "Options"))
 
-    def release_pool(d: dict[str, Any]) -> dict[str, Any]:
-        pools.reserved.pop(str(d.get("PoolID")), None)
+    def release_pool(d: rq.PoolRef) -> dict[str, Any]:
+        pools.reserved.pop(d.PoolID, None)
         return {}
 
-    routes = {
-        "/Plugin.Activate": lambda d: {
-            "Implements": ["IpamDriver" if is_ipam else "NetworkDriver"]
-        },
-        "/NetworkDriver.GetCapabilities": lambda d: {
-            "Scope": "local",
-            "ConnectivityScope": "local",
-        },
-        "/NetworkDriver.CreateNetwork": create_network,
-        "/NetworkDriver.DeleteNetwork": lambda d: _none(dk.delete_network(svc, d["NetworkID"])),
-        "/NetworkDriver.CreateEndpoint": create_endpoint,
-        "/NetworkDriver.EndpointOperInfo": oper_info,
-        "/NetworkDriver.DeleteEndpoint": lambda d: _none(dk.delete_endpoint(svc, d["EndpointID"])),
-        "/NetworkDriver.Join": join,
-        "/NetworkDriver.Leave": lambda d: {},
-        "/NetworkDriver.ProgramExternalConnectivity": program,
-        "/NetworkDriver.RevokeExternalConnectivity": lambda d: (
-            dk.revoke_ports(svc, d["EndpointID"]) or {}
+    A = rq.Anything
+    routes: dict[str, tuple[Callable[[Any], Any], type[rq.Plugin]]] = {
+        "/Plugin.Activate": (
+            lambda d: {"Implements": ["IpamDriver" if is_ipam else "NetworkDriver"]},
+            A,
         ),
-        "/NetworkDriver.DiscoverNew": lambda d: {},
-        "/NetworkDriver.DiscoverDelete": lambda d: {},
+        "/NetworkDriver.GetCapabilities": (
+            lambda d: {"Scope": "local", "ConnectivityScope": "local"},
+            A,
+        ),
+        "/NetworkDriver.CreateNetwork": (create_network, rq.CreateNetwork),
+        "/NetworkDriver.DeleteNetwork": (
+            lambda d: _none(dk.delete_network(svc, d.NetworkID)),
+            rq.NetworkRef,
+        ),
+        "/NetworkDriver.CreateEndpoint": (create_endpoint, rq.CreateEndpoint),
+        "/NetworkDriver.EndpointOperInfo": (oper_info, rq.EndpointRef),
+        "/NetworkDriver.DeleteEndpoint": (
+            lambda d: _none(dk.delete_endpoint(svc, d.EndpointID)),
+            rq.EndpointRef,
+        ),
+        "/NetworkDriver.Join": (join, rq.Join),
+        "/NetworkDriver.Leave": (lambda d: {}, A),
+        "/NetworkDriver.ProgramExternalConnectivity": (program, rq.Program),
+        "/NetworkDriver.RevokeExternalConnectivity": (
+            lambda d: dk.revoke_ports(svc, d.EndpointID) or {},
+            rq.EndpointRef,
+        ),
+        "/NetworkDriver.DiscoverNew": (lambda d: {}, A),
+        "/NetworkDriver.DiscoverDelete": (lambda d: {}, A),
     }
-    ipam_routes = {
-        "/IpamDriver.GetCapabilities": lambda d: {"RequiresMACAddress": False},
-        "/IpamDriver.GetDefaultAddressSpaces": lambda d: {
-            "LocalDefaultAddressSpace": "hostnet",
-            "GlobalDefaultAddressSpace": "hostnet-global",
-        },
-        "/IpamDriver.RequestPool": request_pool,
-        "/IpamDriver.ReleasePool": release_pool,
-        "/IpamDriver.RequestAddress": request_address,
-        "/IpamDriver.ReleaseAddress": lambda d: pools.release_address(
-            str(d.get("PoolID")), str(d.get("Address") or "")
+    ipam_routes: dict[str, tuple[Callable[[Any], Any], type[rq.Plugin]]] = {
+        "/IpamDriver.GetCapabilities": (lambda d: {"RequiresMACAddress": False}, A),
+        "/IpamDriver.GetDefaultAddressSpaces": (
+            lambda d: {
+                "LocalDefaultAddressSpace": "hostnet",
+                "GlobalDefaultAddressSpace": "hostnet-global",
+            },
+            A,
+        ),
+        "/IpamDriver.RequestPool": (request_pool, rq.RequestPool),
+        "/IpamDriver.ReleasePool": (release_pool, rq.PoolRef),
+        "/IpamDriver.RequestAddress": (request_address, rq.RequestAddress),
+        "/IpamDriver.ReleaseAddress": (
+            lambda d: pools.release_address(d.PoolID, d.Address),
+            rq.ReleaseAddress,
         ),
     }
-    app = web.Application()
-    app.router.add_post("/Plugin.Activate", handler(routes.pop("/Plugin.Activate")))
-    if is_ipam:
-        for path, fn in ipam_routes.items():
-            app.router.add_post(path, handler(fn, "Error"))
-    else:
-        for path, fn in routes.items():
-            app.router.add_post(path, handler(fn))
+    key = "Error" if is_ipam else "Err"
+    app = web.Application(middlewares=[_json_errors(key)])
+    activate, model = routes.pop("/Plugin.Activate")
+    app.router.add_post("/Plugin.Activate", handler(activate, model, key))
+    for path, (fn, model) in (ipam_routes if is_ipam else routes).items():
+        app.router.add_post(path, handler(fn, model, key))
     return app
+
+
+def _json_errors(key: str) -> Any:
+    """Unknown paths, wrong methods, bodies over the size limit, and bugs: answered as
+    the plugin protocol answers errors ({"Err": ...}), never a plain-text page."""
+
+    @web.middleware
+    async def mw(request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
+        try:
+            resp: web.StreamResponse = await handler(request)
+            return resp
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            text = f"{request.method} {request.path}: {exc.reason}"
+            if exc.status in (404, 405):
+                text += ". This socket serves Docker's plugin protocol (POST /Plugin.Activate)"
+            return web.json_response({key: text}, status=exc.status)
+        except Exception:  # a bug: report it, keep serving
+            log.exception("docker plugin %s failed", request.path)
+            return web.json_response(
+                {key: "internal error in hostnet. This is a hostnet bug; see the daemon log"},
+                status=500,
+            )
+
+    return mw
 
 
 async def serve_plugins(

@@ -7,12 +7,13 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from hostnet import acl, views
-from hostnet.api import cni
+from hostnet.api import cni, openapi
+from hostnet.api import requests as rq
 from hostnet.errors import HostnetError, InvalidRequest
 from hostnet.reconcile import reconcile
 from hostnet.service import HostNetworkingService
@@ -20,6 +21,7 @@ from hostnet.service import HostNetworkingService
 log = logging.getLogger("hostnet")
 Worker = ThreadPoolExecutor
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+M = TypeVar("M", bound=rq.Body)
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -34,46 +36,23 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if exc.status >= 500:
             log.error("%s %s: %s", request.method, request.path, exc)
         return _json({"error": exc.to_dict()}, status=exc.status)
-    except web.HTTPException:
-        raise
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        refused = InvalidRequest(
+            f"{request.method} {request.path}: {exc.reason}",
+            "see GET /openapi.json for the routes and what they take",
+        )
+        return _json({"error": {**refused.to_dict(), "kind": "http"}}, status=exc.status)
     except Exception as exc:  # a bug: report it, keep serving
         log.exception("%s %s failed", request.method, request.path)
         err = HostnetError(f"internal error: {exc!r}", "this is a hostnet bug; see the daemon log")
         return _json({"error": err.to_dict()}, status=500)
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
-        return {}
-    try:
-        data = await request.json()
-    except json.JSONDecodeError as exc:
-        raise InvalidRequest(f"request body is not JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise InvalidRequest("request body must be a JSON object")
-    return data
-
-
-def _str(body: dict[str, Any], key: str, default: str = "") -> str:
-    value = body.get(key, default)
-    if not isinstance(value, str):
-        raise InvalidRequest(f"field {key!r} must be a string")
-    return value
-
-
-def _strs(body: dict[str, Any], key: str) -> list[str]:
-    value = body.get(key) or []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise InvalidRequest(f"field {key!r} must be a list of strings")
-    return value
-
-
-def _policies(body: dict[str, Any]) -> list[Any]:
-    """HNS policy objects (or their JSON text), checked by the service."""
-    value = body.get("policies") or []
-    if not isinstance(value, list) or not all(isinstance(v, dict | str) for v in value):
-        raise InvalidRequest("field 'policies' must be a list of HNS policy objects")
-    return value
+async def _parse(request: web.Request, model: type[M]) -> M:
+    """The body as ``model``: anything else is a 400 naming what was wrong."""
+    return rq.parse(model, await request.read())
 
 
 def build_app(svc: HostNetworkingService, worker: Worker) -> web.Application:
@@ -86,6 +65,10 @@ def build_app(svc: HostNetworkingService, worker: Worker) -> web.Application:
     @routes.get("/_ping")
     async def ping(_: web.Request) -> web.Response:
         return _json({"ok": True, "instance": svc.instance})
+
+    @routes.get("/openapi.json")
+    async def openapi_doc(_: web.Request) -> web.Response:
+        return web.json_response(openapi.document())
 
     @routes.get("/cluster/hosts")
     async def cluster_hosts(_: web.Request) -> web.Response:
@@ -106,18 +89,9 @@ def build_app(svc: HostNetworkingService, worker: Worker) -> web.Application:
 
     @routes.post("/networks")
     async def network_create(request: web.Request) -> web.Response:
-        b = await _body(request)
-        opts = b.get("options") or {}
-        if not isinstance(opts, dict):
-            raise InvalidRequest("field 'options' must be an object")
-        net_acl = _strs(b, "acl")
-        args = (
-            _str(b, "name"),
-            _str(b, "driver", "nat"),
-            _str(b, "subnet"),
-            _str(b, "gateway"),
-            {str(k): str(v) for k, v in opts.items()},
-        )
+        b = await _parse(request, rq.NetworkCreate)
+        args = (b.name, b.driver, b.subnet, b.gateway, b.option_strings())
+        net_acl = b.acl
 
         def create() -> dict[str, Any]:
             return views.network_inspect(svc, svc.create_network(*args, acl_specs=net_acl))
@@ -140,18 +114,18 @@ def build_app(svc: HostNetworkingService, worker: Worker) -> web.Application:
 
     @routes.post("/networks/{ref}/connect")
     async def network_connect(request: web.Request) -> web.Response:
-        b, ref = await _body(request), request.match_info["ref"]
-        container, ip = _str(b, "container"), _str(b, "ip")
-        aliases, max_bw = _strs(b, "aliases"), _str(b, "max_bandwidth")
-        pols = _policies(b)
-        ep = await call(lambda: svc.connect(ref, container, ip, aliases, max_bw, pols))
+        b, ref = await _parse(request, rq.Connect), request.match_info["ref"]
+        ep = await call(
+            lambda: svc.connect(
+                ref, b.container, b.ip, b.aliases, b.max_bandwidth, list(b.policies)
+            )
+        )
         return _json(views.endpoint_view(ep), status=201)
 
     @routes.post("/networks/{ref}/disconnect")
     async def network_disconnect(request: web.Request) -> web.Response:
-        b, ref = await _body(request), request.match_info["ref"]
-        container = _str(b, "container")
-        return _json({"errors": await call(lambda: svc.disconnect(ref, container))})
+        b, ref = await _parse(request, rq.Disconnect), request.match_info["ref"]
+        return _json({"errors": await call(lambda: svc.disconnect(ref, b.container))})
 
     @routes.get("/containers")
     async def container_ls(_: web.Request) -> web.Response:
@@ -163,15 +137,13 @@ def build_app(svc: HostNetworkingService, worker: Worker) -> web.Application:
 
     @routes.post("/containers")
     async def container_create(request: web.Request) -> web.Response:
-        b = await _body(request)
-        nets = b.get("networks") or []
-        if not isinstance(nets, list) or not all(isinstance(n, dict) for n in nets):
-            raise InvalidRequest("field 'networks' must be a list of {network, ip} objects")
-        name, port_specs, acl_specs = _str(b, "name"), _strs(b, "ports"), _strs(b, "acl")
-        max_bw, pols = _str(b, "max_bandwidth"), _policies(b)
+        b = await _parse(request, rq.ContainerCreate)
+        nets = [n.model_dump() for n in b.networks]
 
         def create() -> dict[str, Any]:
-            c = svc.create_container(name, nets, port_specs, acl_specs, max_bw, pols)
+            c = svc.create_container(
+                b.name, nets, b.ports, b.acl, b.max_bandwidth, list(b.policies)
+            )
             return views.container_view(svc, c)
 
         return _json(await call(create), status=201)
@@ -183,10 +155,8 @@ def build_app(svc: HostNetworkingService, worker: Worker) -> web.Application:
 
     @routes.post("/containers/{ref}/process")
     async def container_process(request: web.Request) -> web.Response:
-        b, ref = await _body(request), request.match_info["ref"]
-        pid = b.get("pid")
-        if not isinstance(pid, int) or pid <= 0:
-            raise InvalidRequest("field 'pid' must be a positive integer")
+        b, ref = await _parse(request, rq.Process), request.match_info["ref"]
+        pid = b.pid
         return _json(await call(lambda: views.container_view(svc, svc.register_process(ref, pid))))
 
     @routes.delete("/containers/{ref}")
@@ -196,15 +166,15 @@ def build_app(svc: HostNetworkingService, worker: Worker) -> web.Application:
 
     @routes.post("/containers/{ref}/ports")
     async def ports_add(request: web.Request) -> web.Response:
-        b, ref = await _body(request), request.match_info["ref"]
-        specs = _strs(b, "ports")
+        b, ref = await _parse(request, rq.Ports), request.match_info["ref"]
+        specs = b.ports
         added = await call(lambda: svc.add_ports(ref, specs))
         return _json([p.model_dump() for p in added], status=201)
 
     @routes.post("/containers/{ref}/ports/remove")
     async def ports_rm(request: web.Request) -> web.Response:
-        b, ref = await _body(request), request.match_info["ref"]
-        specs = _strs(b, "ports")
+        b, ref = await _parse(request, rq.Ports), request.match_info["ref"]
+        specs = b.ports
         gone = await call(lambda: svc.remove_ports(ref, specs))
         return _json([p.model_dump() for p in gone])
 
@@ -229,9 +199,9 @@ def build_app(svc: HostNetworkingService, worker: Worker) -> web.Application:
 
     @routes.put("/containers/{ref}/acl")
     async def acl_set(request: web.Request) -> web.Response:
-        b, ref = await _body(request), request.match_info["ref"]
-        rules = [acl.parse_rule(spec) for spec in _strs(b, "rules")]
-        net = _str(b, "network")
+        b, ref = await _parse(request, rq.AclSet), request.match_info["ref"]
+        rules = [acl.parse_rule(spec) for spec in b.rules]
+        net = b.network
         ep = await call(lambda: svc.set_acl(ref, rules, net))
         return _json(views.endpoint_hns(svc, ep))
 

@@ -1,0 +1,146 @@
+"""The REST API's OpenAPI 3.1 document, generated from the request models.
+
+The daemon serves it at ``GET /openapi.json``; the tree keeps a copy in
+``docs/openapi.json`` (a unit test fails when it is stale). Write it anew with::
+
+    python -m hostnet.api.openapi > docs/openapi.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, NamedTuple
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from hostnet import __version__
+from hostnet.api import requests as rq
+
+
+class Route(NamedTuple):
+    method: str
+    path: str
+    summary: str
+    body: type[BaseModel] | None = None
+    status: int = 200
+    query: tuple[tuple[str, str], ...] = ()
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("get", "/_ping", "Is the daemon up (and its instance)"),
+    Route("get", "/openapi.json", "This document"),
+    Route("get", "/cluster/hosts", "Hosts of the cluster and their endpoints"),
+    Route("delete", "/cluster/hosts/{host}", "Remove a host gone for good from the cluster"),
+    Route("get", "/networks", "List networks"),
+    Route("post", "/networks", "Create a network", rq.NetworkCreate, 201),
+    Route("post", "/networks/prune", "Remove networks without endpoints"),
+    Route("get", "/networks/{ref}", "Inspect a network (name, id or id prefix)"),
+    Route(
+        "delete",
+        "/networks/{ref}",
+        "Remove a network",
+        query=(("force", "1 or true: disconnect its endpoints first"),),
+    ),
+    Route("post", "/networks/{ref}/connect", "Connect a container (hot add)", rq.Connect, 201),
+    Route("post", "/networks/{ref}/disconnect", "Disconnect a container", rq.Disconnect),
+    Route("get", "/containers", "List containers (compartments)"),
+    Route("post", "/containers", "Create a container on networks", rq.ContainerCreate, 201),
+    Route("get", "/containers/{ref}", "Inspect a container"),
+    Route("delete", "/containers/{ref}", "Stop and remove a container"),
+    Route("post", "/containers/{ref}/process", "Register the container's process", rq.Process),
+    Route("post", "/containers/{ref}/ports", "Publish more ports", rq.Ports, 201),
+    Route("post", "/containers/{ref}/ports/remove", "Unpublish ports", rq.Ports),
+    Route(
+        "get",
+        "/containers/{ref}/endpoint",
+        "An endpoint, as HNS shows it",
+        query=(("network", "which network's endpoint (default: the first)"),),
+    ),
+    Route("put", "/containers/{ref}/acl", "Replace an endpoint's ACL rules", rq.AclSet),
+    Route("get", "/compartments", "List compartments"),
+    Route("get", "/nat", "List port mappings"),
+    Route("get", "/switches", "List virtual switches"),
+    Route("post", "/system/reconcile", "Make the kernel match intent"),
+    Route("post", "/cni", "A CNI call forwarded by the hostnet-cni plugin (headers X-Cni-*)"),
+)
+
+ERROR = {
+    "type": "object",
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {
+                "kind": {"type": "string"},
+                "message": {"type": "string", "description": "what was wrong, and why"},
+                "remedy": {"type": "string", "description": "what to do"},
+                "details": {"type": "object"},
+                "cni_code": {"type": "integer"},
+            },
+            "required": ["kind", "message", "remedy"],
+        }
+    },
+}
+
+
+def document() -> dict[str, Any]:
+    models = sorted({r.body for r in ROUTES if r.body is not None}, key=lambda m: m.__name__)
+    _, defs = models_json_schema(
+        [(m, "validation") for m in models], ref_template="#/components/schemas/{model}"
+    )
+    schemas = dict(sorted(defs.get("$defs", {}).items()))
+    schemas["Error"] = ERROR
+    paths: dict[str, dict[str, Any]] = {}
+    for r in ROUTES:
+        op: dict[str, Any] = {
+            "summary": r.summary,
+            "responses": {
+                str(r.status): {"description": "done", "content": {"application/json": {}}},
+                "4XX": {
+                    "description": "refused: nothing changed",
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                    },
+                },
+            },
+        }
+        params = [
+            {"name": p[1:-1], "in": "path", "required": True, "schema": {"type": "string"}}
+            for p in r.path.split("/")
+            if p.startswith("{")
+        ]
+        params += [
+            {"name": q, "in": "query", "description": text, "schema": {"type": "string"}}
+            for q, text in r.query
+        ]
+        if params:
+            op["parameters"] = params
+        if r.body is not None:
+            op["requestBody"] = {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": f"#/components/schemas/{r.body.__name__}"}
+                    }
+                },
+            }
+        paths.setdefault(r.path, {})[r.method] = op
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "hostnet",
+            "version": __version__,
+            "description": "The host networking service's REST API, on its unix socket.",
+        },
+        "paths": paths,
+        "components": {"schemas": schemas},
+    }
+
+
+def text() -> str:
+    return json.dumps(document(), indent=2, sort_keys=False) + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(text())
