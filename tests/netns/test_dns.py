@@ -151,7 +151,8 @@ def test_silent_upstream_gives_servfail_and_local_names_still_resolve(lab: Lab) 
         assert dig(b["netns"], "a") == ("NOERROR", [a["ip"]])
     finally:
         proc.send_signal(signal.SIGCONT)
-    assert dig(b["netns"], "www.ext.test") == ("NOERROR", ["192.0.2.55"])
+    # skipped for a while after its timeout, it is probed meanwhile and comes back
+    eventually(lambda: dig(b["netns"], "www.ext.test") == ("NOERROR", ["192.0.2.55"]), 15)
 
 
 def test_resolver_is_not_reachable_from_outside_its_compartments(lab: Lab) -> None:

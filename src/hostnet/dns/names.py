@@ -59,6 +59,8 @@ class Directory:
         scope = self.scopes.get(cid)
         if scope is None:
             return wire.response(q, wire.REFUSED)
+        if not q.local:  # another class, or a label with a dot in it: never a local name
+            return None
         if q.qtype in (wire.PTR, wire.ANY) and q.name.endswith(".in-addr.arpa"):
             for nid in scope.nets:
                 target = self.ptrs.get(nid, {}).get(q.name)

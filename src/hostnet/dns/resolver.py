@@ -5,8 +5,11 @@ Each compartment gets a UDP and a TCP socket on 127.0.0.11 *inside its namespace
 stateless nft rule), so only that compartment can reach it: never an open resolver. Local names are answered
 from the Directory, the answer cached per compartment until the directory
 changes; anything else is forwarded from the daemon's own namespace to the
-compartment's upstreams (its network's dnsservers, else the host's), and a
-question no upstream answers in time gets SERVFAIL, never silence.
+compartment's upstreams (its network's dnsservers, else the host's; ``forward.py``), and
+a question no upstream answers in time gets SERVFAIL, never silence. Answers too large
+for the client's UDP size (512 bytes, or its EDNS size) are cut with TC set; its retry
+over TCP gets them whole. Responses are dropped, other opcodes get NOTIMP, EDNS versions
+above 0 BADVERS; only class IN questions with plain labels match local names.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ import concurrent.futures
 import contextlib
 import functools
 import logging
-import secrets
 import socket
 import struct
 import threading
@@ -25,11 +27,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hostnet.dns import wire
+from hostnet.dns.forward import Forwarder
 from hostnet.dns.names import LISTEN_ADDR, Directory, read_resolv_conf
 from hostnet.kernel import compartment_dns
 
 log = logging.getLogger("hostnet")
-FORWARD_DEADLINE_S = 1.8  # SERVFAIL before a stub's usual 2 s timeout
 CACHE_MAX = 4096
 Reply = Callable[[bytes], None]
 
@@ -43,17 +45,6 @@ class _Listener:
     cache: dict[bytes, bytes] = field(default_factory=dict)
     gen: int = -1  # the directory generation the cache was filled from
     conns: set[asyncio.Transport] = field(default_factory=set)
-
-
-@dataclass
-class _Pending:
-    q: wire.Question
-    query: bytes  # as sent upstream (our id)
-    reply: Reply
-    servers: tuple[str, ...]
-    deadline: float
-    tried: int = 0
-    timer: asyncio.TimerHandle | None = None
 
 
 class _TcpConn(asyncio.Protocol):
@@ -79,7 +70,7 @@ class _TcpConn(asyncio.Protocol):
             if len(self.buf) < 2 + n:
                 return
             msg, self.buf = self.buf[2 : 2 + n], self.buf[2 + n :]
-            self.resolver.handle(self.lst, msg, self.send)
+            self.resolver.handle(self.lst, msg, self.send, tcp=True)
 
     def send(self, reply: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
@@ -91,11 +82,8 @@ class Resolver:
         self.host_resolv_conf = host_resolv_conf
         self.directory = Directory()
         self.listeners: dict[str, _Listener] = {}
-        self.pending: dict[int, _Pending] = {}
         self.loop = asyncio.new_event_loop()
-        self.upstream = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.upstream.bind(("0.0.0.0", 0))
-        self.upstream.setblocking(False)
+        self.forwarder = Forwarder(self.loop)
         self._thread = threading.Thread(target=self._run, name="hostnet-dns", daemon=True)
         self._thread.start()
         compartment_dns.start()  # its helper thread now, in the daemon's namespace
@@ -141,7 +129,6 @@ class Resolver:
     # -- the loop's thread --------------------------------------------------
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
-        self.loop.add_reader(self.upstream.fileno(), self._on_upstream)
         self.loop.run_forever()
 
     def _publish(self, directory: Directory) -> None:
@@ -195,19 +182,29 @@ class Resolver:
         with contextlib.suppress(OSError):
             udp.sendto(reply, addr)
 
-    def handle(self, lst: _Listener, data: bytes, reply: Reply) -> None:
+    def handle(self, lst: _Listener, data: bytes, reply: Reply, tcp: bool = False) -> None:
+        """One message from a compartment: a local answer (cut to the client's UDP size,
+        TC set, when it does not fit), or forwarded; never silence for a query."""
         try:
             q = wire.parse_query(data)
+        except wire.NotQuery:
+            return  # a response sent to a resolver: dropped
+        except wire.Unsupported as exc:
+            reply(exc.reply)
+            return
         except wire.BadQuery:
             if len(data) >= 12:  # answer FORMERR with the id, nothing else
                 reply(data[:2] + struct.pack("!HHHHH", wire.QR | wire.FORMERR, 0, 0, 0, 0))
             return
+        limit = 65535 if tcp else q.udp_size
         local = self.directory.answer(lst.cid, q)
         if local is not None:
-            if len(lst.cache) >= CACHE_MAX:
-                lst.cache.clear()
-            lst.cache[data[2:]] = local[2:]
-            reply(local)
+            out = wire.truncated(local, q, limit)
+            if not tcp:
+                if len(lst.cache) >= CACHE_MAX:
+                    lst.cache.clear()
+                lst.cache[data[2:]] = out[2:]
+            reply(out)
             return
         scope = self.directory.scopes.get(lst.cid)
         servers = (scope.upstreams if scope else ()) or tuple(
@@ -216,45 +213,5 @@ class Resolver:
         if not servers:
             reply(wire.response(q, wire.SERVFAIL, authoritative=False))
             return
-        qid = secrets.randbelow(65536)
-        while qid in self.pending:
-            qid = secrets.randbelow(65536)
-        deadline = self.loop.time() + FORWARD_DEADLINE_S
-        self.pending[qid] = _Pending(q, wire.with_id(data, qid), reply, servers, deadline)
-        self._try_next(qid)
-
-    def _try_next(self, qid: int) -> None:
-        p = self.pending.get(qid)
-        if p is None:
-            return
-        left = p.deadline - self.loop.time()
-        if p.tried >= len(p.servers) or left <= 0.01:
-            del self.pending[qid]
-            p.reply(wire.response(p.q, wire.SERVFAIL, authoritative=False))
-            return
-        server = p.servers[p.tried]
-        p.tried += 1
-        with contextlib.suppress(OSError):
-            self.upstream.sendto(p.query, (server, 53))
-        wait = left / (len(p.servers) - p.tried + 1)
-        p.timer = self.loop.call_later(wait, self._try_next, qid)
-
-    def _on_upstream(self) -> None:
-        while True:
-            try:
-                data, (ip, _port) = self.upstream.recvfrom(65535)
-            except OSError:
-                return
-            if len(data) < 12:
-                continue
-            (qid,) = struct.unpack_from("!H", data)
-            p = self.pending.get(qid)
-            # only a reply from a server we asked, to the question we asked
-            if p is None or ip not in p.servers[: p.tried]:
-                continue
-            if data[12 : 12 + len(p.q.wire)].lower() != p.q.wire.lower():
-                continue
-            del self.pending[qid]
-            if p.timer is not None:
-                p.timer.cancel()
-            p.reply(wire.with_id(data, p.q.id))
+        cut = reply if tcp else (lambda r: reply(wire.truncated(r, q, limit)))
+        self.forwarder.forward(q, data, cut, servers, tcp)
