@@ -25,21 +25,24 @@ from typing import IO, Any, TypeVar
 
 from aiohttp import web
 
+from hostnet import identity
 from hostnet.api.docker_plugin import SOCKET_NAMES, serve_plugins
 from hostnet.api.rest import build_app
 from hostnet.dns.resolver import Resolver
-from hostnet.errors import HostnetError
+from hostnet.errors import Conflict, HostnetError
 from hostnet.kernel import fds
 from hostnet.model import Container
 from hostnet.reconcile import reconcile
 from hostnet.service import HostNetworkingService
 from hostnet.store import Store, open_store
 from hostnet.store.etcd import EtcdStore
+from hostnet.store.etcdv3 import StoreUnavailable
 
 log = logging.getLogger("hostnet")
 T = TypeVar("T")
 DEFAULT_STATE_DIR = "/var/lib/hostnet"
 DEFAULT_SOCKET = "/run/hostnet/hostnet.sock"
+IDENTITY_RENEW_S = 3.0  # the identity lease lives 10 s: renewed well before
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -72,7 +75,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--store-cert", default="", help="client certificate for etcd")
     p.add_argument("--store-key", default="", help="client key for etcd")
     p.add_argument(
-        "--host-id", default="", help="this host's name in the cluster (default: hostname)"
+        "--host-id",
+        default="",
+        help="this host's id in the cluster (default: one made once, kept in STATE/host-id)",
     )
     p.add_argument(
         "--advertise-addr",
@@ -234,13 +239,27 @@ async def serve(args: argparse.Namespace) -> None:
     service_lock = FairLock()
     worker = ServiceExecutor(service_lock)
 
+    vtep = ""
+    if isinstance(store, EtcdStore):
+        vtep = args.advertise_addr or _local_addr_towards(store)
+        me = identity.holder(args.state_dir, vtep)
+        lease = 0
+        try:
+            lease = store.claim_identity(me)  # refuses when another live daemon holds it
+        except StoreUnavailable as exc:  # claimed when the store is back (as the rest)
+            log.warning("cluster identity %s not claimed yet: %s", store.host, exc)
+        threading.Thread(
+            target=_keep_identity, args=(store, lease, me), name="hostnet-id", daemon=True
+        ).start()
+        log.info("cluster identity %s (%s)", store.host, me["hostname"])
+
     def start() -> HostNetworkingService:
         svc = HostNetworkingService(
             store, instance_id(args.state_dir), args.state_dir, service_lock
         )
         if isinstance(store, EtcdStore):
             svc.host_id = store.host
-            svc.overlay.vtep = args.advertise_addr or _local_addr_towards(store)
+            svc.overlay.vtep = vtep
         if args.bridge != "none":
             svc.ensure_default_network()
         svc.resolver = Resolver(args.resolv_conf)
@@ -320,7 +339,7 @@ async def _watch_teams(svc: HostNetworkingService, worker: ServiceExecutor) -> N
 def _open_store(args: argparse.Namespace) -> Store:
     if not args.store:
         return open_store(os.path.join(args.state_dir, "hostnet.db"))
-    store = open_store(args.store, args.host_id or socket.gethostname())
+    store = open_store(args.store, identity.host_id(args.state_dir, args.host_id))
     if isinstance(store, EtcdStore) and args.store.startswith("etcds://"):
         ctx = ssl.create_default_context(cafile=args.store_ca or None)
         if args.store_cert:
@@ -353,6 +372,18 @@ def _follow_cluster(
         except RuntimeError:  # the worker shut down: hostnetd is stopping
             return
         time.sleep(1)
+
+
+def _keep_identity(store: EtcdStore, lease: int, me: dict[str, str]) -> None:
+    """Renew the identity's lease every few seconds; claim it again after a cut."""
+    while True:
+        time.sleep(IDENTITY_RENEW_S)
+        try:
+            lease = store.keep_identity(lease, me) if lease else store.claim_identity(me)
+        except Conflict as exc:  # another daemon took the id while the store was away
+            log.error("cluster identity: %s", exc)
+        except HostnetError as exc:
+            log.warning("cluster identity: %s", exc)
 
 
 def _reconcile_logged(svc: HostNetworkingService) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -30,7 +31,9 @@ from hostnet.store.etcdv3 import (
     op_put,
 )
 
+log = logging.getLogger("hostnet")
 ROOT = "/hostnet/"
+IDENTITY_TTL_S = 10  # a daemon's identity outlives it by at most this
 GLOBAL_DRIVERS = ("overlay",)
 RETRIES = 20
 
@@ -181,6 +184,37 @@ class EtcdStore(Store):
     def forget_host(self, host: str) -> None:
         """Every key a host gone for good kept for itself."""
         self.etcd.delete(f"{self.root}host/{host}/", prefix=True)
+
+    # -- this daemon's identity ---------------------------------------------------
+    def claim_identity(self, holder: dict[str, str], ttl: int = IDENTITY_TTL_S) -> int:
+        """Hold this host's id while the daemon lives (a key on a lease it keeps alive);
+        refuse when another live daemon holds it. The same machine and state directory
+        (a restart after kill -9, before the old lease ran out) take it over."""
+        key, value = f"{self.root}live/{self.host}", json.dumps(holder, sort_keys=True)
+        lease = self.etcd.grant(ttl)
+        if self.etcd.txn([cmp_absent(key)], [op_put(key, value, lease)]):
+            return lease
+        held = self.etcd.get(key)
+        other = json.loads(held.value) if held is not None else {}
+        same = all(other.get(k) == holder.get(k) for k in ("boot_id", "state_dir"))
+        if held is None or same:
+            self.etcd.put(key, value, lease)
+            return lease
+        self.etcd.revoke(lease)
+        raise Conflict(
+            f"host id {self.host!r} is held by another live hostnetd: at "
+            f"{other.get('address', '?')} on host {other.get('hostname', '?')!r}, state "
+            f"{other.get('state_dir', '?')} (a cloned machine, or a copied state directory)",
+            "give this daemon its own identity: remove its state directory's host-id file "
+            "(a new one is made at start) or start it with --host-id NAME",
+        )
+
+    def keep_identity(self, lease: int, holder: dict[str, str]) -> int:
+        """Renew the lease; after a cut that let it expire, claim the id again."""
+        if self.etcd.keepalive(lease):
+            return lease
+        log.warning("cluster identity %s expired (store unreachable); claiming it again", self.host)
+        return self.claim_identity(holder)
 
     def watch_changes(self, start_rev: int) -> Iterator[list[ClusterChange]]:
         """The cluster's changes from ``start_rev`` on, a batch at a time: overlay networks

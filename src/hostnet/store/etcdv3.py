@@ -58,6 +58,20 @@ def _kv(d: dict[str, Any]) -> KV:
     )
 
 
+WATCH_DEAD_S = 8  # a watch on a path that drops every packet ends after about this long
+
+
+def _notice_silent_cuts(sock: socket.socket) -> None:
+    """A watch is quiet when nothing changes: TCP keepalive probes tell quiet from cut (a
+    path that drops packets, with no reset). Probes from 4 s of silence, every 2 s; two
+    unanswered, or data unacknowledged for WATCH_DEAD_S, and the read fails."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 4)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 2)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 2)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, WATCH_DEAD_S * 1000)
+
+
 # txn building blocks (etcd's JSON field names)
 def cmp_absent(key: str) -> dict[str, Any]:
     return {"key": b64(key), "target": "CREATE", "result": "EQUAL", "create_revision": "0"}
@@ -183,6 +197,9 @@ class Etcd:
     def grant(self, ttl: int) -> int:
         return int(self.call("/v3/lease/grant", {"TTL": str(ttl)})["ID"])
 
+    def revoke(self, lease: int) -> None:
+        self.call("/v3/lease/revoke", {"ID": str(lease)})
+
     def keepalive(self, lease: int) -> bool:
         out = self.call("/v3/lease/keepalive", {"ID": str(lease)})
         return int((out.get("result") or {}).get("TTL", 0)) > 0
@@ -210,6 +227,7 @@ class Etcd:
                     raise http.client.HTTPException(f"status {resp.status}")
                 if conn.sock is not None:
                     conn.sock.settimeout(None)  # events come when they come
+                    _notice_silent_cuts(conn.sock)
             except (OSError, http.client.HTTPException) as exc:
                 conn.close()
                 errors.append(str(exc))
