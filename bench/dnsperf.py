@@ -11,7 +11,12 @@ Both get the same query file (the local names, type A, in turn), the same dnsper
 (-q OUTSTANDING, -l SECONDS) and alternate, order swapped every round. Each round has a
 plain run (queries per second, as fast as each resolver goes) and a -v run at a fixed
 rate (-Q LATENCY_QPS, the same load for both: every query's latency, for p50/p99).
-Nothing is forwarded upstream: every name is local to both resolvers.
+Those names are local to both resolvers. A second part ("forwarded") asks one external
+name over and over, which both forward to an upstream dnsmasq (TTL 60): hostnet's network
+has it as its dnsservers (a lab node on the segment), aardvark-dns forwards to the
+nameserver of its namespace's resolv.conf (a dnsmasq on that namespace's loopback, bound
+over /etc/resolv.conf for aardvark alone). hostnet answers repeats from its cache; the
+upstream's query count after each run says how many reached it.
 """
 
 from __future__ import annotations
@@ -60,17 +65,57 @@ def run_dnsperf(
     return r
 
 
-def hostnet_side(lab: Lab, names: list[str]) -> tuple[Any, str]:
+UPSTREAM_ARGS = ["--no-resolv", "--no-hosts", "--address=/ext.test/192.0.2.55", "--local-ttl=60"]
+EXTERNAL = "www.ext.test"
+
+
+def upstream(lab: Lab, ns: str, ip: str, tag: str) -> str:
+    """dnsmasq answering *.ext.test with TTL 60; its log counts the queries it got."""
+    log = os.path.join(lab.tmp, f"upstream-{tag}.log")
+    lab.spawn(
+        ns,
+        "dnsmasq",
+        "--no-daemon",
+        *UPSTREAM_ARGS,
+        f"--listen-address={ip}",
+        "--bind-interfaces",
+        "--log-queries",
+        f"--log-facility={log}",
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if in_ns(ns, "dig", f"@{ip}", "+short", EXTERNAL, check=False).stdout.strip():
+            return log
+        time.sleep(0.1)
+    raise RuntimeError(f"upstream dnsmasq at {ip} does not answer")
+
+
+def upstream_queries(log: str) -> int:
+    with open(log, errors="replace") as fh:
+        return sum(1 for ln in fh if f"query[A] {EXTERNAL}" in ln)
+
+
+def hostnet_side(lab: Lab, names: list[str]) -> tuple[Any, str, str]:
     d, _ = lab.host("hn")
+    up_ns, up_ip = lab.node("up")
+    up_log = upstream(lab, up_ns, up_ip, "hostnet")
     c = d.client()
-    c.post("/networks", {"name": "svc", "driver": "nat", "subnet": "172.30.0.0/24"})
+    c.post(
+        "/networks",
+        {
+            "name": "svc",
+            "driver": "nat",
+            "subnet": "172.30.0.0/24",
+            "options": {"dnsservers": up_ip},
+        },
+    )
     for n in names:
         c.post("/containers", {"name": n, "networks": [{"network": "svc"}]})
     view = c.post("/containers", {"name": "cli", "networks": [{"network": "svc"}]})
-    return d, view["NetnsPath"]
+    return d, view["NetnsPath"], up_log
 
 
-def aardvark_side(lab: Lab, names: list[str]) -> tuple[str, str]:
+def aardvark_side(lab: Lab, names: list[str]) -> tuple[str, str, str]:
     srv = lab.ns("aard")
     cli = lab.ns("aardcli")
     in_ns(srv, "ip", "link", "add", "br0", "type", "bridge")
@@ -86,13 +131,25 @@ def aardvark_side(lab: Lab, names: list[str]) -> tuple[str, str]:
     lines += [f"{i:064x} 10.89.0.{i + 3}  {n}" for i, n in enumerate(names)]
     with open(os.path.join(conf, "svc"), "w") as fh:
         fh.write("\n".join(lines) + "\n")
-    # aardvark-dns daemonizes itself and writes its pid next to its config
-    in_ns(srv, AARDVARK, "--config", conf, "-p", "53", "run")
+    up_log = upstream(lab, srv, "127.0.0.53", "aardvark")
+    resolv = os.path.join(lab.tmp, "aardvark-resolv.conf")
+    with open(resolv, "w") as fh:
+        fh.write("nameserver 127.0.0.53\n")
+    # aardvark-dns forwards to its resolv.conf's nameservers: that file, in a mount
+    # namespace of its own; it daemonizes itself and writes its pid next to its config
+    in_ns(
+        srv,
+        "unshare",
+        "-m",
+        "sh",
+        "-c",
+        f"mount --bind {resolv} /etc/resolv.conf && exec {AARDVARK} --config {conf} -p 53 run",
+    )
     pidfile = os.path.join(conf, "aardvark.pid")
     deadline = time.monotonic() + 10
     while not os.path.exists(pidfile) and time.monotonic() < deadline:
         time.sleep(0.05)
-    return cli, pidfile
+    return cli, pidfile, up_log
 
 
 def main() -> None:
@@ -113,8 +170,11 @@ def main() -> None:
         qfile = os.path.join(lab.tmp, "queries.txt")
         with open(qfile, "w") as fh:
             fh.write("".join(f"{n} A\n" for n in names))
-        daemon, hn_cli = hostnet_side(lab, names)
-        aard_cli, pidfile = aardvark_side(lab, names)
+        daemon, hn_cli, hn_up = hostnet_side(lab, names)
+        aard_cli, pidfile, aard_up = aardvark_side(lab, names)
+        ext_file = os.path.join(lab.tmp, "external.txt")
+        with open(ext_file, "w") as fh:
+            fh.write(f"{EXTERNAL} A\n")
         try:
             with open(pidfile) as fh:
                 aard_pid = int(fh.read().strip())
@@ -144,6 +204,20 @@ def main() -> None:
                 print(
                     f"round {rnd + 1}: " + ", ".join(f"{k} {runs[k][-1]['qps']} qps" for k in order)
                 )
+            fwd: dict[str, list[dict[str, Any]]] = {k: [] for k in targets}
+            ups = {"hostnet": hn_up, "aardvark": aard_up}
+            for rnd in range(args.rounds):
+                order = list(targets) if rnd % 2 == 0 else list(targets)[::-1]
+                for k in order:
+                    ns, ip = targets[k]
+                    before = upstream_queries(ups[k])
+                    r = run_dnsperf(ns, ip, ext_file, args.seconds, args.outstanding, False)
+                    r["upstream_queries"] = upstream_queries(ups[k]) - before
+                    fwd[k].append(r)
+                print(
+                    f"forwarded round {rnd + 1}: "
+                    + ", ".join(f"{k} {fwd[k][-1]['qps']} qps" for k in order)
+                )
             rss = daemon.rss_kib()
             errors = [ln for ln in daemon.log().splitlines() if "ERROR" in ln or "Traceback" in ln]
         finally:
@@ -172,6 +246,17 @@ def main() -> None:
         "verbose_qps": {k: [r["qps"] for r in v] for k, v in lat.items()},
         "lost": {k: sum(r["lost"] for r in v + lat[k]) for k, v in runs.items()},
         "codes": {k: v[-1]["codes"] for k, v in runs.items()},
+        "forwarded": {
+            "name": EXTERNAL,
+            "qps": {k: summary([r["qps"] for r in v], 1) for k, v in fwd.items()},
+            "qps_ratio": ratio(
+                statistics.median(r["qps"] for r in fwd["hostnet"]),
+                statistics.median(r["qps"] for r in fwd["aardvark"]),
+            ),
+            "upstream_queries": {k: [r["upstream_queries"] for r in v] for k, v in fwd.items()},
+            "codes": {k: v[-1]["codes"] for k, v in fwd.items()},
+            "lost": {k: sum(r["lost"] for r in v) for k, v in fwd.items()},
+        },
         "sanity": check,
         "hostnetd_rss_kib_end": rss,
         "hostnetd_log_errors": errors[:5],

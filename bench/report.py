@@ -572,6 +572,26 @@ def dnsperf_section(d: dict[str, Any] | None) -> list[str]:
         f"- hostnetd resident memory at the end: {d['hostnetd_rss_kib_end']} KiB",
         "",
     ]
+    f = d.get("forwarded")
+    if f:
+        fh, fa = f["qps"]["hostnet"], f["qps"]["aardvark"]
+        out += [
+            f"Forwarded: one external name (`{f['name']}`, TTL 60) asked over and over, the "
+            "same options; both forward to a dnsmasq upstream (hostnet's network names it as "
+            "its dnsservers, on the lab segment; aardvark-dns uses its resolv.conf's, on its "
+            "own namespace's loopback).",
+            "",
+            "| resolver | median qps | min | max | queries that reached the upstream, per run |",
+            "|---|---:|---:|---:|---|",
+            f"| hostnet | {fh['median']} | {fh['min']} | {fh['max']} "
+            f"| {', '.join(map(str, f['upstream_queries']['hostnet']))} |",
+            f"| aardvark-dns 1.4 | {fa['median']} | {fa['min']} | {fa['max']} "
+            f"| {', '.join(map(str, f['upstream_queries']['aardvark']))} |",
+            "",
+            f"- **forwarded qps hostnet / aardvark = {fmt(f['qps_ratio'])}**; lost: {f['lost']}; "
+            f"codes (last run): {f['codes']}",
+            "",
+        ]
     return out
 
 
