@@ -268,6 +268,8 @@ async def serve(args: argparse.Namespace) -> None:
         return svc
 
     svc = await loop.run_in_executor(worker, start)
+    if svc.kernel.reaper is not None:
+        svc.kernel.reaper.start()  # from the daemon's own namespace (this thread's)
     # Long-lived state (models, modules) out of the collector's way: full collections would
     # otherwise walk it and stall the resolver's hot path for milliseconds.
     gc.collect()
@@ -321,6 +323,8 @@ async def serve(args: argparse.Namespace) -> None:
     worker.shutdown(wait=True)
     if svc.resolver is not None:
         svc.resolver.stop()
+    if svc.kernel.reaper is not None:
+        svc.kernel.reaper.flush()  # vNICs cut before the stop are deleted before it ends
     store.close()
     lock.close()
 

@@ -118,7 +118,7 @@ def join(svc: HostNetworkingService, eid: str, sandbox: str) -> Endpoint:
 def delete_endpoint(svc: HostNetworkingService, eid: str) -> object:
     c = svc.containers.get(eid)
     if c is not None:
-        svc.teardown(c, cut_unlocked=True)
+        svc.teardown(c)
     return None
 
 

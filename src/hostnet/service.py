@@ -386,25 +386,27 @@ class HostNetworkingService:
             self.dns.still_wanted(c)
         return ep
 
-    def _detach(self, ep: Endpoint, cut_link: bool = True, cut_unlocked: bool = False) -> list[str]:
+    def _detach(self, ep: Endpoint, cut_link: bool = True) -> list[str]:
         """Best effort: undo the endpoint in the kernel and forget it; report errors.
 
-        ``cut_unlocked`` (a request that removes just this endpoint): when the driver allows,
-        the vNIC is deleted last, with other requests going on meanwhile (the kernel waits
-        for an RCU grace period there); its address and ports are free by then."""
+        The vNIC is cut at once (out of service, its compartment's interface name free)
+        and deleted in the background: deleting waits out an RCU grace period."""
         errors: list[str] = []
         net, c = self.nets.get(ep.network_id), self.containers.get(ep.container_id)
         known = ep.id in self.eps
         if known:
             self.dns.names(ep, present=False)
-        cut_later = False
         if net is not None and c is not None:
-            drv = self.driver_of(net)
-            cut_later = cut_link and cut_unlocked and drv.realizes_unlocked
             try:
-                drv.detach(net, ep, c, cut_link and not cut_later)
+                self.driver_of(net).detach(net, ep, c, cut_link=False)
             except HostnetError as exc:
                 errors.append(str(exc))
+            if cut_link:
+                inside = None if ep.runtime_moves_peer or not c.netns else c.netns
+                try:
+                    self.kernel.cut_vnic(ep.host_ifname, inside, ep.ifname, "hx" + ep.id[:10])
+                except HostnetError as exc:
+                    errors.append(str(exc))
         self.store.delete_endpoint(ep.id)
         self.index.forget(ep)
         if ep.vtep:
@@ -423,12 +425,6 @@ class HostNetworkingService:
                 errors.append(str(exc))
         if known and c is not None and self.dns.scope(c):
             self.dns.serve(c)
-        if cut_later:
-            with self.released():
-                try:
-                    self.kernel.rt.delete_link(ep.host_ifname)
-                except HostnetError as exc:
-                    errors.append(str(exc))
         return errors
 
     def create_container(
@@ -522,16 +518,14 @@ class HostNetworkingService:
         if process_start_time(pid) == start:
             _signal_container(pid, signal.SIGKILL)
 
-    def teardown(self, c: Container, cut_unlocked: bool = False) -> list[str]:
-        """Remove a container: its endpoints, its compartment (unless a runtime's), its record.
-        ``cut_unlocked``: a runtime's one-endpoint container (Docker's) whose vNIC may be
-        deleted with other requests going on meanwhile."""
+    def teardown(self, c: Container) -> list[str]:
+        """Remove a container: its endpoints, its compartment (unless a runtime's), its record."""
         errors: list[str] = []
         # An empty compartment takes its vNICs with it when removed; a live process
         # (or someone else's compartment, which stays) would keep them, so cut them first.
         cut = c.external or self.process_alive(c)
         for ep in self.endpoints_of(c):
-            errors += self._detach(ep, cut_link=cut, cut_unlocked=cut_unlocked and c.external)
+            errors += self._detach(ep, cut_link=cut)
         if not c.external:
             try:
                 self.kernel.remove_compartment(c.netns)
@@ -578,7 +572,7 @@ class HostNetworkingService:
         net, c = self.network(net_ref), self.container(c_ref)
         for ep in self.endpoints_of(c):
             if ep.network_id == net.id:
-                return self._detach(ep, cut_unlocked=True)
+                return self._detach(ep)
         raise NotFound(
             f"container {c.name!r} is not connected to network {net.name!r}",
             "see 'hostnet network inspect'",
@@ -707,7 +701,7 @@ class HostNetworkingService:
         errors: list[str] = []
         for ep in self.endpoints_of(c):
             if ep.ifname == ifname:
-                errors += self._detach(ep, cut_link=True, cut_unlocked=True)
+                errors += self._detach(ep, cut_link=True)
         if not self.endpoints_of(c):
             self.store.delete_container(c.id)
             self.index.drop_container(c.id)

@@ -45,6 +45,10 @@ class FakeKernel:
         for link in [n for n, i in self.links.items() if i.get("peer_ns") == name]:
             del self.links[link]
 
+    def cut_vnic(self, host: str, netns: str | None, ifname: str, aside: str) -> None:
+        self.step("delete_link", host)  # the real one defers the deletion; the order is this
+        self.links.pop(host, None)
+
     def compartment_exists(self, name: str) -> bool:
         return name in self.spaces
 

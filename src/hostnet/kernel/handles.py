@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from hostnet.kernel import netns
 from hostnet.kernel.links import Netlink, write_sysctl
 from hostnet.kernel.nft import Nft
+from hostnet.kernel.reaper import Reaper
 from hostnet.kernel.rtnl import Rtnl
 
 
@@ -23,10 +24,12 @@ class Kernel:
     host: Netlink  # pyroute2 in the daemon's namespace: bridges, adapters, dumps
     rt: Rtnl  # the hot-path rtnetlink sockets in the daemon's namespace (one per thread)
     nft: Nft  # the daemon namespace's nftables
+    reaper: Reaper | None = None  # deletes cut vNICs in batches (the daemon starts it)
 
     @classmethod
     def real(cls) -> Kernel:
-        return cls(Netlink(), Rtnl(per_thread=True), Nft())
+        rt = Rtnl(per_thread=True)
+        return cls(Netlink(), rt, Nft(), Reaper(rt))
 
     # -- compartments ---------------------------------------------------------
     def create_compartment(self, name: str) -> None:
@@ -57,6 +60,14 @@ class Kernel:
     def netlink_inside(self, name: str) -> Netlink:
         """pyroute2 inside a compartment (traffic control)."""
         return Netlink(name)
+
+    def cut_vnic(self, host_ifname: str, netns: str | None, ifname: str, aside: str) -> None:
+        """Take a vNIC out of service now (its compartment's name ``ifname`` free again:
+        the peer is renamed ``aside``); the pair is deleted in the background."""
+        if self.reaper is None:
+            self.rt.delete_link(host_ifname)
+        else:
+            self.reaper.cut(host_ifname, netns, ifname, aside)
 
     # -- settings -------------------------------------------------------------
     def sysctl(self, key: str, value: str) -> None:

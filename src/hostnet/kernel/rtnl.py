@@ -27,7 +27,7 @@ RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
 RTM_NEWADDR, RTM_NEWROUTE = 20, 24
 IFF_UP = 0x1
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER = 1, 3, 4, 10
-IFLA_LINKINFO, IFLA_IFALIAS, IFLA_AF_SPEC, IFLA_NET_NS_FD = 18, 20, 26, 28
+IFLA_LINKINFO, IFLA_IFALIAS, IFLA_AF_SPEC, IFLA_GROUP, IFLA_NET_NS_FD = 18, 20, 26, 27, 28
 IFLA_INET6_ADDR_GEN_MODE, IN6_ADDR_GEN_MODE_NONE = 8, 1
 IFLA_INFO_KIND, IFLA_INFO_DATA, IFLA_INFO_SLAVE_KIND, IFLA_INFO_SLAVE_DATA = 1, 2, 4, 5
 VETH_INFO_PEER = 1
@@ -221,6 +221,36 @@ class Rtnl:
     def set_up(self, name: str) -> None:
         body = ifinfo(flags=IFF_UP, change=IFF_UP) + attr(IFLA_IFNAME, cstr(name))
         self.request(f"bringing up {name}", RTM_NEWLINK, NLM_F_ACK, body)
+
+    def set_down_in_group(self, name: str, group: int) -> bool:
+        """``name`` down and in device group ``group`` (one request); False if it is gone."""
+        body = ifinfo(change=IFF_UP) + attr(IFLA_IFNAME, cstr(name)) + attr(IFLA_GROUP, u32(group))
+        try:
+            self.request(f"taking {name} down", RTM_NEWLINK, NLM_F_ACK, body)
+        except KernelError as exc:
+            if exc.details.get("errno") in (errno.ENODEV, errno.ENOENT):
+                return False
+            raise
+        return True
+
+    def rename_down(self, name: str, new: str) -> None:
+        """``name`` down, then renamed ``new`` (a link must be down to be renamed)."""
+        info = self.link(name)
+        if info is None:
+            return
+        index = info["index"]
+        self.request(f"taking {name} down", RTM_NEWLINK, NLM_F_ACK, ifinfo(index, 0, IFF_UP))
+        body = ifinfo(index) + attr(IFLA_IFNAME, cstr(new))
+        self.request(f"renaming {name}", RTM_NEWLINK, NLM_F_ACK, body)
+
+    def delete_group(self, group: int) -> None:
+        """Every link of device group ``group``, in one request (one RCU grace period)."""
+        try:
+            body = ifinfo() + attr(IFLA_GROUP, u32(group))
+            self.request(f"deleting link group {group}", RTM_DELLINK, NLM_F_ACK, body)
+        except KernelError as exc:
+            if exc.details.get("errno") not in (errno.ENODEV, errno.ENOENT):
+                raise
 
     def delete_link(self, name: str) -> None:
         """Delete a link by name; already gone is success."""
