@@ -260,11 +260,19 @@ def main() -> None:
             d.host[-2:]: sum(h["Endpoints"] for h in d.client().get("/cluster/hosts"))
             for d in (h1, h2, h3)
         }
-        t0 = time.perf_counter()
-        for d in (h1, h2, h3):
+
+        def remove_all(d: Daemon) -> None:
             c = d.client()
             for row in c.get("/containers"):
                 c.delete(f"/containers/{row['Id']}")
+
+        # as they were added: one client per host, serial on each, hosts in parallel
+        t0 = time.perf_counter()
+        threads = [threading.Thread(target=remove_all, args=(d,)) for d in (h1, h2, h3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
         removal = time.perf_counter() - t0
         log_errors = [ln for d in (h1, h2, h3) for ln in d.log().splitlines() if "ERROR" in ln]
         leftovers = lab.close()

@@ -641,7 +641,7 @@ def overlay_section(d: dict[str, Any] | None) -> list[str]:
         + ", ".join(
             f"{h} {d['rss_kib_before'][h]} → {d['rss_kib_after'][h]}" for h in d["rss_kib_after"]
         )
-        + f"; removing all of them took {d['removal_s']} s.",
+        + f"; removing all of them (one client per host, hosts in parallel, as they were added) took {d['removal_s']} s.",
         "",
     ]
     return out

@@ -319,13 +319,17 @@ class EtcdStore(Store):
         if kv is None:
             return
         ep = Endpoint.model_validate_json(kv.value)
-        ports, _ = self.etcd.get_prefix(f"{self.h}epport/{ep_id}/")
-        self._release(ep_id, [PortMapping.model_validate_json(p.value) for p in ports])
-        ops = [op_delete(kv.key)]
-        if ep.ip:
-            addr = f"{self.root}addr/{ep.network_id}/{ep.ip}"
-            self.etcd.txn([cmp_value(addr, ep_id)], [op_delete(addr)])
-        self.etcd.txn([], ops)
+        ports, _ = self.etcd.get_prefix(f"{self.h}epport/{ep_id}/")  # its host-port claims
+        if ports:
+            self._release(ep_id, [PortMapping.model_validate_json(p.value) for p in ports])
+        if not ep.ip:
+            self.etcd.txn([], [op_delete(kv.key)])
+            return
+        # one transaction: the endpoint, and its address claim if the claim is still its own
+        addr = f"{self.root}addr/{ep.network_id}/{ep.ip}"
+        self.etcd.txn(
+            [cmp_value(addr, ep_id)], [op_delete(addr), op_delete(kv.key)], [op_delete(kv.key)]
+        )
 
     # -- meta -----------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
