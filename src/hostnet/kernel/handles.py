@@ -24,7 +24,7 @@ class Kernel:
     host: Netlink  # pyroute2 in the daemon's namespace: bridges, adapters, dumps
     rt: Rtnl  # the hot-path rtnetlink sockets in the daemon's namespace (one per thread)
     nft: Nft  # the daemon namespace's nftables
-    reaper: Reaper | None = None  # deletes cut vNICs in batches (the daemon starts it)
+    reaper: Reaper | None = None  # deletes cut vNICs in the background (the daemon starts it)
 
     @classmethod
     def real(cls) -> Kernel:

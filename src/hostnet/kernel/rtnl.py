@@ -27,7 +27,7 @@ RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
 RTM_NEWADDR, RTM_NEWROUTE = 20, 24
 IFF_UP = 0x1
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER = 1, 3, 4, 10
-IFLA_LINKINFO, IFLA_IFALIAS, IFLA_AF_SPEC, IFLA_GROUP, IFLA_NET_NS_FD = 18, 20, 26, 27, 28
+IFLA_LINKINFO, IFLA_IFALIAS, IFLA_AF_SPEC, IFLA_NET_NS_FD = 18, 20, 26, 28
 IFLA_INET6_ADDR_GEN_MODE, IN6_ADDR_GEN_MODE_NONE = 8, 1
 IFLA_INFO_KIND, IFLA_INFO_DATA, IFLA_INFO_SLAVE_KIND, IFLA_INFO_SLAVE_DATA = 1, 2, 4, 5
 VETH_INFO_PEER = 1
@@ -169,8 +169,8 @@ class Rtnl:
     def create_veth(
         self, host: str, peer: str, peer_ns_fd: int | None, peer_mac: str, master: int, mtu: int
     ) -> None:
-        """A veth pair: ``host`` up on bridge ``master``, ``peer`` inside another namespace
-        (or left here, down, when ``peer_ns_fd`` is None: a runtime moves it later)."""
+        """A veth pair: ``host`` (down) on bridge ``master``, ``peer`` inside another
+        namespace (or left here, down, when ``peer_ns_fd`` is None: a runtime moves it)."""
         peer_info = (
             ifinfo()
             + attr(IFLA_IFNAME, cstr(peer))
@@ -183,7 +183,7 @@ class Rtnl:
             IFLA_INFO_DATA, attr(VETH_INFO_PEER, peer_info)
         )
         body = (
-            ifinfo(flags=IFF_UP, change=IFF_UP)
+            ifinfo()  # down: set_bridge_port brings it up, once IPv6 is off on it
             + attr(IFLA_IFNAME, cstr(host))
             + attr(IFLA_MTU, u32(mtu))
             + attr(IFLA_MASTER, u32(master))
@@ -194,13 +194,14 @@ class Rtnl:
         )
 
     def set_bridge_port(self, name: str, alias: str, hairpin: bool, isolated: bool) -> None:
-        """Mark a bridge port as ours (ifalias) and set its hairpin and isolation flags."""
+        """Mark a bridge port as ours (ifalias), set its hairpin and isolation flags, and
+        bring it up."""
         slave = attr(IFLA_BRPORT_MODE, bytes([int(hairpin)])) + attr(
             IFLA_BRPORT_ISOLATED, bytes([int(isolated)])
         )
         linkinfo = attr(IFLA_INFO_SLAVE_KIND, cstr("bridge")) + attr(IFLA_INFO_SLAVE_DATA, slave)
         body = (
-            ifinfo()
+            ifinfo(flags=IFF_UP, change=IFF_UP)
             + attr(IFLA_IFNAME, cstr(name))
             + attr(IFLA_IFALIAS, alias.encode())
             + attr(IFLA_LINKINFO, linkinfo)
@@ -222,9 +223,9 @@ class Rtnl:
         body = ifinfo(flags=IFF_UP, change=IFF_UP) + attr(IFLA_IFNAME, cstr(name))
         self.request(f"bringing up {name}", RTM_NEWLINK, NLM_F_ACK, body)
 
-    def set_down_in_group(self, name: str, group: int) -> bool:
-        """``name`` down and in device group ``group`` (one request); False if it is gone."""
-        body = ifinfo(change=IFF_UP) + attr(IFLA_IFNAME, cstr(name)) + attr(IFLA_GROUP, u32(group))
+    def set_down(self, name: str) -> bool:
+        """``name`` down (one request); False when it does not exist."""
+        body = ifinfo(change=IFF_UP) + attr(IFLA_IFNAME, cstr(name))
         try:
             self.request(f"taking {name} down", RTM_NEWLINK, NLM_F_ACK, body)
         except KernelError as exc:
@@ -242,15 +243,6 @@ class Rtnl:
         self.request(f"taking {name} down", RTM_NEWLINK, NLM_F_ACK, ifinfo(index, 0, IFF_UP))
         body = ifinfo(index) + attr(IFLA_IFNAME, cstr(new))
         self.request(f"renaming {name}", RTM_NEWLINK, NLM_F_ACK, body)
-
-    def delete_group(self, group: int) -> None:
-        """Every link of device group ``group``, in one request (one RCU grace period)."""
-        try:
-            body = ifinfo() + attr(IFLA_GROUP, u32(group))
-            self.request(f"deleting link group {group}", RTM_DELLINK, NLM_F_ACK, body)
-        except KernelError as exc:
-            if exc.details.get("errno") not in (errno.ENODEV, errno.ENOENT):
-                raise
 
     def delete_link(self, name: str) -> None:
         """Delete a link by name; already gone is success."""
