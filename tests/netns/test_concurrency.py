@@ -189,3 +189,34 @@ def test_a_cut_vnic_frees_its_name_at_once_and_is_deleted_soon_after(lab: Lab) -
         eventually(lambda h=host_end: h not in in_ns(d.host, "ip", "-o", "link").stdout)
     assert in_ns(ns, "ip", "-o", "link", "show", "type", "veth").stdout.strip() == ""
     d.cli("network", "rm", "par")
+
+
+def test_a_full_switch_is_a_clear_error_and_a_removal_makes_room_at_once(lab: Lab) -> None:
+    """A Linux bridge takes 1,023 ports: the next attach is refused naming the network;
+    after a DEL the next ADD fits at once (the cut vNIC's port is given back first)."""
+    if not os.path.exists(C_SHIM):
+        pytest.skip("hostnet-cni is not installed (scripts/install-cni.sh)")
+    d, _ = lab.host()
+    d.cli("network", "create", "--subnet", "10.162.0.0/20", "par")
+    spaces = [f"{lab.prefix}f{i}" for i in range(1025)]
+    for ns in spaces:
+        sh("ip", "netns", "add", ns)
+        lab.namespaces.append(ns)
+    cids = [f"{i:012x}" + "f" * 52 for i in range(1025)]
+    adds = [
+        (lambda i=i: _cni(d.socket, "ADD", cids[i], f"/run/netns/{spaces[i]}")) for i in range(1023)
+    ]
+    assert all(code == 0 for code, _ in _in_parallel(adds, 8))
+    code, err = _cni(d.socket, "ADD", cids[1023], f"/run/netns/{spaces[1023]}")
+    assert code != 0 and "network 'par' is full" in err["msg"], err
+    assert "eth0" not in in_ns(spaces[1023], "ip", "-o", "link").stdout  # nothing half-made
+    assert _cni(d.socket, "DEL", cids[0], f"/run/netns/{spaces[0]}")[0] == 0
+    code, res = _cni(d.socket, "ADD", cids[1024], f"/run/netns/{spaces[1024]}")
+    assert code == 0, res
+    dels = [
+        (lambda i=i: _cni(d.socket, "DEL", cids[i], f"/run/netns/{spaces[i]}"))
+        for i in [*range(1, 1023), 1024]
+    ]
+    assert all(code == 0 for code, _ in _in_parallel(dels, 8))
+    eventually(lambda: "hv" not in in_ns(d.host, "ip", "-o", "link").stdout, 60)
+    d.cli("network", "rm", "par")

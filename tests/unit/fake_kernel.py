@@ -49,6 +49,9 @@ class FakeKernel:
         self.step("delete_link", host)  # the real one defers the deletion; the order is this
         self.links.pop(host, None)
 
+    def flush_cuts(self) -> None:
+        pass
+
     def compartment_exists(self, name: str) -> bool:
         return name in self.spaces
 

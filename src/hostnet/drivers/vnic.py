@@ -39,7 +39,13 @@ def plug(
             "run 'hostnet system reconcile'",
         )
     try:
-        created = _create_or_reuse(kernel, ep, c, bridge["index"], mtu)
+        try:
+            created = _create_or_reuse(kernel, ep, c, bridge["index"], mtu)
+        except KernelError as exc:
+            if exc.details.get("errno") != errno.EXFULL:
+                raise
+            kernel.flush_cuts()  # ports of vNICs removed a moment ago may be held still
+            created = _create_or_reuse(kernel, ep, c, bridge["index"], mtu)
     except KernelError as exc:
         if exc.details.get("errno") == errno.EXFULL:
             raise Conflict(

@@ -69,6 +69,11 @@ class Kernel:
         else:
             self.reaper.cut(host_ifname, netns, ifname, aside)
 
+    def flush_cuts(self) -> None:
+        """Wait for the vNICs cut so far to be deleted (they hold switch ports till then)."""
+        if self.reaper is not None:
+            self.reaper.flush()
+
     # -- settings -------------------------------------------------------------
     def sysctl(self, key: str, value: str) -> None:
         write_sysctl(key, value)

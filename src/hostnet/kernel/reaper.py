@@ -5,7 +5,8 @@ rtnl lock is let go. A vNIC being removed is instead taken out of service at onc
 host end goes down (no traffic), and its peer inside the compartment goes down and is
 renamed aside (``hx`` + the endpoint id), so the compartment's interface name is free
 when the call returns, as a runtime expects after CNI DEL. A few threads then delete
-the pairs by name, each wait overlapping the others'. (Deleting a device group at once
+the pairs by name, each wait overlapping the others'; a switch that is full meanwhile
+waits for them (cut vNICs still hold their bridge ports). (Deleting a device group at once
 would cost a scan of every device of the namespace: milliseconds at 10,000 vNICs.)
 What a crash leaves is hostnet-owned and swept at the next start.
 """
@@ -16,12 +17,13 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 
 from hostnet.errors import KernelError
 from hostnet.kernel.rtnl import Rtnl
 
 log = logging.getLogger("hostnet")
-THREADS = 4
+THREADS = 8
 
 
 class Reaper:
@@ -50,10 +52,15 @@ class Reaper:
             return
         self._todo.put(host_ifname)
 
-    def flush(self) -> None:
-        """Wait until every cut so far is deleted (daemon stop)."""
-        if self._threads:
-            self._todo.join()
+    def flush(self, timeout: float = 60.0) -> bool:
+        """Wait until every cut so far is deleted (a full switch, daemon stop); False if
+        some were still waiting after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while self._threads and self._todo.unfinished_tasks:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
 
     def _run(self) -> None:
         while True:
