@@ -375,7 +375,7 @@ class HostNetworkingService:
             if net.flag("enable_outboundnat") or ep.outbound_nat is not None:
                 self.firewall.sync()
         except BaseException:
-            self._detach(ep)
+            self._detach(ep, net=net, c=c)  # what it made, even if they went meanwhile
             if ep.ip and self.store.get_meta(last_key) == ep.ip:  # as if never given
                 self.store.set_meta(last_key, last)
             raise
@@ -386,13 +386,21 @@ class HostNetworkingService:
             self.dns.still_wanted(c)
         return ep
 
-    def _detach(self, ep: Endpoint, cut_link: bool = True) -> list[str]:
+    def _detach(
+        self,
+        ep: Endpoint,
+        cut_link: bool = True,
+        net: Network | None = None,
+        c: Container | None = None,
+    ) -> list[str]:
         """Best effort: undo the endpoint in the kernel and forget it; report errors.
 
         The vNIC is cut at once (out of service, its compartment's interface name free)
-        and deleted in the background: deleting waits out an RCU grace period."""
+        and deleted in the background: deleting waits out an RCU grace period. ``net`` and
+        ``c``: an attach undoing itself after they were removed meanwhile still knows them."""
         errors: list[str] = []
-        net, c = self.nets.get(ep.network_id), self.containers.get(ep.container_id)
+        net = self.nets.get(ep.network_id) or net
+        c = self.containers.get(ep.container_id) or c
         known = ep.id in self.eps
         if known:
             self.dns.names(ep, present=False)

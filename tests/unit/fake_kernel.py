@@ -22,11 +22,15 @@ class FakeKernel:
         self.spaces: dict[str, dict[str, dict[str, Any]]] = {}  # compartment -> its links
         self.nft_scripts: list[str] = []
         self.fail: set[str] = set()
+        self.hooks: dict[str, Any] = {}  # step name -> what happens meanwhile (once)
         self._index = 10
         self.host, self.rt, self.nft = _Host(self), _Rtnl(self, None), _Nft(self)
 
     def step(self, *call: Any) -> None:
         self.calls.append(call)
+        hook = self.hooks.pop(call[0], None)
+        if hook is not None:  # another request, run while this step is under way
+            hook()
         if call[0] in self.fail:
             raise KernelError(f"{call[0]} failed (injected)")
 

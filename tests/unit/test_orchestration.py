@@ -106,3 +106,19 @@ def test_detach_of_a_runtime_compartment_cuts_its_vnic(svc: HostNetworkingServic
     assert ep.host_ifname not in k.links and "/run/netns/cni-1" in k.spaces  # runtime's own
     assert svc.store.endpoints() == [] and svc.store.containers() == []
     assert svc.detach_external(c.id, "eth0") == []  # DEL again: already gone is success
+
+
+def test_an_attach_whose_container_went_meanwhile_undoes_its_vnic(
+    svc: HostNetworkingService,
+) -> None:
+    """A CNI DEL for the same container lands while the ADD plugs its vNIC (the kernel
+    work runs without the service lock): the ADD is refused and takes its vNIC back."""
+    k = fake(svc)
+    k.spaces["/run/netns/cni-2"] = {}
+    cid = "d" * 64
+    k.hooks["create_veth"] = lambda: svc.detach_external(cid, "eth0")  # before it exists
+    with pytest.raises(Conflict, match="removed during the attach"):
+        svc.attach_external(cid, "/run/netns/cni-2", "eth0", "n1", port_specs=["9100:80"])
+    assert not [n for n in k.links if n.startswith("hv")], k.links
+    assert svc.store.endpoints() == [] and svc.store.containers() == [] and not svc.eps
+    svc.attach_external(cid, "/run/netns/cni-2", "eth0", "n1", port_specs=["9100:80"])
