@@ -107,6 +107,8 @@ class HostNetworkingService:
         self.firewall = Firewall(self.index, self.nft, self.nat, self.driver_of)
         self.dns = DnsPublisher(self.index)
         self.on_container_started: Callable[[Container], None] = lambda c: None
+        self._next_cid: int | None = None  # the compartment counter, kept in the store too
+        self._last_ips: dict[str, str] = {}  # network id -> the last address given (store too)
 
     # -- what adapters read (the index's tables; change them through methods) --
     @property
@@ -313,9 +315,22 @@ class HostNetworkingService:
 
     # -- containers (compartments) and endpoints --------------------------
     def _next_compartment_id(self) -> int:
-        n = int(self.store.get_meta("next_compartment") or "2")  # 1 is the host's, as on Windows
+        if self._next_cid is None:  # read once; written with every container
+            self._next_cid = int(self.store.get_meta("next_compartment") or "2")  # 1: the host's
+        n = self._next_cid
+        self._next_cid = n + 1
         self.store.set_meta("next_compartment", str(n + 1))
         return n
+
+    def _last_ip(self, net: Network) -> str:
+        """Where the next automatic address of ``net`` is looked for after (round robin)."""
+        if net.id not in self._last_ips:
+            self._last_ips[net.id] = self.store.get_meta(f"last_ip:{net.id}") or ""
+        return self._last_ips[net.id]
+
+    def _set_last_ip(self, net: Network, ip: str) -> None:
+        self._last_ips[net.id] = ip
+        self.store.set_meta(f"last_ip:{net.id}", ip)
 
     def _plan_endpoint(
         self, net: Network, c: Container, ifname: str, ip: str, port_specs: list[str]
@@ -331,7 +346,7 @@ class HostNetworkingService:
             ip,
             port_specs,
             also_used=self.cluster.used(net) if scoped else frozenset(),
-            after=self.store.get_meta(f"last_ip:{net.id}") or "" if net.subnet and not ip else "",
+            after=self._last_ip(net) if net.subnet and not ip else "",
         )
         if scoped:
             ep.host, ep.vtep, ep.dns_name = self.host_id, self.overlay.vtep, c.name
@@ -349,10 +364,9 @@ class HostNetworkingService:
         else:
             self.store.create_endpoint(ep)
         self.index.remember(ep)
-        last_key, last = f"last_ip:{net.id}", ""
+        last = self._last_ip(net)
         if ep.ip:  # the next automatic address comes after this one (round robin)
-            last = self.store.get_meta(last_key) or ""
-            self.store.set_meta(last_key, ep.ip)
+            self._set_last_ip(net, ep.ip)
         try:
             if drv.realizes_unlocked:  # kernel work only: other requests go on meanwhile
                 with self.released():
@@ -376,8 +390,8 @@ class HostNetworkingService:
                 self.firewall.sync()
         except BaseException:
             self._detach(ep, net=net, c=c)  # what it made, even if they went meanwhile
-            if ep.ip and self.store.get_meta(last_key) == ep.ip:  # as if never given
-                self.store.set_meta(last_key, last)
+            if ep.ip and self._last_ip(net) == ep.ip:  # as if never given
+                self._set_last_ip(net, last)
             raise
         self.dns.names(ep, present=True)
         if self.dns.scope(c):
