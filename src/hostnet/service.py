@@ -420,7 +420,7 @@ class HostNetworkingService:
             self.dns.names(ep, present=False)
         if net is not None and c is not None:
             try:
-                self.driver_of(net).detach(net, ep, c, cut_link=False)
+                self.driver_of(net).detach(net, ep, c)
             except HostnetError as exc:
                 errors.append(str(exc))
             if cut_link:
@@ -723,7 +723,7 @@ class HostNetworkingService:
         errors: list[str] = []
         for ep in self.endpoints_of(c):
             if ep.ifname == ifname:
-                errors += self._detach(ep, cut_link=True)
+                errors += self._detach(ep)
         if not self.endpoints_of(c):
             self.store.delete_container(c.id)
             self.index.drop_container(c.id)

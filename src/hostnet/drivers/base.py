@@ -106,8 +106,9 @@ class Driver(ABC):
         """Create the endpoint's vNIC in the compartment; idempotent (reconcile re-runs it)."""
 
     @abstractmethod
-    def detach(self, net: Network, ep: Endpoint, c: Container, cut_link: bool = True) -> None:
-        """Remove the endpoint's vNIC and mappings; gone already is success."""
+    def detach(self, net: Network, ep: Endpoint, c: Container) -> None:
+        """Undo what the driver set up for the endpoint besides the vNIC itself (mappings,
+        ACLs, a DHCP client); the orchestrator cuts the vNIC. Gone already is success."""
 
     @abstractmethod
     def add_ports(self, ep: Endpoint, added: list[PortMapping]) -> None: ...

@@ -171,12 +171,10 @@ class ExternalDriver(Driver):
         if lease.get("domain"):
             ep.dns["search"] = [lease["domain"]]
 
-    def detach(self, net: Network, ep: Endpoint, c: Container, cut_link: bool = True) -> None:
+    def detach(self, net: Network, ep: Endpoint, c: Container) -> None:
         if ep.dhcp:  # release the lease first, while the vNIC still reaches the server
             self.dhcp.stop(ep.id)
         self.remove_acl(ep, net)
-        if cut_link:
-            self.rt.delete_link(ep.host_ifname)
 
     def add_ports(self, ep: Endpoint, added: list[PortMapping]) -> None:
         raise InvalidRequest(

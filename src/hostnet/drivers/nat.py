@@ -70,10 +70,8 @@ class NatDriver(Driver):
         new_maps = self._mappings(ep) if ep.ports and created else []
         self.apply_acl(ep, net, nat_rules.render_add_mappings(new_maps))
 
-    def detach(self, net: Network, ep: Endpoint, c: Container, cut_link: bool = True) -> None:
-        """Unmap the ports and cut the vNIC. With ``cut_link`` False the caller is about to
-        remove an empty compartment, and the kernel removes the veth with it (deleting it
-        here would wait for an RCU grace period: ~15 ms)."""
+    def detach(self, net: Network, ep: Endpoint, c: Container) -> None:
+        """Unmap the ports and remove the endpoint's ACL chain."""
         if ep.ports:
             try:
                 self.nft.run(nat_rules.render_delete_mappings(self._mappings(ep)))
@@ -81,8 +79,6 @@ class NatDriver(Driver):
                 # already gone (a flushed ruleset); reconcile re-renders the table anyway
                 log.info("unmapping ports of %s: %s", ep.host_ifname, exc)
         self.remove_acl(ep, net)
-        if cut_link:
-            self.rt.delete_link(ep.host_ifname)
 
     def add_ports(self, ep: Endpoint, added: list[PortMapping]) -> None:
         self.nft.run(nat_rules.render_add_mappings([nat_rules.Mapping(p, ep.ip) for p in added]))

@@ -105,10 +105,8 @@ class OverlayDriver(Driver):
             vnic.limit(self.kernel, ep, c)
         self.apply_acl(ep, net)
 
-    def detach(self, net: Network, ep: Endpoint, c: Container, cut_link: bool = True) -> None:
+    def detach(self, net: Network, ep: Endpoint, c: Container) -> None:
         self.remove_acl(ep, net)
-        if cut_link:
-            self.rt.delete_link(ep.host_ifname)
 
     def add_ports(self, ep: Endpoint, added: list[PortMapping]) -> None:
         raise InvalidRequest("the overlay driver publishes no ports", "publish on a nat network")
