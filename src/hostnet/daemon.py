@@ -268,8 +268,7 @@ async def serve(args: argparse.Namespace) -> None:
         return svc
 
     svc = await loop.run_in_executor(worker, start)
-    if svc.kernel.reaper is not None:
-        svc.kernel.reaper.start()  # from the daemon's own namespace (this thread's)
+    svc.kernel.reaper.start()  # from the daemon's own namespace (this thread's)
     # Long-lived state (models, modules) out of the collector's way: full collections would
     # otherwise walk it and stall the resolver's hot path for milliseconds.
     gc.collect()
@@ -323,8 +322,7 @@ async def serve(args: argparse.Namespace) -> None:
     worker.shutdown(wait=True)
     if svc.resolver is not None:
         svc.resolver.stop()
-    if svc.kernel.reaper is not None:
-        svc.kernel.reaper.flush()  # vNICs cut before the stop are deleted before it ends
+    svc.kernel.flush_cuts()  # vNICs cut before the stop are deleted before it ends
     store.close()
     lock.close()
 

@@ -24,7 +24,7 @@ class Kernel:
     host: Netlink  # pyroute2 in the daemon's namespace: bridges, adapters, dumps
     rt: Rtnl  # the hot-path rtnetlink sockets in the daemon's namespace (one per thread)
     nft: Nft  # the daemon namespace's nftables
-    reaper: Reaper | None = None  # deletes cut vNICs in the background (the daemon starts it)
+    reaper: Reaper  # deletes cut vNICs in the background (the daemon starts it)
 
     @classmethod
     def real(cls) -> Kernel:
@@ -64,15 +64,11 @@ class Kernel:
     def cut_vnic(self, host_ifname: str, netns: str | None, ifname: str, aside: str) -> None:
         """Take a vNIC out of service now (its compartment's name ``ifname`` free again:
         the peer is renamed ``aside``); the pair is deleted in the background."""
-        if self.reaper is None:
-            self.rt.delete_link(host_ifname)
-        else:
-            self.reaper.cut(host_ifname, netns, ifname, aside)
+        self.reaper.cut(host_ifname, netns, ifname, aside)
 
     def flush_cuts(self) -> None:
         """Wait for the vNICs cut so far to be deleted (they hold switch ports till then)."""
-        if self.reaper is not None:
-            self.reaper.flush()
+        self.reaper.flush()
 
     # -- settings -------------------------------------------------------------
     def sysctl(self, key: str, value: str) -> None:
