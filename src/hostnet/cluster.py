@@ -169,25 +169,29 @@ class Cluster:
         return names
 
     def _remote_changed(self, ep: Endpoint, present: bool) -> list[NameChange]:
-        """Another host's endpoint came or went: its forwarding entry (and its names)."""
+        """Another host's endpoint came or went: its forwarding entry, and its names."""
         if ep.host == self.host_id or ep.id in self.index.eps:
             return []  # our own, echoed by the watch: attach and detach did the work
+        self._forward(ep, present)
+        return [(ep, present)]
+
+    def _forward(self, ep: Endpoint, present: bool) -> None:
+        """One FDB and proxy-ARP entry on the network's VXLAN device (no rescan)."""
         n = self.index.nets.get(ep.network_id)
         if n is None or not (ep.vtep and ep.ip):
-            return [(ep, present)]
+            return
         have = self._tunnels.get(ep.network_id)
         if have is None:  # not known from the kernel (start, an error): sync from the registry
             self.sync_tunnels()
-            return [(ep, present)]
+            return
         entry = (ep.mac, ep.ip, ep.vtep)
         try:
             self.host.tunnel_entry(vxlan_of(n), *entry, present=present)
         except HostnetError as exc:
             log.error("overlay %s forwarding: %s", n.name, exc)
             self._tunnels.pop(n.id, None)  # re-read at the next sync
-            return [(ep, present)]
+            return
         (have.add if present else have.discard)(entry)
-        return [(ep, present)]
 
     def _network_seen(self, n: Network) -> None:
         if not self.scoped(n):
