@@ -15,11 +15,9 @@ with that many ports).
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import signal
-import socket
 import threading
 import time
 from typing import Any
@@ -36,6 +34,7 @@ from common import (
     require_root,
     summary,
 )
+from hostnet.client import UnixConnection  # common put the tree's src/ on the path
 
 SIZES = (10, 1000, 5000)
 PER_NET = 1000
@@ -43,17 +42,7 @@ PROBES = 30
 PARALLEL, CLIENTS = 100, 16
 
 
-class Conn(http.client.HTTPConnection):
-    def __init__(self, path: str) -> None:
-        super().__init__("localhost", timeout=300)
-        self.path = path
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(self.path)
-
-
-def cni(conn: Conn, command: str, net: str, cid: str, netns: str) -> float:
+def cni(conn: UnixConnection, command: str, net: str, cid: str, netns: str) -> float:
     conf = json.dumps({"cniVersion": "1.0.0", "name": net, "type": "hostnet"}).encode()
     headers = {
         "X-Cni-Command": command,
@@ -83,7 +72,7 @@ def main() -> None:
     with Lab("sc") as lab:
         d, _ = lab.host("host", "-b", "none", wrap=["prlimit", "--nofile=1024:"])
         assert d.proc is not None
-        conn = Conn(d.socket)
+        conn = UnixConnection(d.socket, 300)
         client = d.client()
         nets: list[str] = []
 
@@ -151,7 +140,7 @@ def main() -> None:
                 lock = threading.Lock()
 
                 def run() -> None:
-                    c = Conn(d.socket)
+                    c = UnixConnection(d.socket, 300)
                     while True:
                         with lock:
                             if not work:
@@ -187,7 +176,7 @@ def main() -> None:
         t0 = time.perf_counter()
         d.start("-b", "none")
         out["restart_to_ready_s"] = round(time.perf_counter() - t0, 2)
-        conn = Conn(d.socket)
+        conn = UnixConnection(d.socket, 300)
         client = d.client(timeout=600)
         t0 = time.perf_counter()
         rep = client.post("/system/reconcile", {})

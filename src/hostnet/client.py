@@ -14,7 +14,9 @@ from hostnet.errors import HostnetError, Unavailable
 DEFAULT_SOCKET = "/run/hostnet/hostnet.sock"
 
 
-class _UnixConnection(http.client.HTTPConnection):
+class UnixConnection(http.client.HTTPConnection):
+    """HTTP over hostnetd's unix socket (the CLI's, the tests' and the bench's raw calls)."""
+
     def __init__(self, path: str, timeout: float) -> None:
         super().__init__("localhost", timeout=timeout)
         self.path = path
@@ -32,13 +34,13 @@ class Client:
     def __init__(self, socket_path: str | None = None, timeout: float = 120.0) -> None:
         self.socket_path = socket_path or os.environ.get("HOSTNET_SOCKET") or DEFAULT_SOCKET
         self.timeout = timeout
-        self._conn: _UnixConnection | None = None
+        self._conn: UnixConnection | None = None
 
     def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
         headers = {"Content-Type": "application/json"} if data is not None else {}
         for attempt in (1, 2):
-            conn = self._conn or _UnixConnection(self.socket_path, self.timeout)
+            conn = self._conn or UnixConnection(self.socket_path, self.timeout)
             try:
                 conn.request(method, path, body=data, headers=headers)
                 resp = conn.getresponse()

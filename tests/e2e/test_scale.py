@@ -7,7 +7,6 @@ above 1023) and could not start again with them in its store.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -17,32 +16,17 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "netns"))
-from helpers import ask, wait_listening  # noqa: E402
+from helpers import C_SHIM, ask, cni_shim, wait_listening  # noqa: E402
 
 from lab import Lab, eventually, in_ns, sh  # noqa: E402
 
-C_SHIM = "/opt/cni/bin/hostnet"
 COUNT = 1100  # crosses 1,024 descriptors: the daemon holds two per compartment (DNS)
 NETS = (("scale-a", "10.150.0.0/21", 600), ("scale-b", "10.151.0.0/21", COUNT - 600))
 
 
 def _cni(sock: str, command: str, net: str, cid: str, netns: str, runtime: dict) -> dict:
-    conf = {"cniVersion": "1.0.0", "name": net, "type": "hostnet", "socket": sock}
-    if runtime:
-        conf["runtimeConfig"] = runtime
-    env = {
-        "CNI_COMMAND": command,
-        "CNI_CONTAINERID": cid,
-        "CNI_NETNS": netns,
-        "CNI_IFNAME": "eth0",
-        "CNI_PATH": "/opt/cni/bin",
-        "PATH": os.environ["PATH"],
-    }
-    res = subprocess.run(
-        [C_SHIM], input=json.dumps(conf).encode(), env=env, capture_output=True, timeout=60
-    )
-    out = json.loads(res.stdout) if res.stdout.strip() else {}
-    assert res.returncode == 0, f"{command} {cid}: {out or res.stderr!r}"
+    code, out = cni_shim(sock, command, net, cid, netns, runtime)
+    assert code == 0, f"{command} {cid}: {out}"
     return out
 
 

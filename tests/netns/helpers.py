@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import time
 from typing import Any
 
@@ -71,3 +74,28 @@ def peer_server(lab_spawn: Any, ns: str, port: int) -> None:
         "SYSTEM:read line; echo $SOCAT_PEERADDR",
     )
     wait_listening(ns, port)
+
+
+C_SHIM = "/opt/cni/bin/hostnet"  # the CNI plugin runtimes exec (scripts/install-cni.sh)
+
+
+def cni_shim(
+    sock: str, command: str, net: str, cid: str, netns: str, runtime: dict[str, Any] | None = None
+) -> tuple[int, dict[str, Any]]:
+    """One CNI call through the real plugin binary, as a runtime makes it: (exit code,
+    the JSON it printed)."""
+    conf: dict[str, Any] = {"cniVersion": "1.0.0", "name": net, "type": "hostnet", "socket": sock}
+    if runtime:
+        conf["runtimeConfig"] = runtime
+    env = {
+        "CNI_COMMAND": command,
+        "CNI_CONTAINERID": cid,
+        "CNI_NETNS": netns,
+        "CNI_IFNAME": "eth0",
+        "CNI_PATH": "/opt/cni/bin",
+        "PATH": os.environ["PATH"],
+    }
+    res = subprocess.run(
+        [C_SHIM], input=json.dumps(conf).encode(), env=env, capture_output=True, timeout=60
+    )
+    return res.returncode, json.loads(res.stdout) if res.stdout.strip() else {}

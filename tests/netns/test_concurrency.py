@@ -3,9 +3,7 @@ free for other attaches, ls and inspect; parallel attaches and removals stay cor
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -13,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from helpers import ask, serve
+from helpers import C_SHIM, ask, cni_shim, serve
 
 from lab import Lab, eventually, in_ns, sh
 
@@ -63,27 +61,11 @@ def test_a_dhcp_lease_wait_blocks_no_other_request(lab: Lab) -> None:
     d.cli("network", "rm", "nodhcp")
 
 
-C_SHIM = "/opt/cni/bin/hostnet"
-
-
 def _cni(
     sock: str, command: str, cid: str, netns: str, port: int = 0
 ) -> tuple[int, dict[str, Any]]:
-    conf: dict[str, Any] = {"cniVersion": "1.0.0", "name": "par", "type": "hostnet", "socket": sock}
-    if port:
-        conf["runtimeConfig"] = {"portMappings": [{"hostPort": port, "containerPort": 80}]}
-    env = {
-        "CNI_COMMAND": command,
-        "CNI_CONTAINERID": cid,
-        "CNI_NETNS": netns,
-        "CNI_IFNAME": "eth0",
-        "CNI_PATH": "/opt/cni/bin",
-        "PATH": os.environ["PATH"],
-    }
-    res = subprocess.run(
-        [C_SHIM], input=json.dumps(conf).encode(), env=env, capture_output=True, timeout=60
-    )
-    return res.returncode, json.loads(res.stdout) if res.stdout.strip() else {}
+    runtime = {"portMappings": [{"hostPort": port, "containerPort": 80}]} if port else None
+    return cni_shim(sock, command, "par", cid, netns, runtime)
 
 
 def _in_parallel(jobs: list[Any], clients: int = 16) -> list[Any]:

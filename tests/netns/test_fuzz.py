@@ -4,10 +4,8 @@ traceback in the log, or change state when refused; the daemon stays up."""
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
-import socket
 import sys
 import urllib.parse
 from typing import Any
@@ -20,6 +18,7 @@ from lab import Lab
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "src"))
 from hostnet.api.docker_plugin import IPAM_NAME, SOCKET_NAMES  # noqa: E402
 from hostnet.api.openapi import ROUTES  # noqa: E402
+from hostnet.client import UnixConnection  # noqa: E402
 
 EXAMPLES = {"rest": 5200, "docker": 3200, "cni": 1800}  # 10,200 requests in all
 
@@ -101,21 +100,11 @@ raw_bodies = st.one_of(
 refs = st.one_of(st.sampled_from(["nat", "fz0", "zzzz", "0000", "."]), st.text(max_size=20))
 
 
-class Uds(http.client.HTTPConnection):
-    def __init__(self, path: str) -> None:
-        super().__init__("localhost", timeout=30)
-        self.path = path
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(self.path)
-
-
 def _send(
     path: str, method: str, url: str, body: bytes, headers: dict[str, str] | None = None
 ) -> tuple[int, bytes, dict[str, str]]:
     """One request on a fresh connection; a dropped connection fails the test."""
-    conn = Uds(path)
+    conn = UnixConnection(path, 30)
     try:
         conn.request(method, url, body=body, headers=headers or {})
         res = conn.getresponse()
