@@ -368,12 +368,10 @@ class HostNetworkingService:
         if ep.ip:  # the next automatic address comes after this one (round robin)
             self._set_last_ip(net, ep.ip)
         try:
-            if drv.realizes_unlocked:  # kernel work only: other requests go on meanwhile
-                with self.released():
-                    drv.attach(net, ep, c, default_route)
-                    vnic.add_routes(self.kernel, ep, c)
-            else:
+            # kernel work only (for drivers that say so): other requests go on meanwhile
+            with self.released() if drv.realizes_unlocked else contextlib.nullcontext():
                 drv.attach(net, ep, c, default_route)
+                vnic.add_routes(self.kernel, ep, c)
             if ep.id not in self.eps:  # removed meanwhile (or while waiting for a DHCP lease)
                 raise Conflict(
                     f"container {c.name!r} or its network was removed during the attach",
@@ -382,8 +380,6 @@ class HostNetworkingService:
             if ep.dhcp:  # the driver filled in the lease
                 self.store.update_endpoint(ep)
                 self.index.remember(ep)
-            if not drv.realizes_unlocked:
-                vnic.add_routes(self.kernel, ep, c)
             if drv.rewrites_macs:
                 self.firewall.sync_rewrites()
             if net.flag("enable_outboundnat") or ep.outbound_nat is not None:
