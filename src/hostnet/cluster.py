@@ -86,28 +86,20 @@ class Cluster:
     def used(self, net: Network) -> set[ipaddress.IPv4Address]:
         return self.ips.get(net.id, set())
 
-    def claim(self, net: Network, ep: Endpoint, auto: bool) -> None:
-        """Write the endpoint and its address claim; an automatic address that another host
-        took meanwhile is replaced by the next free one."""
-        for _ in range(256):
-            try:
-                self.store.create_endpoint(ep)
-                return
-            except Conflict as exc:
-                if not auto or "address" not in str(exc):
-                    raise
-                taken = ipaddress.IPv4Address(ep.ip)
-                self.ips.setdefault(net.id, set()).add(taken)
-                used = self.ips[net.id] | self.index.addresses_used(net)
-                addr = ipam.allocate(
-                    net.ipv4_network(),
-                    ipaddress.IPv4Address(net.gateway),
-                    used,
-                    taken,
-                    self.index.carved(net),
-                )
-                ep.ip, ep.mac = str(addr), mac_for(addr)
-        raise Conflict(f"no free address found on {net.name!r}", "try again")
+    def readdress(self, net: Network, ep: Endpoint) -> None:
+        """Another host claimed ``ep``'s automatic address first: remember it as taken and
+        give ``ep`` the next free one (its claim is then tried again)."""
+        taken = ipaddress.IPv4Address(ep.ip)
+        self.ips.setdefault(net.id, set()).add(taken)
+        used = self.ips[net.id] | self.index.addresses_used(net)
+        addr = ipam.allocate(
+            net.ipv4_network(),
+            ipaddress.IPv4Address(net.gateway),
+            used,
+            taken,
+            self.index.carved(net),
+        )
+        ep.ip, ep.mac = str(addr), mac_for(addr)
 
     def learn(self, ep: Endpoint) -> None:
         old = self.remote.get(ep.id)

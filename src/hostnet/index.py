@@ -34,6 +34,10 @@ class Index:
         self.eps_on: dict[str, dict[str, Endpoint]] = {}  # network id -> its endpoints
         self.used_ips: dict[str, set[ipaddress.IPv4Address]] = {}  # network id -> static
         self.port_index = ports.PortIndex()
+        # planned endpoints not yet recorded (their container is being written): their
+        # address and host ports are taken already, so a request running meanwhile plans
+        # around them
+        self.held: dict[str, Endpoint] = {}
         self._net_names: dict[str, str] = {}
         self._container_names: dict[str, str] = {}
         for n in networks:
@@ -102,6 +106,16 @@ class Index:
         )
 
     # -- endpoints, their addresses and ports ------------------------------------
+    def hold(self, ep: Endpoint) -> None:
+        """Take a planned endpoint's address and host ports before it is recorded."""
+        self.held[ep.id] = ep
+        self._take(ep)
+
+    def unhold(self, ep: Endpoint) -> None:
+        """Give back what a planned endpoint that was never recorded held."""
+        if self.held.pop(ep.id, None) is not None:
+            self._give_back(ep)
+
     def remember(self, ep: Endpoint) -> None:
         """Add an endpoint (or replace it): its address and host ports are taken from now."""
         old = self.eps.get(ep.id)
@@ -110,19 +124,27 @@ class Index:
         self.eps[ep.id] = ep
         self.eps_of.setdefault(ep.container_id, {})[ep.id] = ep
         self.eps_on.setdefault(ep.network_id, {})[ep.id] = ep
-        if ep.ip and not ep.dhcp:
-            self.used_ips.setdefault(ep.network_id, set()).add(ipaddress.IPv4Address(ep.ip))
-        for p in ep.ports:
-            self.port_index.add(p)
+        if self.held.pop(ep.id, None) is None:  # a held one has them already
+            self._take(ep)
 
     def forget(self, ep: Endpoint) -> None:
         if self.eps.pop(ep.id, None) is None:
+            self.unhold(ep)
             return
         for index, key in ((self.eps_of, ep.container_id), (self.eps_on, ep.network_id)):
             mine = index.get(key, {})
             mine.pop(ep.id, None)
             if not mine:
                 index.pop(key, None)
+        self._give_back(ep)
+
+    def _take(self, ep: Endpoint) -> None:
+        if ep.ip and not ep.dhcp:
+            self.used_ips.setdefault(ep.network_id, set()).add(ipaddress.IPv4Address(ep.ip))
+        for p in ep.ports:
+            self.port_index.add(p)
+
+    def _give_back(self, ep: Endpoint) -> None:
         if ep.ip and not ep.dhcp:
             self.used_ips.get(ep.network_id, set()).discard(ipaddress.IPv4Address(ep.ip))
         for p in ep.ports:

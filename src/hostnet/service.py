@@ -108,6 +108,7 @@ class HostNetworkingService:
         self.dns = DnsPublisher(self.index)
         self.on_container_started: Callable[[Container], None] = lambda c: None
         self._next_cid: int | None = None  # the compartment counter, kept in the store too
+        store.get_meta("next_compartment")  # a remote store reads its meta now, not in a request
         self._last_ips: dict[str, str] = {}  # network id -> the last address given (store too)
 
     # -- what adapters read (the index's tables; change them through methods) --
@@ -152,6 +153,49 @@ class HostNetworkingService:
             yield
         finally:
             self.lock.acquire()
+
+    def _store_io(self) -> contextlib.AbstractContextManager[None]:
+        """Around a write to the store: a remote store's round trip runs with the lock let
+        go (what it records is reserved in the index first), a local one's under it."""
+        return self.released() if self.store.remote else contextlib.nullcontext()
+
+    def _record_container(self, c: Container) -> None:
+        """Store a new container; its name is taken in the index from here on."""
+        self.index.add_container(c)
+        try:
+            with self._store_io():
+                self.store.create_container(c)
+        except BaseException:
+            self.index.drop_container(c.id)
+            raise
+        if c.id not in self.containers:  # removed while the store wrote it
+            with self._store_io():
+                self.store.delete_container(c.id)
+            raise Conflict(
+                f"container {c.name!r} was removed while it was being created",
+                "create it again if it is still wanted",
+            )
+
+    def _record_endpoint(self, net: Network, ep: Endpoint, auto_ip: bool) -> None:
+        """Store a planned endpoint with its claims (address, host ports), reserved in the
+        index first. An automatic overlay address another host claimed meanwhile is
+        replaced by the next free one."""
+        moves = self.driver_of(net).cluster_scoped and auto_ip
+        for _ in range(256):
+            self.index.remember(ep)
+            try:
+                with self._store_io():
+                    self.store.create_endpoint(ep)
+                return
+            except Conflict as exc:
+                self.index.forget(ep)
+                if not moves or "address" not in str(exc):
+                    raise
+                self.cluster.readdress(net, ep)
+            except BaseException:
+                self.index.forget(ep)
+                raise
+        raise Conflict(f"no free address found on {net.name!r}", "try again")
 
     def resync_dns(self) -> None:
         """Rebuild the name directory whole (start, reconcile, cluster re-list)."""
@@ -332,8 +376,25 @@ class HostNetworkingService:
         self._last_ips[net.id] = ip
         self.store.set_meta(f"last_ip:{net.id}", ip)
 
+    @contextlib.contextmanager
+    def _planning(self) -> Iterator[list[Endpoint]]:
+        """Endpoints planned (``_plan_endpoint(plans, …)``) inside hold their address and
+        host ports until recorded; when it ends, what a failure left unrecorded is given back."""
+        plans: list[Endpoint] = []
+        try:
+            yield plans
+        finally:
+            for ep in plans:
+                self.index.unhold(ep)
+
     def _plan_endpoint(
-        self, net: Network, c: Container, ifname: str, ip: str, port_specs: list[str]
+        self,
+        plans: list[Endpoint],
+        net: Network,
+        c: Container,
+        ifname: str,
+        ip: str,
+        port_specs: list[str],
     ) -> Endpoint:
         drv = self.driver_of(net)
         scoped = drv.cluster_scoped  # addresses other hosts hold are taken too
@@ -350,6 +411,8 @@ class HostNetworkingService:
         )
         if scoped:
             ep.host, ep.vtep, ep.dns_name = self.host_id, self.overlay.vtep, c.name
+        self.index.hold(ep)  # taken from now: the store writes may let other requests run
+        plans.append(ep)
         return ep
 
     def _attach(
@@ -358,16 +421,18 @@ class HostNetworkingService:
         """Record a planned endpoint (claiming its address and ports), then realize it.
         ``auto_ip``: IPAM chose the address, so an overlay claim lost to another host may move."""
         drv = self.driver_of(net)
-        if drv.cluster_scoped:
-            self.cluster.claim(net, ep, auto_ip)
-            self.cluster.learn(ep)
-        else:
-            self.store.create_endpoint(ep)
-        self.index.remember(ep)
         last = self._last_ip(net)
+        self._record_endpoint(net, ep, auto_ip)
+        if drv.cluster_scoped:
+            self.cluster.learn(ep)
         if ep.ip:  # the next automatic address comes after this one (round robin)
             self._set_last_ip(net, ep.ip)
         try:
+            if ep.id not in self.eps:  # removed while the store wrote it
+                raise Conflict(
+                    f"container {c.name!r} or its network was removed during the attach",
+                    "create it again if it is still wanted",
+                )
             # kernel work only (for drivers that say so): other requests go on meanwhile
             with self.released() if drv.realizes_unlocked else contextlib.nullcontext():
                 drv.attach(net, ep, c, default_route)
@@ -378,8 +443,9 @@ class HostNetworkingService:
                     "create it again if it is still wanted",
                 )
             if ep.dhcp:  # the driver filled in the lease
-                self.store.update_endpoint(ep)
                 self.index.remember(ep)
+                with self._store_io():
+                    self.store.update_endpoint(ep)
             if drv.rewrites_macs:
                 self.firewall.sync_rewrites()
             if net.flag("enable_outboundnat") or ep.outbound_nat is not None:
@@ -425,10 +491,11 @@ class HostNetworkingService:
                     self.kernel.cut_vnic(ep.host_ifname, inside, ep.ifname, "hx" + ep.id[:10])
                 except HostnetError as exc:
                     errors.append(str(exc))
-        self.store.delete_endpoint(ep.id)
-        self.index.forget(ep)
+        self.index.forget(ep)  # from here no other request detaches it again
         if ep.vtep:
             self.cluster.unlearn(ep.id)
+        with self._store_io():
+            self.store.delete_endpoint(ep.id)
         if ep.outbound_nat is not None:
             try:
                 self.firewall.sync()
@@ -477,33 +544,30 @@ class HostNetworkingService:
             log_path=os.path.join(log_dir, f"{cid}.log"),
         )
         rules = [acl.parse_rule(spec) for spec in acl_specs or []]
-        # every check (addresses, ports, ACLs) happens here, before anything changes
-        plans = [
-            self._plan_endpoint(
-                net, c, f"eth{i}", req.get("ip", ""), (port_specs or []) if i == 0 else []
-            )
-            for i, (net, req) in enumerate(zip(nets, networks, strict=True))
-        ]
-        qos = planning.qos_limit(max_bandwidth) if max_bandwidth else {}
-        for ep, req in zip(plans, networks, strict=True):
-            ep.acl = list(rules)
-            ep.bandwidth = {**ep.bandwidth, **qos}
-            ep.aliases = planning.aliases(req.get("aliases") or [])
-        if policy_specs:  # like ports: on the first network's endpoint
-            planning.with_policies(nets[0], self.driver_of(nets[0]), plans[0], policy_specs)
-        os.makedirs(log_dir, exist_ok=True)
-        c.compartment_id = self._next_compartment_id()
-        self.store.create_container(c)
-        self.index.add_container(c)
-        # the first network that routes gives the default route (an overlay reaches only itself)
-        routed = next((i for i, n in enumerate(nets) if self.driver_of(n).routes_out), -1)
-        try:
-            self.kernel.create_compartment(c.netns)
-            for i, (net, ep) in enumerate(zip(nets, plans, strict=True)):
-                self._attach(net, c, ep, (i == routed), auto_ip=not networks[i].get("ip"))
-        except BaseException:
-            self.teardown(c)
-            raise
+        with self._planning() as plans:
+            # every check (addresses, ports, ACLs) happens here, before anything changes
+            for i, (net, req) in enumerate(zip(nets, networks, strict=True)):
+                specs = (port_specs or []) if i == 0 else []
+                self._plan_endpoint(plans, net, c, f"eth{i}", req.get("ip", ""), specs)
+            qos = planning.qos_limit(max_bandwidth) if max_bandwidth else {}
+            for ep, req in zip(plans, networks, strict=True):
+                ep.acl = list(rules)
+                ep.bandwidth = {**ep.bandwidth, **qos}
+                ep.aliases = planning.aliases(req.get("aliases") or [])
+            if policy_specs:  # like ports: on the first network's endpoint
+                planning.with_policies(nets[0], self.driver_of(nets[0]), plans[0], policy_specs)
+            os.makedirs(log_dir, exist_ok=True)
+            c.compartment_id = self._next_compartment_id()
+            self._record_container(c)
+            # the first network that routes gives the default route (an overlay reaches only itself)
+            routed = next((i for i, n in enumerate(nets) if self.driver_of(n).routes_out), -1)
+            try:
+                self.kernel.create_compartment(c.netns)
+                for i, (net, ep) in enumerate(zip(nets, plans, strict=True)):
+                    self._attach(net, c, ep, (i == routed), auto_ip=not networks[i].get("ip"))
+            except BaseException:
+                self.teardown(c)
+                raise
         log.info("created container %s in compartment %s", c.name, c.netns)
         return c
 
@@ -513,8 +577,9 @@ class HostNetworkingService:
         if start is None:
             raise InvalidRequest(f"process {pid} does not exist", "start the process first")
         c = c.model_copy(update={"pid": pid, "pid_start": start})
-        self.store.update_container(c)
         self.index.add_container(c)
+        with self._store_io():
+            self.store.update_container(c)
         self.on_container_started(c)
         return c
 
@@ -542,15 +607,17 @@ class HostNetworkingService:
         # An empty compartment takes its vNICs with it when removed; a live process
         # (or someone else's compartment, which stays) would keep them, so cut them first.
         cut = c.external or self.process_alive(c)
+        if self.index.drop_container(c.id) is None:
+            return errors  # another request is removing it (or did)
         for ep in self.endpoints_of(c):
-            errors += self._detach(ep, cut_link=cut)
+            errors += self._detach(ep, cut_link=cut, c=c)
         if not c.external:
             try:
                 self.kernel.remove_compartment(c.netns)
             except HostnetError as exc:
                 errors.append(str(exc))
-        self.store.delete_container(c.id)
-        self.index.drop_container(c.id)
+        with self._store_io():
+            self.store.delete_container(c.id)
         with contextlib.suppress(OSError):
             if c.log_path and os.path.getsize(c.log_path) == 0:
                 os.unlink(c.log_path)
@@ -579,12 +646,13 @@ class HostNetworkingService:
             )
         taken = {e.ifname for e in mine}
         ifname = next(f"eth{i}" for i in range(len(mine) + 1) if f"eth{i}" not in taken)
-        ep = self._plan_endpoint(net, c, ifname, ip, [])
-        ep.bandwidth, ep.aliases = qos, names
-        planning.with_policies(net, self.driver_of(net), ep, policy_specs or [])
         routed = any(self.driver_of(self.nets[e.network_id]).routes_out for e in mine)
         default_route = not routed and self.driver_of(net).routes_out
-        return self._attach(net, c, ep, default_route, auto_ip=not ip)
+        with self._planning() as plans:
+            ep = self._plan_endpoint(plans, net, c, ifname, ip, [])
+            ep.bandwidth, ep.aliases = qos, names
+            planning.with_policies(net, self.driver_of(net), ep, policy_specs or [])
+            return self._attach(net, c, ep, default_route, auto_ip=not ip)
 
     def disconnect(self, net_ref: str, c_ref: str) -> list[str]:
         net, c = self.network(net_ref), self.container(c_ref)
@@ -667,23 +735,23 @@ class HostNetworkingService:
             c = Container(
                 id=cid, name=f"ext-{cid[:12]}", compartment_id=0, netns=netns_path, external=True
             )
-        ep = self._plan_endpoint(net, c, ifname, ip, port_specs or [])
-        if mac:
-            ep.mac = mac.lower()
-        ep.bandwidth = dict(bandwidth or {})
-        ep.acl = [acl.parse_rule(spec) for spec in acl_specs or []]
-        planning.with_policies(net, self.driver_of(net), ep, policy_specs or [])
-        if new:
-            c.compartment_id = self._next_compartment_id()
-            self.store.create_container(c)
-            self.index.add_container(c)
-        first = not self.endpoints_of(c)
-        try:
-            self._attach(net, c, ep, default_route=first, auto_ip=not ip)
-        except BaseException:
+        rules = [acl.parse_rule(spec) for spec in acl_specs or []]
+        with self._planning() as plans:
+            ep = self._plan_endpoint(plans, net, c, ifname, ip, port_specs or [])
+            if mac:
+                ep.mac = mac.lower()
+            ep.bandwidth, ep.acl = dict(bandwidth or {}), rules
+            planning.with_policies(net, self.driver_of(net), ep, policy_specs or [])
             if new:
-                self.teardown(c)
-            raise
+                c.compartment_id = self._next_compartment_id()
+                self._record_container(c)
+            first = not self.endpoints_of(c)
+            try:
+                self._attach(net, c, ep, default_route=first, auto_ip=not ip)
+            except BaseException:
+                if new:
+                    self.teardown(c)
+                raise
         return c, ep
 
     def attach_docker(self, net: Network, eid: str, ip: str, mac: str) -> Endpoint:
@@ -697,18 +765,18 @@ class HostNetworkingService:
             external=True,
             runtime="docker",
         )
-        ep = self._plan_endpoint(net, c, "hc" + eid[:10], ip, [])
-        ep.runtime_moves_peer = True
-        if mac:
-            ep.mac = mac.lower()
-        c.compartment_id = self._next_compartment_id()
-        self.store.create_container(c)
-        self.index.add_container(c)
-        try:
-            self._attach(net, c, ep, default_route=True)
-        except BaseException:
-            self.teardown(c)
-            raise
+        with self._planning() as plans:
+            ep = self._plan_endpoint(plans, net, c, "hc" + eid[:10], ip, [])
+            ep.runtime_moves_peer = True
+            if mac:
+                ep.mac = mac.lower()
+            c.compartment_id = self._next_compartment_id()
+            self._record_container(c)
+            try:
+                self._attach(net, c, ep, default_route=True)
+            except BaseException:
+                self.teardown(c)
+                raise
         return ep
 
     def detach_external(self, cid: str, ifname: str) -> list[str]:
@@ -720,9 +788,9 @@ class HostNetworkingService:
         for ep in self.endpoints_of(c):
             if ep.ifname == ifname:
                 errors += self._detach(ep)
-        if not self.endpoints_of(c):
-            self.store.delete_container(c.id)
-            self.index.drop_container(c.id)
+        if not self.endpoints_of(c) and self.index.drop_container(c.id) is not None:
+            with self._store_io():
+                self.store.delete_container(c.id)
         return errors
 
     # -- port ACLs ------------------------------------------------------------

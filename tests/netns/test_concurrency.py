@@ -4,6 +4,7 @@ free for other attaches, ls and inspect; parallel attaches and removals stay cor
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import threading
 import time
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 from helpers import C_SHIM, ask, cni_shim, serve
 
-from lab import Lab, eventually, in_ns, sh
+from lab import Lab, etcd_member, eventually, in_ns, sh, wait_etcd
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "src"))
 from hostnet.client import Client  # noqa: E402
@@ -59,6 +60,67 @@ def test_a_dhcp_lease_wait_blocks_no_other_request(lab: Lab) -> None:
     assert names == [web["name"]], names
     d.cli("rm", "web")
     d.cli("network", "rm", "nodhcp")
+
+
+SLOW_PROXY = os.path.join(os.path.dirname(__file__), "slow_proxy.py")
+
+
+def test_a_slow_store_round_trip_blocks_no_other_request(lab: Lab) -> None:
+    """etcd answering every request 0.4 s late (a proxy holds them): attaches on two
+    networks make their round trips side by side instead of one after another, and
+    ls/inspect answer from memory meanwhile."""
+    if shutil.which("etcd") is None:
+        pytest.skip("needs etcd (scripts/test.sh installs etcd-server)")
+    ens, eip = lab.node("etcd")
+    etcd_member(lab, "m1", ens, eip, f"m1=http://{eip}:2380", os.path.join(lab.tmp, "etcd-m1"))
+    wait_etcd(ens, eip)
+    slow = os.path.join(lab.tmp, "slow")
+    lab.spawn(ens, sys.executable, SLOW_PROXY, f"{eip}:2479", f"{eip}:2379", "0.4", slow)
+    d, _ = lab.host("host", "--store", f"etcd://{eip}:2479")
+    d.cli("network", "create", "--subnet", "10.0.31.0/24", "s1")
+    d.cli("network", "create", "--subnet", "10.0.32.0/24", "s2")
+    open(slow, "w").close()  # noqa: SIM115 - from here every store round trip takes 0.4 s
+    t0 = time.monotonic()
+    serve(d, "s1", "first")
+    one = time.monotonic() - t0
+    assert one > 0.8, f"one attach took {one:.2f} s: the store was not slow, proving nothing"
+    names = [f"p{i}" for i in range(6)]
+    done = threading.Event()
+    worst = [0.0]
+    api = Client(d.socket, timeout=10)
+
+    def poll() -> None:
+        while not done.is_set():
+            for path in ("/networks", "/containers", "/networks/s1"):
+                t = time.monotonic()
+                api.get(path)
+                worst[0] = max(worst[0], time.monotonic() - t)
+            time.sleep(0.02)
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    t0 = time.monotonic()
+    try:
+        started = _in_parallel(
+            [(lambda n=n, i=i: serve(d, f"s{i % 2 + 1}", n)) for i, n in enumerate(names)], 6
+        )
+    finally:
+        done.set()
+        poller.join()
+    six = time.monotonic() - t0
+    os.remove(slow)
+    # one after another they would take 6x one attach; side by side about one (plus the
+    # CLI's own work on these 2 cores)
+    assert six < 3 * one, f"6 attaches took {six:.2f} s, one took {one:.2f} s"
+    assert worst[0] < 0.05, f"ls/inspect took {worst[0] * 1000:.0f} ms behind store round trips"
+    ips = [c["ip"] for c in started]
+    assert len(set(ips)) == len(ips), ips
+    for a, b in ((started[2], started[0]), (started[3], started[1])):  # same network each
+        assert ask(a["netns"], b["ip"], 80) == b["name"]
+    for n in ["first", *names]:
+        d.cli("rm", n)
+    for net in ("s1", "s2"):
+        d.cli("network", "rm", net)
 
 
 def _cni(

@@ -9,6 +9,7 @@ import pytest
 from fake_kernel import FakeKernel
 
 from hostnet.errors import Conflict, KernelError
+from hostnet.model import PortMapping
 from hostnet.service import HostNetworkingService
 from hostnet.store import open_store
 
@@ -122,3 +123,52 @@ def test_an_attach_whose_container_went_meanwhile_undoes_its_vnic(
     assert not [n for n in k.links if n.startswith("hv")], k.links
     assert svc.store.endpoints() == [] and svc.store.containers() == [] and not svc.eps
     svc.attach_external(cid, "/run/netns/cni-2", "eth0", "n1", port_specs=["9100:80"])
+
+
+def _interleave(svc: HostNetworkingService, during: object) -> None:
+    """Make the store remote (writes let the lock go) and run ``during`` (another request)
+    in the middle of the next container write, as a concurrent request would."""
+    store = svc.store
+    store.remote = True  # type: ignore[misc]
+    write = store.create_container
+    pending = [during]
+
+    def create_container(c: object) -> None:
+        if pending:
+            pending.pop()()  # type: ignore[operator]
+        write(c)  # type: ignore[arg-type]
+
+    store.create_container = create_container  # type: ignore[method-assign]
+
+
+def test_a_request_running_during_a_store_write_plans_around_what_it_holds(
+    svc: HostNetworkingService,
+) -> None:
+    seen: dict[str, object] = {}
+
+    def meanwhile() -> None:
+        seen["b"] = svc.create_container("b", [{"network": "n1"}])
+        with pytest.raises(Conflict, match="8080"):
+            svc.create_container("c", [{"network": "n1"}], ["8080:80"])
+
+    _interleave(svc, meanwhile)
+    svc.create_container("a", [{"network": "n1"}], ["8080:80"])
+    eps = {svc.containers[e.container_id].name: e for e in svc.store.endpoints()}
+    assert set(eps) == {"a", "b"}
+    assert eps["a"].ip != eps["b"].ip, eps
+    assert [p.host_port for p in eps["a"].ports] == [8080]
+    assert not svc.index.held
+
+
+def test_a_container_removed_during_its_store_write_is_not_left_behind(
+    svc: HostNetworkingService,
+) -> None:
+    _interleave(svc, lambda: svc.remove_container("a"))
+    with pytest.raises(Conflict, match="removed while it was being created"):
+        svc.create_container("a", [{"network": "n1"}], ["8080:80"])
+    assert svc.store.containers() == [] and svc.store.endpoints() == []
+    assert not svc.index.held and not svc.index.port_index.taken(
+        PortMapping(protocol="tcp", host_ip="", host_port=8080, container_port=80)
+    )
+    again = svc.create_container("a", [{"network": "n1"}], ["8080:80"])
+    assert [e.ip for e in svc.endpoints_of(again)] == ["10.9.0.2"]

@@ -24,6 +24,12 @@ from hostnet.model import Container, Endpoint, Network, PortMapping
 class Store(ABC):
     """What should exist: the daemon's intent."""
 
+    #: writes are network round trips (etcd): the service writes containers and endpoints
+    #: with its lock let go (having reserved their names and addresses in its index first),
+    #: so a slow store holds up no other request. A remote store is safe to call from
+    #: several threads at once; a local one (SQLite) is called under the service lock.
+    remote = False
+
     @abstractmethod
     def networks(self) -> list[Network]: ...
 

@@ -49,6 +49,8 @@ class ClusterChange:
 
 
 class EtcdStore(Store):
+    remote = True  # every write is a round trip: the service lets other requests run meanwhile
+
     def __init__(self, etcd: Etcd, host: str, root: str = ROOT) -> None:
         self.etcd = etcd
         self.host = host
@@ -56,6 +58,7 @@ class EtcdStore(Store):
         self.h = f"{root}host/{host}/"
         self._keys: dict[str, str] = {}  # endpoint id -> its key (this host's endpoints)
         self._meta: dict[str, str | None] = {}  # only this host writes its meta
+        self._meta_read = False
         # meta written since the last transaction: it rides along with the next one (a
         # container's compartment counter commits with the container itself), one write less
         self._pending: dict[str, str] = {}
@@ -107,13 +110,14 @@ class EtcdStore(Store):
 
     def create_container(self, c: Container) -> None:
         name = f"{self.h}ctrname/{c.name}"
+        meta = dict(self._pending)
         ok = self.etcd.txn(
             [cmp_absent(name)],
             [op_put(f"{self.h}ctr/{c.id}", c.model_dump_json()), op_put(name, c.id)]
-            + self._meta_ops(),
+            + self._meta_ops(meta),
         )
         if ok:
-            self._pending.clear()
+            self._committed(meta)
         if not ok:
             raise Conflict(
                 f"a container named {c.name!r} already exists",
@@ -273,9 +277,10 @@ class EtcdStore(Store):
                 compare.append(cmp_absent(addr))
                 puts.append(op_put(addr, ep.id))
             puts.append(op_put(self._ep_key(ep), self._doc(ep)))
-            if self.etcd.txn(compare, puts + self._meta_ops()):
+            meta = dict(self._pending)
+            if self.etcd.txn(compare, puts + self._meta_ops(meta)):
                 self._keys[ep.id] = self._ep_key(ep)
-                self._pending.clear()
+                self._committed(meta)
                 return
         raise Conflict(f"endpoint {ep.id[:12]}: its claims kept changing under it", "try again")
 
@@ -333,10 +338,14 @@ class EtcdStore(Store):
 
     # -- meta -----------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
-        if key not in self._meta:
-            kv = self.etcd.get(f"{self.h}meta/{key}")
-            self._meta[key] = None if kv is None else kv.value
-        return self._meta[key]
+        """Only this host writes its meta: all of it is read once (one range, the first
+        time), then answered from memory, so no request waits for the store to read it."""
+        if not self._meta_read:
+            kvs, _ = self.etcd.get_prefix(f"{self.h}meta/")
+            for kv in kvs:
+                self._meta.setdefault(kv.key[len(f"{self.h}meta/") :], kv.value)
+            self._meta_read = True
+        return self._meta.get(key)
 
     def set_meta(self, key: str, value: str) -> None:
         """Kept here and written with the next transaction (or at close): meta holds
@@ -344,11 +353,18 @@ class EtcdStore(Store):
         self._meta[key] = value
         self._pending[key] = value
 
-    def _meta_ops(self) -> list[dict[str, Any]]:
-        return [op_put(f"{self.h}meta/{k}", v) for k, v in sorted(self._pending.items())]
+    def _meta_ops(self, meta: dict[str, str]) -> list[dict[str, Any]]:
+        return [op_put(f"{self.h}meta/{k}", v) for k, v in sorted(meta.items())]
+
+    def _committed(self, meta: dict[str, str]) -> None:
+        """``meta`` (a copy of the pending meta, taken before a transaction: writes run
+        concurrently) is stored; what changed since stays pending."""
+        for k, v in meta.items():
+            if self._pending.get(k) == v:
+                self._pending.pop(k, None)
 
     def close(self) -> None:
         if self._pending:
             with contextlib.suppress(HostnetError):
-                self.etcd.txn([], self._meta_ops())
+                self.etcd.txn([], self._meta_ops(dict(self._pending)))
             self._pending.clear()

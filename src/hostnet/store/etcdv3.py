@@ -111,8 +111,10 @@ class Etcd:
         self.timeout = timeout
         self.ssl = ssl_context
         self.socket_factory = socket_factory  # e.g. sockets opened in another netns
-        self._conns: dict[int, http.client.HTTPConnection] = {}
-        self._lock = threading.Lock()
+        # idle keep-alive connections per member: concurrent calls each take their own, so
+        # one slow round trip holds up no other caller
+        self._idle: dict[int, list[http.client.HTTPConnection]] = {}
+        self._lock = threading.Lock()  # guards _idle and _preferred only, never a round trip
         self._preferred = 0
 
     def _connect(self, i: int, timeout: float | None) -> http.client.HTTPConnection:
@@ -136,35 +138,70 @@ class Etcd:
             conn.connect = connect  # type: ignore[method-assign]
         return conn
 
+    def _take(self, i: int) -> tuple[http.client.HTTPConnection, bool]:
+        """A connection to member ``i``, and whether it is a reused (idle) one."""
+        with self._lock:
+            idle = self._idle.get(i)
+            if idle:
+                return idle.pop(), True
+        return self._connect(i, self.timeout), False
+
+    def _round_trip(self, i: int, path: str, data: bytes) -> tuple[int, bytes]:
+        """One POST to member ``i``. A reused connection the member closed while it was idle
+        is replaced by a new one once; any other failure raises."""
+        conn, reused = self._take(i)
+        while True:
+            try:
+                conn.request("POST", path, data, {"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                raw = resp.read()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                conn.close()
+                if not reused:
+                    raise
+                conn, reused = self._connect(i, self.timeout), False
+                continue
+            except BaseException:
+                conn.close()
+                raise
+            self._give_back(i, conn)
+            return resp.status, raw
+
+    def _give_back(self, i: int, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            self._idle.setdefault(i, []).append(conn)
+
     def call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        """POST to the first member that answers; raise StoreUnavailable if none does."""
+        """POST to the first member that answers; raise StoreUnavailable if none does.
+        Safe from many threads at once: each call has a connection of its own."""
         data = json.dumps(body).encode()
         errors = []
-        with self._lock:
-            n = len(self.members)
-            for k in range(n):
-                i = (self._preferred + k) % n
-                conn = self._conns.get(i) or self._connect(i, self.timeout)
-                try:
-                    conn.request("POST", path, data, {"Content-Type": "application/json"})
-                    resp = conn.getresponse()
-                    raw = resp.read()
-                except (OSError, http.client.HTTPException) as exc:
-                    conn.close()
-                    self._conns.pop(i, None)
-                    errors.append(f"{self.members[i].netloc}: {exc or type(exc).__name__}")
+        n = len(self.members)
+        first = self._preferred
+        for k in range(n):
+            i = (first + k) % n
+            try:
+                status, raw = self._round_trip(i, path, data)
+            except (OSError, http.client.HTTPException) as exc:
+                self._drop_idle(i)  # the member went away: its other connections too
+                errors.append(f"{self.members[i].netloc}: {exc or type(exc).__name__}")
+                continue
+            out: dict[str, Any] = json.loads(raw or b"{}")
+            if status != 200:
+                msg = out.get("error") or out.get("message") or raw[:200].decode()
+                if status in (503, 504) or "leader" in str(msg):
+                    errors.append(f"{self.members[i].netloc}: {msg}")
                     continue
-                self._conns[i] = conn
-                out: dict[str, Any] = json.loads(raw or b"{}")
-                if resp.status != 200:
-                    msg = out.get("error") or out.get("message") or raw[:200].decode()
-                    if resp.status in (503, 504) or "leader" in str(msg):
-                        errors.append(f"{self.members[i].netloc}: {msg}")
-                        continue
-                    raise HostnetError(f"etcd refused {path}: {msg}")
-                self._preferred = i
-                return out
+                raise HostnetError(f"etcd refused {path}: {msg}")
+            self._preferred = i
+            return out
         raise StoreUnavailable(f"cluster store unavailable ({'; '.join(errors)})")
+
+    def _drop_idle(self, i: int) -> None:
+        with self._lock:
+            idle = self._idle.pop(i, [])
+        for conn in idle:
+            conn.close()
 
     # -- key-value ----------------------------------------------------------
     def get(self, key: str) -> KV | None:
