@@ -479,7 +479,7 @@ class HostNetworkingService:
         c = self.containers.get(ep.container_id) or c
         known = ep.id in self.eps
         if known:
-            self.dns.names(ep, present=False)
+            self.dns.names(ep, present=False, c=c)
         if net is not None and c is not None:
             try:
                 self.driver_of(net).detach(net, ep, c)

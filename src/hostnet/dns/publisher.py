@@ -39,11 +39,12 @@ class DnsPublisher:
             self._serve(self.index.containers[cid])
         r.publish(self.directory)
 
-    def names(self, ep: Endpoint, present: bool) -> None:
-        """One endpoint's names into (or out of) the directory."""
+    def names(self, ep: Endpoint, present: bool, c: Container | None = None) -> None:
+        """One endpoint's names into (or out of) the directory; ``c``: its container, when
+        the index no longer has it (a removal in progress)."""
         net = self.index.nets.get(ep.network_id)
         if net is not None:
-            c = self.index.containers.get(ep.container_id)
+            c = self.index.containers.get(ep.container_id) or c
             own = names.own_names(net, c, ep)
             (self.directory.add if present else self.directory.remove)(net, own, ep.ip)
 
