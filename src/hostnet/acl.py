@@ -4,8 +4,15 @@ Rules are enforced per endpoint on the host end of its veth, in the netdev famil
 egress of the host end is traffic *into* the container (Direction In), ingress is
 traffic *out of* it (Direction Out). That works the same for every driver. Rules
 run in Priority order (lower first); the first match decides. After them come the
-Windows defaults: outbound allow all; inbound allow TCP, UDP, ICMP and IGMP, block
-the rest. A chain is replaced in one nftables transaction: no packet sees half a set.
+Windows defaults: outbound allow all; inbound allow TCP, UDP, ICMP, IGMP and ICMPv6
+(so IPv6 neighbour discovery never breaks), block the rest of IPv4 and IPv6. A chain
+is replaced in one nftables transaction: no packet sees half a set.
+
+Dual stack: addresses may be IPv4 or IPv6 (prefixes, single addresses, A-B ranges). A
+rule naming both families renders as one nft rule per family, next to each other (the
+families are disjoint, so their order does not matter); a rule naming no addresses
+matches both. Protocol numbers are HNS's (IANA's): ``icmp`` is ICMPv4 (1) only and
+``icmpv6`` is 58, so those two match one family each.
 
 Most endpoints have no rules of their own. They get no chain at all: one bridge-family
 table (``DEFAULT_TABLE``) applies the inbound default to every frame a hostnet switch
@@ -24,10 +31,15 @@ from pydantic import BaseModel, Field
 
 from hostnet.errors import InvalidRequest
 
-PROTOCOLS = {"tcp": 6, "udp": 17, "icmp": 1, "igmp": 2, "any": 256}
+PROTOCOLS = {"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58, "igmp": 2, "any": 256}
 TABLE = "hostnet_acl"
 DEFAULT_TABLE = "hostnet_acl_default"
-DEFAULT_INBOUND_ALLOWED = (6, 17, 1, 2)
+DEFAULT_INBOUND_ALLOWED = (6, 17, 1, 2, 58)
+
+Family = Literal["ip", "ip6"]  # nft's names, used as they are in the rendered rules
+FAMILIES: tuple[Family, ...] = ("ip", "ip6")
+# The protocols that exist in one family only; any other number may match either.
+FAMILY_OF_PROTOCOL: dict[int, Family] = {1: "ip", 58: "ip6"}
 
 
 class AclRule(BaseModel):
@@ -46,8 +58,10 @@ class AclRule(BaseModel):
 def _bad(spec: str, why: str) -> InvalidRequest:
     return InvalidRequest(
         f"bad ACL {spec!r}: {why}",
-        "use KEY=VALUE;... with action=allow|block, dir=in|out, proto=tcp,udp,icmp,igmp,any or "
-        "numbers, lport/rport=80,8000-8100, laddr/raddr=CIDR,A-B lists, prio=N",
+        "use KEY=VALUE;... with action=allow|block, dir=in|out, "
+        "proto=tcp,udp,icmp,icmpv6,igmp,any or numbers (icmp is ICMPv4 only), "
+        "lport/rport=80,8000-8100, laddr/raddr=lists of IPv4 or IPv6 CIDRs, addresses or "
+        "A-B ranges (e.g. 10.0.0.0/8,fd00::/64,10.0.0.1-10.0.0.9), prio=N",
     )
 
 
@@ -61,19 +75,54 @@ def _ports(spec: str, text: str) -> list[str]:
     return out
 
 
+def _check_address(part: str) -> None:
+    """Raise ValueError saying what is wrong with one laddr/raddr entry."""
+    if "%" in part:
+        # ipaddress takes fe80::1%eth0, nft does not, and a zone means nothing on a veth
+        raise ValueError("zone indexes (%...) are not allowed; give the address alone")
+    if "-" not in part:
+        ipaddress.ip_network(part, strict=False)
+        return
+    ends = part.split("-")
+    if len(ends) != 2:
+        raise ValueError("a range is two addresses A-B")
+    lo, hi = (ipaddress.ip_address(x) for x in ends)
+    if lo.version != hi.version:
+        raise ValueError(
+            f"range mixes IPv{lo.version} and IPv{hi.version}; give both ends in one family "
+            "(or list the families separately)"
+        )
+    if int(hi) < int(lo):  # same family, checked above
+        raise ValueError("range ends before it starts")
+
+
 def _addresses(spec: str, text: str) -> list[str]:
     out = []
-    for part in filter(None, text.split(",")):
+    for part in filter(None, (p.strip() for p in text.split(","))):
         try:
-            if "-" in part:
-                lo, hi = (ipaddress.IPv4Address(x) for x in part.split("-"))
-                if hi < lo:
-                    raise ValueError("range ends before it starts")
-            else:
-                ipaddress.IPv4Network(part, strict=False)
+            _check_address(part)
         except ValueError as exc:
             raise _bad(spec, f"address {part!r}: {exc}") from None
         out.append(part)
+    return out
+
+
+def _family(entry: str) -> Family:
+    # Entries were checked when parsed: every IPv6 form has a colon, no IPv4 form does.
+    return "ip6" if ":" in entry else "ip"
+
+
+def _of_family(entries: list[str], family: Family) -> list[str]:
+    return [e for e in entries if _family(e) == family]
+
+
+def families(rule: AclRule) -> list[Family]:
+    """The IP families a rule can match: both if it names no addresses, else those found in
+    every address list it names (an IPv6 packet cannot match IPv4-only LocalAddresses)."""
+    out = list(FAMILIES)
+    for entries in (rule.LocalAddresses, rule.RemoteAddresses):
+        if entries:
+            out = [f for f in out if _of_family(entries, f)]
     return out
 
 
@@ -85,8 +134,33 @@ def _protocols(spec: str, text: str) -> list[int]:
         elif part.isdigit() and 0 <= int(part) <= 255:
             out.append(int(part))
         else:
-            raise _bad(spec, f"protocol {part!r} is not a name ({', '.join(PROTOCOLS)}) or 0-255")
+            raise _bad(
+                spec,
+                f"protocol {part!r} is not a name ({', '.join(PROTOCOLS)}; icmp is ICMPv4, "
+                "icmpv6 is ICMPv6) or 0-255",
+            )
     return out or [256]
+
+
+# For the error when a one-family protocol meets addresses of the other family only.
+PROTOCOL_HINT = {
+    1: "proto=icmp is ICMPv4 (1) but the addresses are IPv6 only; use proto=icmpv6 (58)",
+    58: "proto=icmpv6 (58) is IPv6 only but the addresses are IPv4 only; use proto=icmp (1)",
+}
+
+
+def _check_families(spec: str, rule: AclRule) -> None:
+    """Refuse what could never match, rather than render a rule that silently does nothing."""
+    can = families(rule)
+    if not can:
+        raise _bad(
+            spec,
+            "laddr and raddr share no address family, so no packet can match; "
+            "give IPv4 or IPv6 addresses on both sides",
+        )
+    for proto, family in FAMILY_OF_PROTOCOL.items():
+        if proto in rule.Protocols and family not in can:
+            raise _bad(spec, PROTOCOL_HINT[proto])
 
 
 KEYS = {
@@ -142,6 +216,7 @@ def parse_rule(spec: str) -> AclRule:
     rule = AclRule.model_validate(fields)
     if (rule.LocalPorts or rule.RemotePorts) and not set(rule.Protocols) <= {6, 17}:
         raise _bad(spec, "ports need proto=tcp and/or udp")
+    _check_families(spec, rule)
     return rule
 
 
@@ -149,30 +224,63 @@ def _set(items: list[str]) -> str:
     return items[0] if len(items) == 1 else "{ " + ", ".join(items) + " }"
 
 
-def render_rule(rule: AclRule) -> list[str]:
-    """nft statements for one rule, as seen on the host end (In = towards the container)."""
-    inbound = rule.Direction == "In"
-    local_addr, remote_addr = ("daddr", "saddr") if inbound else ("saddr", "daddr")
+def _address_match(rule: AclRule, family: Family, inbound: bool) -> str:
+    """The family's part of the rule's address lists (``families`` says it has entries)."""
+    local, remote = ("daddr", "saddr") if inbound else ("saddr", "daddr")
+    match = f"meta protocol {family}"
+    for entries, field in ((rule.LocalAddresses, local), (rule.RemoteAddresses, remote)):
+        if entries:
+            match += f" {family} {field} {_set(_of_family(entries, family))}"
+    return match
+
+
+def _protocol_matches(rule: AclRule, family: Family | None, inbound: bool) -> list[str]:
+    """One match per protocol; ``family`` None: the rule names no addresses (both families).
+
+    ``meta l4proto`` is set only for IPv4 and IPv6 packets, in the netdev and bridge
+    families alike, so it needs no family match of its own, and ``tcp dport`` after it works
+    for both. Only "any" and the one-family protocols (ICMP, ICMPv6) name the family, so
+    ARP and other non-IP frames are never matched.
+    """
+    if 256 in rule.Protocols or not rule.Protocols:
+        # one rule per family, not a { ip, ip6 } set: a set on a 16-bit key is a 16 KiB
+        # bitmap in the kernel, per rule and so per endpoint
+        return [""] if family else [f"meta protocol {f}" for f in FAMILIES]
     local_port, remote_port = ("dport", "sport") if inbound else ("sport", "dport")
-    verdict = "accept" if rule.Action == "Allow" else "drop"
-    match = "meta protocol ip"
-    if rule.LocalAddresses:
-        match += f" ip {local_addr} {_set(rule.LocalAddresses)}"
-    if rule.RemoteAddresses:
-        match += f" ip {remote_addr} {_set(rule.RemoteAddresses)}"
-    protos = [p for p in rule.Protocols if p != 256]
-    if 256 in rule.Protocols or not protos:
-        return [f"{match} {verdict}"]
-    lines = []
-    for proto in protos:
+    out = []
+    for proto in rule.Protocols:
+        bound = FAMILY_OF_PROTOCOL.get(proto)
+        if family and bound and bound != family:
+            continue  # e.g. ICMPv4 in the IPv6 half of a dual-stack rule
+        match = f"meta l4proto {proto}"
+        if family is None and bound:
+            match = f"meta protocol {bound} {match}"
         name = {6: "tcp", 17: "udp"}.get(proto)
-        line = f"{match} meta l4proto {proto}"
         if name and rule.LocalPorts:
-            line += f" {name} {local_port} {_set(rule.LocalPorts)}"
+            match += f" {name} {local_port} {_set(rule.LocalPorts)}"
         if name and rule.RemotePorts:
-            line += f" {name} {remote_port} {_set(rule.RemotePorts)}"
-        lines.append(f"{line} {verdict}")
-    return lines
+            match += f" {name} {remote_port} {_set(rule.RemotePorts)}"
+        out.append(match)
+    return out
+
+
+def render_rule(rule: AclRule) -> list[str]:
+    """nft statements for one rule, as seen on the host end (In = towards the container).
+
+    A rule with IPv4 and IPv6 addresses gives one statement per family (and protocol), next
+    to each other; the families are disjoint, so priority order is kept. A rule with no
+    addresses matches both families.
+    """
+    inbound = rule.Direction == "In"
+    verdict = "accept" if rule.Action == "Allow" else "drop"
+    heads: list[tuple[Family | None, str]] = [(None, "")]
+    if rule.LocalAddresses or rule.RemoteAddresses:
+        heads = [(f, _address_match(rule, f, inbound)) for f in families(rule)]
+    return [
+        " ".join(filter(None, (head, proto, verdict)))
+        for family, head in heads
+        for proto in _protocol_matches(rule, family, inbound)
+    ]
 
 
 def merge_runs(ordered: list[AclRule]) -> list[AclRule]:
@@ -225,8 +333,18 @@ def render_remove(key: str) -> str:
 
 
 def _default_inbound() -> list[str]:
+    """Allow DEFAULT_INBOUND_ALLOWED (ICMPv6 among them: neighbour discovery), drop the rest
+    of IPv4 and IPv6, leave non-IP frames (ARP) alone.
+
+    The accept needs no family match (``meta l4proto`` is set for IPv4 and IPv6 packets
+    only); the drops are one rule per family rather than a { ip, ip6 } set, which the kernel
+    would keep as a 16 KiB bitmap in every endpoint's chain.
+    """
     allowed = ", ".join(str(p) for p in DEFAULT_INBOUND_ALLOWED)
-    return [f"meta protocol ip meta l4proto {{ {allowed} }} accept", "meta protocol ip drop"]
+    return [
+        f"meta l4proto {{ {allowed} }} accept",
+        *(f"meta protocol {f} drop" for f in FAMILIES),
+    ]
 
 
 def render_default_table(port_prefix: str, ruled: list[str]) -> str:
