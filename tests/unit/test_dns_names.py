@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import copy
 import struct
+from pathlib import Path
 
+import dns.message
+import dns.rcode
+import dns.rdatatype
+import dns.reversename
 import pytest
 
 from hostnet.dns import names, wire
+from hostnet.dns.publisher import DnsPublisher
+from hostnet.index import Index
 from hostnet.model import Container, Endpoint, Network
 
 
@@ -114,3 +122,158 @@ def test_response_echoes_id_rd_and_edns() -> None:
     assert (qid, qd, an, ar) == (4242, 1, 0, 1)
     assert flags & wire.QR and flags & wire.RD and not flags & wire.AA
     assert wire.rcode_of(wire.with_id(r, 1)) == wire.SERVFAIL
+
+
+# -- dual stack -----------------------------------------------------------------------
+def dual() -> tuple[dict[str, Network], dict[str, Container], list[Endpoint]]:
+    """ds: dual-stack with a suffix (x and y share the alias web); v6: IPv6 only (z)."""
+    nets = {"ds": net("ds", dnssuffix="corp.test"), "v6": net("v6")}
+    cs = {x: Container(id=x, name=x, compartment_id=i, netns=x) for i, x in enumerate("xyz")}
+    eps = [
+        ep("1", "ds", "x", "172.20.3.2", ip6="fd00:3::2", aliases=["web"]),
+        ep("2", "ds", "y", "172.20.3.3", ip6="fd00:3::3", aliases=["web"]),
+        ep("3", "v6", "z", "", ip6="fd00:4::2"),
+        ep("4", "v6", "x", "", ip6="fd00:4::3", ifname="eth1"),
+    ]
+    return nets, cs, eps
+
+
+def ask(d: names.Directory, cid: str, name: str, qtype: str) -> dns.message.Message | None:
+    """The directory's answer as dnspython reads it; None: forwarded."""
+    q = dns.message.make_query(name, qtype)
+    out = d.answer(cid, wire.parse_query(q.to_wire()))
+    if out is None:
+        return None
+    r = dns.message.from_wire(out)
+    assert r.id == q.id and r.rcode() == dns.rcode.NOERROR
+    return r
+
+
+def addrs(r: dns.message.Message | None, qtype: str) -> list[str]:
+    assert r is not None, "forwarded, not answered locally"
+    want = dns.rdatatype.from_text(qtype)
+    return sorted(rd.address for rrset in r.answer if rrset.rdtype == want for rd in rrset)
+
+
+def ptr(r: dns.message.Message | None) -> list[str]:
+    assert r is not None, "forwarded, not answered locally"
+    return [rd.target.to_text() for rrset in r.answer for rd in rrset]
+
+
+def test_aaaa_answers_the_ipv6_address_and_a_the_ipv4_one() -> None:
+    d = names.build(*dual())
+    assert addrs(ask(d, "y", "x", "AAAA"), "AAAA") == ["fd00:3::2"]
+    assert addrs(ask(d, "y", "x.corp.test", "AAAA"), "AAAA") == ["fd00:3::2"]
+    assert addrs(ask(d, "y", "x", "A"), "A") == ["172.20.3.2"]
+    both = ask(d, "y", "web", "ANY")
+    assert addrs(both, "A") == ["172.20.3.2", "172.20.3.3"]
+    assert addrs(both, "AAAA") == ["fd00:3::2", "fd00:3::3"]
+    # on v6 (all z shares with it) x is found by its IPv6 address only
+    assert addrs(ask(d, "z", "x", "AAAA"), "AAAA") == ["fd00:4::3"]
+
+
+def test_a_name_of_one_family_answers_the_other_type_empty_not_nxdomain() -> None:
+    d = names.build(*dual())
+    only6 = ask(d, "x", "z", "A")  # an IPv6-only container
+    assert only6 is not None and only6.answer == []
+    assert addrs(ask(d, "x", "z", "AAAA"), "AAAA") == ["fd00:4::2"]
+    assert addrs(ask(d, "x", "z", "ANY"), "AAAA") == ["fd00:4::2"]
+    only4 = ask(world(), "b", "a", "AAAA")  # an IPv4-only one, as before
+    assert only4 is not None and only4.answer == []
+    assert ask(d, "x", "nobody", "AAAA") is None  # not a local name: upstream's to answer
+
+
+def test_ip6_arpa_ptr_answers_the_container_name() -> None:
+    d = names.build(*dual())
+    rev = dns.reversename.from_address("fd00:3::3").to_text()
+    assert ptr(ask(d, "x", rev, "PTR")) == ["y.corp.test."]
+    assert ptr(ask(d, "x", rev.upper(), "PTR")) == ["y.corp.test."]  # names are caseless
+    assert ptr(ask(d, "x", dns.reversename.from_address("172.20.3.3").to_text(), "PTR")) == [
+        "y.corp.test."
+    ]
+    assert ptr(ask(d, "x", dns.reversename.from_address("fd00:4::2").to_text(), "PTR")) == ["z."]
+    assert ask(d, "y", dns.reversename.from_address("fd00:4::2").to_text(), "PTR") is None
+    assert ask(d, "x", dns.reversename.from_address("fd00:9::1").to_text(), "PTR") is None
+
+
+def test_adding_and_removing_dual_stack_endpoints_is_exact() -> None:
+    nets, cs, eps = dual()
+    d = names.build(nets, cs, eps)
+    before = (copy.deepcopy(d.names), copy.deepcopy(d.names6), copy.deepcopy(d.ptrs))
+    x = eps[0]
+    own = names.own_names(nets["ds"], cs["x"], x)
+    d.remove(nets["ds"], own, x.ip, x.ip6)
+    # x's names and both its PTRs are gone; y keeps the alias they shared, in both families
+    assert ask(d, "y", "x", "AAAA") is None and ask(d, "y", "x.corp.test", "A") is None
+    assert addrs(ask(d, "x", "web", "ANY"), "A") == ["172.20.3.3"]
+    assert addrs(ask(d, "x", "web", "ANY"), "AAAA") == ["fd00:3::3"]
+    for ip in ("172.20.3.2", "fd00:3::2"):
+        assert ask(d, "y", dns.reversename.from_address(ip).to_text(), "PTR") is None
+    for ip in ("172.20.3.3", "fd00:3::3"):
+        assert ptr(ask(d, "x", dns.reversename.from_address(ip).to_text(), "PTR")) == [
+            "y.corp.test."
+        ]
+    assert addrs(ask(d, "z", "x", "AAAA"), "AAAA") == ["fd00:4::3"]  # its other network
+    d.add(nets["ds"], own, x.ip, x.ip6)
+    assert (d.names, d.names6, d.ptrs) == before  # back exactly as built
+    for e in eps:  # everyone out: nothing left behind
+        n = nets[e.network_id]
+        d.remove(n, names.own_names(n, cs[e.container_id], e), e.ip, e.ip6)
+    assert d.names == {"ds": {}} and d.names6 == {"ds": {}, "v6": {}}
+    assert d.ptrs == {"ds": {}, "v6": {}}
+
+
+def test_an_address_two_endpoints_hold_stays_until_both_are_gone() -> None:
+    # another host's endpoint leaving after ours took its address (a move): ours stays
+    n, d = net("n"), names.Directory()
+    d.add(n, ["old"], "172.20.5.2", "fd00:5::2")
+    d.add(n, ["new"], "172.20.5.2", "fd00:5::2")
+    d.add(n, ["new"], "172.20.5.2", "fd00:5::2")  # the same one twice (a replayed event)
+    d.remove(n, ["old"], "172.20.5.2", "fd00:5::2")
+    d.remove(n, ["new"], "172.20.5.2", "fd00:5::2")
+    d.set_scope("c", names.Scope(("n",), ()))
+    assert addrs(ask(d, "c", "new", "ANY"), "AAAA") == ["fd00:5::2"]
+    assert ptr(ask(d, "c", dns.reversename.from_address("fd00:5::2").to_text(), "PTR")) == ["new."]
+    assert ask(d, "c", "old", "A") is None
+
+
+def test_the_publisher_adds_and_removes_both_addresses() -> None:
+    nets, cs, eps = dual()
+    pub = DnsPublisher(Index(nets.values(), cs.values()))
+    pub.directory.set_scope("y", names.Scope(("ds", "v6"), ()))
+    pub.names(eps[0], present=True)
+    pub.names(eps[2], present=True)
+    assert addrs(ask(pub.directory, "y", "x", "ANY"), "A") == ["172.20.3.2"]
+    assert addrs(ask(pub.directory, "y", "x", "ANY"), "AAAA") == ["fd00:3::2"]
+    assert addrs(ask(pub.directory, "y", "z", "AAAA"), "AAAA") == ["fd00:4::2"]
+    pub.names(eps[0], present=False)
+    pub.names(eps[2], present=False)
+    assert (
+        ask(pub.directory, "y", "x", "AAAA") is None and ask(pub.directory, "y", "z", "A") is None
+    )
+
+
+def test_read_resolv_conf_keeps_ipv6_nameservers(tmp_path: Path) -> None:
+    conf = tmp_path / "resolv.conf"
+    conf.write_text(
+        "# written by hand\n"
+        "search corp.test\n"
+        "nameserver 10.0.0.2\n"
+        "nameserver 2001:DB8:0:0::1\n"  # canonical form: the forwarder's key for it
+        "nameserver fe80::1%eth0\n"  # link-local with its zone: kept, zone and all
+        "nameserver fe80::2\n"  # link-local without a zone: no interface to send it on
+        "nameserver 2001:db8::53%eth0\n"  # a zone on a global address means nothing
+        "nameserver ::ffff:10.0.0.3\n"  # IPv4-mapped: IPv4
+        "nameserver 127.0.0.11\n"  # ourselves
+        "nameserver dns.example\n"  # not an address: glibc skips it too
+        "nameserver 10.0.0.2\n"
+        "options edns0\n"
+    )
+    assert names.read_resolv_conf(str(conf)) == [
+        "10.0.0.2",
+        "2001:db8::1",
+        "fe80::1%eth0",
+        "2001:db8::53",
+        "10.0.0.3",
+    ]
+    assert names.read_resolv_conf(str(tmp_path / "missing")) == []

@@ -4,11 +4,15 @@ own namespace, on the resolver's loop.
 - Every forwarded query goes out on a socket of its own: a fresh random source port and a
   fresh random ID each, so an off-path attacker racing forged answers must guess both.
   An answer counts only from the server asked, from port 53, with our ID and our question.
+  Upstreams may be IPv4 or IPv6 (a link-local one with its zone, ``fe80::1%eth0``); a
+  query whose servers are of both families gets one socket per family, opened when the
+  first server of that family is asked, each with its own random port.
 - A query that came over TCP goes upstream over TCP (an answer too large for UDP is
   fetched whole).
-- An upstream that let a query time out is skipped for ``DEAD_FOR_S``; while every
-  upstream of a compartment is, queries get SERVFAIL at once (one is still sent, as a
-  probe: an answer brings the server back). A dead upstream costs one timeout, not one
+- An upstream that let a query time out (or could not be sent to at all: no route, no
+  socket of its family) is skipped for ``DEAD_FOR_S``; while every upstream of a
+  compartment is, queries get SERVFAIL at once (one is still sent, as a probe: an answer
+  brings the server back). A dead upstream costs one timeout, not one
   per query, retry and search-list entry.
 - Answers are cached within their TTL (negative ones as RFC 2308 says: the SOA's TTL
   capped by its MINIMUM; without an SOA, not at all), at most ``CACHE_MAX`` of them.
@@ -17,14 +21,15 @@ own namespace, on the resolver's loop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import ipaddress
 import logging
 import secrets
 import socket
 import struct
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from hostnet.dns import wire
 from hostnet.kernel import fds
@@ -34,7 +39,64 @@ FORWARD_DEADLINE_S = 1.8  # SERVFAIL before a stub's usual 2 s timeout
 DEAD_FOR_S = 10.0
 CACHE_MAX = 10000
 CACHE_TTL_MAX = 3600  # seconds, for any answer
+UPSTREAMS_MAX = 1024  # server strings whose addressing is remembered
+PORT = 53
 Reply = Callable[[bytes], None]
+Source = tuple[bytes, int]  # an address as sent from: packed, and its scope (interface)
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """How to reach one upstream server, and what its answers' source must be."""
+
+    family: int
+    sockaddr: tuple[Any, ...]  # for sendto/connect: (ip, 53), or (ip, 53, 0, scope index)
+    source: Source
+
+
+def upstream(server: str) -> Upstream | None:
+    """How to reach ``server`` (an IPv4 or IPv6 address; link-local with its zone, as a
+    name or an index) on port 53; None when it is no address, or its zone names no
+    interface here. Numeric only: a host name here would be a lookup blocking the loop."""
+    try:
+        addr = ipaddress.ip_address(server)
+    except ValueError:
+        return None
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    if isinstance(addr, ipaddress.IPv4Address):
+        return Upstream(socket.AF_INET, (str(addr), PORT), (addr.packed, 0))
+    scope = 0
+    if addr.is_link_local:  # the only ones whose zone the kernel uses (and needs)
+        scope = _ifindex(addr.scope_id or "")
+        if not scope:
+            return None
+    # the zone goes as the index in the 4-tuple, the text bare: asyncio's sock_connect
+    # would hand a zoned text to getaddrinfo in a thread; this way nothing is looked up
+    bare = str(ipaddress.IPv6Address(addr.packed))
+    return Upstream(socket.AF_INET6, (bare, PORT, 0, scope), (addr.packed, scope))
+
+
+def _ifindex(zone: str) -> int:
+    if zone.isdigit():
+        return int(zone)
+    try:
+        return socket.if_nametoindex(zone) if zone else 0
+    except OSError:
+        return 0
+
+
+def source_of(family: int, addr: Any) -> Source | None:
+    """Where a datagram came from, comparable with ``Upstream.source``; None unless from
+    port 53. Packed, not text: the kernel's text of an address need not be ours."""
+    if addr[1] != PORT:
+        return None
+    try:
+        if family == socket.AF_INET6:  # (host%zone, port, flowinfo, scope index)
+            return socket.inet_pton(family, addr[0].partition("%")[0]), addr[3]
+        return socket.inet_pton(family, addr[0]), 0
+    except OSError:
+        return None
 
 
 @dataclass
@@ -45,8 +107,9 @@ class _Query:
     servers: tuple[str, ...]
     deadline: float
     key: tuple[tuple[str, ...], bytes]
-    sock: socket.socket | None = None
+    socks: dict[int, socket.socket] = field(default_factory=dict)  # family -> its socket
     asked: tuple[str, ...] = ()
+    sources: dict[Source, str] = field(default_factory=dict)  # sent to (UDP) -> server
     timer: asyncio.TimerHandle | None = None
     done: bool = False
 
@@ -63,6 +126,7 @@ class Forwarder:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.dead: dict[str, float] = {}  # server -> skipped until (loop time)
+        self.upstreams: dict[str, Upstream | None] = {}  # server -> how to reach it
         self.cache: OrderedDict[tuple[tuple[str, ...], bytes], _Cached] = OrderedDict()
         self.sent = 0  # queries sent upstream (UDP and TCP), for tests and metrics
 
@@ -75,7 +139,9 @@ class Forwarder:
         if hit is not None:
             reply(hit)
             return
-        live = [s for s in servers if self.dead.get(s, 0.0) <= self.loop.time()]
+        # no address (a name, a zone naming no interface): never asked, never a probe
+        usable = [s for s in servers if self._upstream(s) is not None]
+        live = [s for s in usable if self.dead.get(s, 0.0) <= self.loop.time()]
         qid = secrets.randbelow(65536)
         fq = _Query(
             q,
@@ -87,53 +153,103 @@ class Forwarder:
         )
         if not live:  # every upstream timed out lately: fail now, probe the first one
             reply(wire.response(q, wire.SERVFAIL, authoritative=False))
-            fq.reply, fq.servers = (lambda _: None), servers[:1]
+            fq.reply, fq.servers = (lambda _: None), tuple(usable[:1])
         if tcp:
             self.loop.create_task(self._over_tcp(fq))
         else:
             self._over_udp(fq)
 
+    # -- addressing -----------------------------------------------------------------
+    def _upstream(self, server: str) -> Upstream | None:
+        """``upstream(server)``, worked out once per server (not per query)."""
+        try:
+            return self.upstreams[server]
+        except KeyError:
+            pass
+        if len(self.upstreams) >= UPSTREAMS_MAX:  # lease after lease of new servers
+            self.upstreams.clear()
+        up = self.upstreams[server] = upstream(server)
+        if up is None:
+            log.warning("dns: upstream %r is no address to forward to: skipped", server)
+        return up
+
+    def _down(self, server: str) -> None:
+        """Skip ``server`` for a while; work out its address again after that (a zone's
+        interface may have been made anew, with another index)."""
+        self.dead[server] = self.loop.time() + DEAD_FOR_S
+        self.upstreams.pop(server, None)
+
     # -- UDP ---------------------------------------------------------------------------
     def _over_udp(self, fq: _Query) -> None:
-        try:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            sock.setblocking(False)
-            sock = fds.park_socket(sock)  # above the select() range: libnftables uses it
-        except OSError as exc:
-            log.warning("dns: no socket to forward on: %s", exc)
-            self._finish(fq, None)
-            return
-        fq.sock = sock
-        self.loop.add_reader(sock.fileno(), self._on_udp, fq)
         self._try_next(fq)
 
     def _try_next(self, fq: _Query) -> None:
         if fq.done:
             return
         if fq.asked:  # the last one asked let its share of the time pass
-            self.dead[fq.asked[-1]] = self.loop.time() + DEAD_FOR_S
-        left = fq.deadline - self.loop.time()
-        if len(fq.asked) >= len(fq.servers) or left <= 0.01:
-            self._finish(fq, None)
-            return
-        server = fq.servers[len(fq.asked)]
-        fq.asked += (server,)
-        if fq.sock is not None:
-            with contextlib.suppress(OSError):
-                fq.sock.sendto(fq.query, (server, 53))
-                self.sent += 1
+            self._down(fq.asked[-1])
+        while True:
+            left = fq.deadline - self.loop.time()
+            if len(fq.asked) >= len(fq.servers) or left <= 0.01:
+                self._finish(fq, None)
+                return
+            server = fq.servers[len(fq.asked)]
+            fq.asked += (server,)
+            if self._send_udp(fq, server):
+                break
+            # not sent (no address, no socket of its family, no route): the next one now
         wait = left / (len(fq.servers) - len(fq.asked) + 1)
         fq.timer = self.loop.call_later(wait, self._try_next, fq)
 
-    def _on_udp(self, fq: _Query) -> None:
-        assert fq.sock is not None
+    def _send_udp(self, fq: _Query, server: str) -> bool:
+        up = self._upstream(server)
+        if up is None:
+            return False
+        sock = fq.socks.get(up.family) or self._open_udp(fq, up.family)
+        if sock is None:
+            self._down(server)
+            return False
+        try:
+            sock.sendto(fq.query, up.sockaddr)
+        except OSError as exc:
+            log.debug("dns: cannot send to %s: %s", server, exc)
+            self._down(server)
+            return False
+        fq.sources[up.source] = server
+        self.sent += 1
+        return True
+
+    def _open_udp(self, fq: _Query, family: int) -> socket.socket | None:
+        """The query's own socket of ``family`` (unbound: the kernel picks a random port
+        at the first send)."""
+        try:
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+        except OSError as exc:  # e.g. no IPv6 in this kernel
+            log.warning("dns: no socket to forward on: %s", exc)
+            return None
+        try:
+            if family == socket.AF_INET6:  # else IPv4 datagrams to its port come in too
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.setblocking(False)
+            sock = fds.park_socket(sock)  # above the select() range: libnftables uses it
+        except OSError as exc:
+            sock.close()
+            log.warning("dns: no socket to forward on: %s", exc)
+            return None
+        fq.socks[family] = sock
+        self.loop.add_reader(sock.fileno(), self._on_udp, fq, sock)
+        return sock
+
+    def _on_udp(self, fq: _Query, sock: socket.socket) -> None:
         while not fq.done:
             try:
-                data, (ip, port) = fq.sock.recvfrom(65535)
+                data, addr = sock.recvfrom(65535)
             except OSError:
                 return
-            if port == 53 and ip in fq.asked and self._ours(fq, data):
-                self._finish(fq, data, ip)
+            source = source_of(sock.family, addr)
+            server = fq.sources.get(source) if source is not None else None
+            if server is not None and self._ours(fq, data):
+                self._finish(fq, data, server)
 
     # -- TCP ---------------------------------------------------------------------------
     async def _over_tcp(self, fq: _Query) -> None:
@@ -141,19 +257,31 @@ class Forwarder:
             left = fq.deadline - self.loop.time()
             if left <= 0.01:
                 break
+            up = self._upstream(server)
+            if up is None:
+                continue
             fq.asked += (server,)
             try:
-                data = await asyncio.wait_for(self._tcp_exchange(server, fq.query), left)
+                data = await asyncio.wait_for(self._tcp_exchange(up, fq.query), left)
             except (TimeoutError, OSError, asyncio.IncompleteReadError):
-                self.dead[server] = self.loop.time() + DEAD_FOR_S
+                self._down(server)
                 continue
             if self._ours(fq, data):
                 self._finish(fq, data, server)
                 return
         self._finish(fq, None)
 
-    async def _tcp_exchange(self, server: str, query: bytes) -> bytes:
-        reader, writer = await asyncio.open_connection(server, 53)
+    async def _tcp_exchange(self, up: Upstream, query: bytes) -> bytes:
+        # our own socket of the server's family, connected to the numeric address: no
+        # getaddrinfo on the way (asyncio would run one in a thread for a zone)
+        sock = socket.socket(up.family, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            await self.loop.sock_connect(sock, up.sockaddr)
+            reader, writer = await asyncio.open_connection(sock=sock)
+        except BaseException:  # a timeout cancels us too: never leave the socket open
+            sock.close()
+            raise
         try:
             self.sent += 1
             writer.write(struct.pack("!H", len(query)) + query)
@@ -177,9 +305,9 @@ class Forwarder:
         fq.done = True
         if fq.timer is not None:
             fq.timer.cancel()
-        if fq.sock is not None:
-            self.loop.remove_reader(fq.sock.fileno())
-            fq.sock.close()
+        for sock in fq.socks.values():
+            self.loop.remove_reader(sock.fileno())
+            sock.close()
         if data is None:
             fq.reply(wire.response(fq.q, wire.SERVFAIL, authoritative=False))
             return

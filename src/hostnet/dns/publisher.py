@@ -40,13 +40,15 @@ class DnsPublisher:
         r.publish(self.directory)
 
     def names(self, ep: Endpoint, present: bool, c: Container | None = None) -> None:
-        """One endpoint's names into (or out of) the directory; ``c``: its container, when
-        the index no longer has it (a removal in progress)."""
+        """One endpoint's names into (or out of) the directory, with its IPv4 and IPv6
+        addresses (an IPv6-only network's endpoints have no ``ip``); ``c``: its container,
+        when the index no longer has it (a removal in progress)."""
         net = self.index.nets.get(ep.network_id)
         if net is not None:
             c = self.index.containers.get(ep.container_id) or c
             own = names.own_names(net, c, ep)
-            (self.directory.add if present else self.directory.remove)(net, own, ep.ip)
+            change = self.directory.add if present else self.directory.remove
+            change(net, own, ep.ip, ep.ip6)
 
     def scope(self, c: Container) -> bool:
         """Recompute what one compartment's resolver sees; stop serving it when it has no

@@ -3,8 +3,8 @@
 Each compartment gets a UDP and a TCP socket on 127.0.0.11 *inside its namespace*
 (opened by the service thread while it is in there; port 53 is rewritten to theirs by a
 stateless nft rule), so only that compartment can reach it: never an open resolver. Local names are answered
-from the Directory, the answer cached per compartment until the directory
-changes; anything else is forwarded from the daemon's own namespace to the
+from the Directory (A, AAAA, and PTR in in-addr.arpa and ip6.arpa), the answer cached
+per compartment until the directory changes; anything else is forwarded from the daemon's own namespace to the
 compartment's upstreams (its network's dnsservers, else the host's; ``forward.py``), and
 a question no upstream answers in time gets SERVFAIL, never silence. Answers too large
 for the client's UDP size (512 bytes, or its EDNS size) are cut with TC set; its retry
@@ -19,9 +19,11 @@ import concurrent.futures
 import contextlib
 import functools
 import logging
+import os
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,6 +82,8 @@ class _TcpConn(asyncio.Protocol):
 class Resolver:
     def __init__(self, host_resolv_conf: str = "/etc/resolv.conf") -> None:
         self.host_resolv_conf = host_resolv_conf
+        self._host_servers: tuple[str, ...] = ()
+        self._host_stat: tuple[int, int, int] | None = None  # of the file they were read from
         self.directory = Directory()
         self.listeners: dict[str, _Listener] = {}
         self.loop = asyncio.new_event_loop()
@@ -177,6 +181,23 @@ class Resolver:
                 continue
             self.handle(lst, data, functools.partial(self._send_udp, lst.udp, addr))
 
+    def host_servers(self) -> tuple[str, ...]:
+        """The host's resolvers, read again only when the file changed (a stat per query,
+        not a read and an address parse of every line)."""
+        try:
+            st = os.stat(self.host_resolv_conf)
+        except OSError:
+            self._host_stat, self._host_servers = None, ()
+            return ()
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if stamp != self._host_stat:
+            self._host_servers = tuple(read_resolv_conf(self.host_resolv_conf))
+            # file times are kernel ticks: a file changed within the last second may change
+            # again under the same stamp, so it is not trusted until it has settled
+            settled = time.time_ns() - st.st_mtime_ns > 1_000_000_000
+            self._host_stat = stamp if settled else None
+        return self._host_servers
+
     @staticmethod
     def _send_udp(udp: socket.socket, addr: Any, reply: bytes) -> None:
         with contextlib.suppress(OSError):
@@ -207,9 +228,7 @@ class Resolver:
             reply(out)
             return
         scope = self.directory.scopes.get(lst.cid)
-        servers = (scope.upstreams if scope else ()) or tuple(
-            read_resolv_conf(self.host_resolv_conf)
-        )
+        servers = (scope.upstreams if scope else ()) or self.host_servers()
         if not servers:
             reply(wire.response(q, wire.SERVFAIL, authoritative=False))
             return

@@ -142,14 +142,21 @@ def a_records(ips: list[str]) -> list[bytes]:
     return [_rr(A, ipaddress.IPv4Address(ip).packed) for ip in ips]
 
 
+def aaaa_records(ips: list[str]) -> list[bytes]:
+    return [_rr(AAAA, ipaddress.IPv6Address(ip).packed) for ip in ips]
+
+
 def ptr_record(target: str) -> bytes:
     return _rr(PTR, encode_name(target))
 
 
+REVERSE_ZONES = (".in-addr.arpa", ".ip6.arpa")  # where PTR questions for addresses go
+
+
 def reverse_name(ip: str) -> str:
-    """1.2.3.4 -> 4.3.2.1.in-addr.arpa (``ip`` is a valid address: it comes from IPAM)."""
-    a, b, c, d = ip.split(".")
-    return f"{d}.{c}.{b}.{a}.in-addr.arpa"
+    """1.2.3.4 -> 4.3.2.1.in-addr.arpa; fd00::1 -> 1.0.0.0.[...].0.d.f.ip6.arpa (all 32
+    nibbles, RFC 3596), lower case as questions are (``ip`` is valid: it comes from IPAM)."""
+    return ipaddress.ip_address(ip).reverse_pointer
 
 
 def with_id(reply: bytes, qid: int) -> bytes:
