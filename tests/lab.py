@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 SEGMENT = "198.51.100"
+SEGMENT6 = "2001:db8:100::"  # the segment's IPv6 prefix (/64), for nodes that ask for it
 
 
 def sh(
@@ -191,6 +192,12 @@ class Lab:
         in_ns(ns, "ip", "addr", "add", f"{ip}/24", "dev", "eth0")
         in_ns(ns, "ip", "link", "set", "eth0", "up")
         return ns, ip
+
+    def with_ipv6(self, ns: str, ip: str) -> str:
+        """Give node ``ns`` (at IPv4 ``ip``) an IPv6 address on the segment too; returns it."""
+        ip6 = f"{SEGMENT6}{ip.rsplit('.', 1)[1]}"
+        in_ns(ns, "ip", "-6", "addr", "add", f"{ip6}/64", "dev", "eth0", "nodad")
+        return ip6
 
     def adapter(self, ns: str, ifname: str) -> None:
         """Another adapter (no address) of node ``ns`` on the segment."""

@@ -49,6 +49,19 @@ def parse_opts(values: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
+def parse_aux(values: tuple[str, ...]) -> dict[str, str]:
+    """--aux-address NAME=ADDR, each name once."""
+    out: dict[str, str] = {}
+    for v in values:
+        name, sep, addr = v.partition("=")
+        if not sep or not name or not addr:
+            raise click.BadParameter(f"{v!r} is not NAME=ADDRESS", param_hint="--aux-address")
+        if name in out:
+            raise click.BadParameter(f"{name!r} is given twice", param_hint="--aux-address")
+        out[name] = addr
+    return out
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--socket",
@@ -67,8 +80,19 @@ def network() -> None:
 
 @network.command("create")
 @click.option("-d", "--driver", default="nat", show_default=True)
-@click.option("--subnet", default="")
-@click.option("--gateway", default="")
+@click.option("--subnet", "subnets", multiple=True, help="a prefix; one IPv4 and one IPv6 at most")
+@click.option("--gateway", "gateways", multiple=True, help="a subnet's gateway (matched by family)")
+@click.option("--ip-range", "ip_ranges", multiple=True, help="allocate from this sub-prefix")
+@click.option("--aux-address", "aux", multiple=True, help="NAME=ADDR reserved, never handed out")
+@click.option("--ipv6", is_flag=True, help="IPv6 too (a unique local /64 without an IPv6 subnet)")
+@click.option(
+    "--ipv4",
+    type=click.BOOL,
+    default=True,
+    show_default=True,
+    help="--ipv4=false with --ipv6: an IPv6-only network",
+)
+@click.option("--internal", is_flag=True, help="no way out: no NAT, no mapped ports")
 @click.option("-o", "--opt", "opts", multiple=True, help="driver option KEY=VALUE")
 @click.option(
     "--acl",
@@ -81,8 +105,13 @@ def network() -> None:
 def network_create(
     ctx: click.Context,
     driver: str,
-    subnet: str,
-    gateway: str,
+    subnets: tuple[str, ...],
+    gateways: tuple[str, ...],
+    ip_ranges: tuple[str, ...],
+    aux: tuple[str, ...],
+    ipv6: bool,
+    ipv4: bool,
+    internal: bool,
     opts: tuple[str, ...],
     acls: tuple[str, ...],
     name: str,
@@ -93,8 +122,13 @@ def network_create(
         {
             "name": name,
             "driver": driver,
-            "subnet": subnet,
-            "gateway": gateway,
+            "subnets": list(subnets),
+            "gateways": list(gateways),
+            "ip_ranges": list(ip_ranges),
+            "aux_addresses": parse_aux(aux),
+            "ipv6": ipv6,
+            "ipv4": ipv4,
+            "internal": internal,
             "options": parse_opts(opts),
             "acl": list(acls),
         },
@@ -110,6 +144,9 @@ def network_ls(ctx: click.Context, fmt: str) -> None:
     rows = _client(ctx).get("/networks")
     for r in rows:
         r["Id"] = r["Id"][:12] if fmt == "table" else r["Id"]
+        if fmt == "table":  # both families in the columns they share
+            r["Subnet"] = " ".join(x for x in (r["Subnet"], r["SubnetIPv6"]) if x)
+            r["Gateway"] = " ".join(x for x in (r["Gateway"], r["GatewayIPv6"]) if x)
     print_rows(rows, fmt, ["Id", "Name", "Driver", "Scope", "Subnet", "Gateway"])
 
 
@@ -144,6 +181,7 @@ def network_prune(ctx: click.Context) -> None:
 
 @network.command("connect")
 @click.option("--ip", default="")
+@click.option("--ip6", default="")
 @click.option("--alias", "aliases", multiple=True, help="another name on this network (DNS)")
 @click.option("--max-bandwidth", default="", help="maximum outgoing bytes/s (k, m, g: 1000s)")
 @click.option("--policy", "policies", multiple=True, help="HNS OutBoundNAT/SDNRoute policy (JSON)")
@@ -153,6 +191,7 @@ def network_prune(ctx: click.Context) -> None:
 def network_connect(
     ctx: click.Context,
     ip: str,
+    ip6: str,
     aliases: tuple[str, ...],
     max_bandwidth: str,
     policies: tuple[str, ...],
@@ -160,7 +199,7 @@ def network_connect(
     container: str,
 ) -> None:
     """Connect a running container to a network (hot add)."""
-    body = {"container": container, "ip": ip, "aliases": list(aliases)}
+    body = {"container": container, "ip": ip, "ip6": ip6, "aliases": list(aliases)}
     body |= {"max_bandwidth": max_bandwidth, "policies": list(policies)}
     _client(ctx).post(f"/networks/{q(net)}/connect", body)
 
@@ -189,7 +228,10 @@ def ps(ctx: click.Context, fmt: str) -> None:
             "Name": r["Name"],
             "Pid": r["Pid"],
             "Compartment": r["CompartmentId"],
-            "Networks": ", ".join(f"{n}={e['IPAddress']}" for n, e in r["Networks"].items()),
+            "Networks": ", ".join(
+                f"{n}={'+'.join(a for a in (e['IPAddress'], e['GlobalIPv6Address']) if a)}"
+                for n, e in r["Networks"].items()
+            ),
         }
         for r in rows
     ]
@@ -222,9 +264,9 @@ def port() -> None:
 def port_add(ctx: click.Context, container: str, specs: tuple[str, ...]) -> None:
     """Publish SPECS ([HOSTIP:]HOSTPORT:CONTAINERPORT[/proto]) of CONTAINER."""
     for p in _client(ctx).post(f"/containers/{q(container)}/ports", {"ports": list(specs)}):
-        click.echo(
-            f"{p['host_ip'] or '0.0.0.0'}:{p['host_port']}->{p['container_port']}/{p['protocol']}"
-        )
+        host = p["host_ip"] or "0.0.0.0"
+        host = f"[{host}]" if ":" in host else host
+        click.echo(f"{host}:{p['host_port']}->{p['container_port']}/{p['protocol']}")
 
 
 @port.command("rm")

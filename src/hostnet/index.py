@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from hostnet import ports
 from hostnet.errors import NotFound
-from hostnet.model import Container, Endpoint, Network, PortMapping
+from hostnet.model import Container, Endpoint, IPAddress, Network, PortMapping
 
 T = TypeVar("T", Network, Container)
 
@@ -32,7 +32,7 @@ class Index:
         self.eps: dict[str, Endpoint] = {}
         self.eps_of: dict[str, dict[str, Endpoint]] = {}  # container id -> its endpoints
         self.eps_on: dict[str, dict[str, Endpoint]] = {}  # network id -> its endpoints
-        self.used_ips: dict[str, set[ipaddress.IPv4Address]] = {}  # network id -> static
+        self.used_ips: dict[str, set[IPAddress]] = {}  # network id -> static, both families
         self.port_index = ports.PortIndex()
         # planned endpoints not yet recorded (their container is being written): their
         # address and host ports are taken already, so a request running meanwhile plans
@@ -138,15 +138,23 @@ class Index:
                 index.pop(key, None)
         self._give_back(ep)
 
+    @staticmethod
+    def _addresses(ep: Endpoint) -> list[IPAddress]:
+        """What an endpoint takes of its network's addresses (a DHCP lease: nothing)."""
+        if ep.dhcp:
+            return []
+        return [ipaddress.ip_address(a) for a in (ep.ip, ep.ip6) if a]
+
     def _take(self, ep: Endpoint) -> None:
-        if ep.ip and not ep.dhcp:
-            self.used_ips.setdefault(ep.network_id, set()).add(ipaddress.IPv4Address(ep.ip))
+        used = self.used_ips.setdefault(ep.network_id, set())
+        used.update(self._addresses(ep))
         for p in ep.ports:
             self.port_index.add(p)
 
     def _give_back(self, ep: Endpoint) -> None:
-        if ep.ip and not ep.dhcp:
-            self.used_ips.get(ep.network_id, set()).discard(ipaddress.IPv4Address(ep.ip))
+        used = self.used_ips.get(ep.network_id, set())
+        for a in self._addresses(ep):
+            used.discard(a)
         for p in ep.ports:
             self.port_index.remove(p)
 
@@ -166,7 +174,7 @@ class Index:
     def endpoints_on(self, net: Network) -> list[Endpoint]:
         return list(self.eps_on.get(net.id, {}).values())
 
-    def addresses_used(self, net: Network) -> set[ipaddress.IPv4Address]:
+    def addresses_used(self, net: Network) -> set[IPAddress]:
         return self.used_ips.get(net.id, set())
 
     # -- subnets -----------------------------------------------------------------

@@ -41,42 +41,62 @@ def check_name(kind: str, name: str) -> str:
     return name
 
 
-def parse_subnet(text: str) -> ipaddress.IPv4Network:
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+EXAMPLE = {4: "172.16.1.0/24", 6: "fd12:3456:789a:1::/64"}
+
+
+def parse_subnet(text: str, family: int | None = 4) -> IPNetwork:
+    """A subnet in CIDR form: IPv4 (``family`` 4), IPv6 (6) or either (None)."""
     try:
         net = ipaddress.ip_network(text, strict=True)
     except ValueError as exc:
         raise InvalidRequest(
             f"malformed subnet {text!r}: {exc}",
-            "give an IPv4 prefix in CIDR form with no host bits set, e.g. 172.16.1.0/24",
+            "give a prefix in CIDR form with no host bits set, e.g. "
+            f"{EXAMPLE[family or 4]}" + ("" if family else f" or {EXAMPLE[6]}"),
         ) from None
-    if not isinstance(net, ipaddress.IPv4Network):
-        raise InvalidRequest(f"subnet {text} is IPv6", "hostnet networks are IPv4 for now")
-    if net.prefixlen > 30:
+    if family == 4 and net.version == 6:
+        raise InvalidRequest(
+            f"subnet {text} is IPv6 where an IPv4 subnet is wanted", f"give e.g. {EXAMPLE[4]}"
+        )
+    if family == 6 and net.version == 4:
+        raise InvalidRequest(
+            f"subnet {text} is IPv4 where an IPv6 subnet is wanted", f"give e.g. {EXAMPLE[6]}"
+        )
+    smallest = 30 if net.version == 4 else 126
+    if net.prefixlen > smallest:
         raise InvalidRequest(
             f"subnet {text} is too small",
-            "use a prefix of /30 or larger so there is room for a gateway and endpoints",
+            f"use a prefix of /{smallest} or larger so there is room for a gateway and endpoints",
         )
     return net
 
 
-def parse_ip(text: str, what: str = "address") -> ipaddress.IPv4Address:
+def parse_ip(text: str, what: str = "address", family: int | None = 4) -> IPAddress:
+    """An address: IPv4 (``family`` 4), IPv6 (6) or either (None)."""
+    example = {4: "172.16.1.10", 6: "fd12:3456:789a:1::10", None: "172.16.1.10 or fd12::10"}
     try:
-        addr = ipaddress.ip_address(text)
-    except ValueError:
+        addr = ipaddress.ip_address(text.strip("[]") if family != 4 else text)
+    except (ValueError, AttributeError):
         raise InvalidRequest(
-            f"malformed {what} {text!r}", "give a dotted IPv4 address, e.g. 172.16.1.10"
+            f"malformed {what} {text!r}", f"give an address such as {example[family]}"
         ) from None
-    if not isinstance(addr, ipaddress.IPv4Address):
-        raise InvalidRequest(f"{what} {text} is IPv6", "hostnet networks are IPv4 for now")
+    if family is not None and addr.version != family:
+        raise InvalidRequest(
+            f"{what} {text} is IPv{addr.version} where an IPv{family} address is wanted",
+            f"give an address such as {example[family]}",
+        )
     return addr
 
 
 VETH_PREFIX = "hv"  # every vNIC's host end: hv + 10 characters of its endpoint's id
 
 
-def mac_for(ip: ipaddress.IPv4Address) -> str:
-    """A locally administered MAC derived from the address, as Docker does (02:42:..)."""
-    b = ip.packed
+def mac_for(ip: IPAddress) -> str:
+    """A locally administered MAC derived from the address, as Docker does (02:42:..); an
+    IPv6-only endpoint's from the last four bytes of its address."""
+    b = ip.packed[-4:]
     return "02:42:" + ":".join(f"{x:02x}" for x in b)
 
 
@@ -84,17 +104,44 @@ class PortMapping(BaseModel):
     """One host port forwarded to one container port (an HNS PortMapping policy)."""
 
     protocol: Protocol = "tcp"
-    host_ip: str = ""  # "" = every address of the host
+    # "" = every address of the host, both families; "0.0.0.0" every IPv4 address, "::"
+    # every IPv6 address; else that one address
+    host_ip: str = ""
     host_port: int
     container_port: int
 
     def key(self) -> tuple[str, str, int]:
         return (self.host_ip, self.protocol, self.host_port)
 
+    @property
+    def any_address(self) -> bool:
+        return self.host_ip in ANY_HOST_IPS
+
+    @property
+    def family(self) -> int:
+        """4 or 6 when bound to one family; 0 for both."""
+        return host_ip_family(self.host_ip)
+
     def conflicts_with(self, other: PortMapping) -> bool:
         if self.protocol != other.protocol or self.host_port != other.host_port:
             return False
-        return not self.host_ip or not other.host_ip or self.host_ip == other.host_ip
+        return host_ips_clash(self.host_ip, other.host_ip)
+
+
+ANY_HOST_IPS = ("", "0.0.0.0", "::")
+
+
+def host_ip_family(host_ip: str) -> int:
+    return 0 if not host_ip else 6 if ":" in host_ip else 4
+
+
+def host_ips_clash(a: str, b: str) -> bool:
+    """Two bindings of one port clash when they share an address: the same one, or one is
+    every address of a family the other is in."""
+    fa, fb = host_ip_family(a), host_ip_family(b)
+    if fa and fb and fa != fb:
+        return False
+    return a == b or a in ANY_HOST_IPS or b in ANY_HOST_IPS
 
 
 class PortRequest(BaseModel):
@@ -130,13 +177,42 @@ class Network(BaseModel):
     acl: list[AclRule] = Field(default_factory=list)
     # External switches: the adapter's MAC, MTU, addresses and routes moved onto the switch.
     adapter_state: dict[str, Any] = Field(default_factory=dict)
+    # IPv6 ("" = none; an IPv6-only network has no IPv4 ``subnet`` and is not DHCP)
+    subnet6: str = ""
+    gateway6: str = ""
+    # Docker's IPAM options: allocate from a sub-range; addresses never handed out (name ->
+    # address, either family); no way out (no NAT, no mapped ports, no route elsewhere)
+    ip_range: str = ""
+    ip_range6: str = ""
+    aux_addresses: dict[str, str] = Field(default_factory=dict)
+    internal: bool = False
+    # IPv6 wanted: with subnet6, or (an external switch without one) by the physical
+    # network's router advertisements (SLAAC)
+    enable_ipv6: bool = False
 
     @property
     def short_id(self) -> str:
         return self.id[:12]
 
+    @property
+    def dhcp(self) -> bool:
+        """Addresses from an external DHCP server (an external switch without a subnet)."""
+        return not self.subnet and not self.subnet6
+
     def ipv4_network(self) -> ipaddress.IPv4Network:
         return ipaddress.IPv4Network(self.subnet)
+
+    def ipv6_network(self) -> ipaddress.IPv6Network:
+        return ipaddress.IPv6Network(self.subnet6)
+
+    def subnets(self) -> list[IPNetwork]:
+        """Its subnets, IPv4 first."""
+        out: list[IPNetwork] = []
+        if self.subnet:
+            out.append(self.ipv4_network())
+        if self.subnet6:
+            out.append(self.ipv6_network())
+        return out
 
     def flag(self, key: str) -> bool:
         return self.options.get(key, "false") == "true"
@@ -164,6 +240,10 @@ class Endpoint(BaseModel):
     mac: str
     ifname: str  # inside the compartment
     host_ifname: str  # the host end of the veth pair
+    # its IPv6 address on a network with an IPv6 subnet ("" = none; ``ip`` may then be "")
+    ip6: str = ""
+    prefix_len6: int = 0
+    gateway6: str = ""
     ports: list[PortMapping] = Field(default_factory=list)
     created: float = Field(default_factory=now)
     # Docker: the peer is made in the host namespace; Docker moves, renames and configures it.

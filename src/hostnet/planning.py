@@ -9,6 +9,8 @@ from __future__ import annotations
 import ipaddress
 import secrets
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field
 from typing import Any
 
 from hostnet import acl, ipam, policies, ports
@@ -19,22 +21,25 @@ from hostnet.model import (
     VETH_PREFIX,
     Container,
     Endpoint,
+    IPAddress,
+    IPNetwork,
     Network,
     check_name,
+    host_ip_family,
     mac_for,
     new_id,
     parse_ip,
     parse_subnet,
 )
 
-Prefixes = Callable[[], list[ipaddress.IPv4Network]]  # the host's own addresses and routes
+Prefixes = Callable[[], list[IPNetwork]]  # the host's own addresses and routes
 DriverOf = Callable[[Network], Driver]
 
 
 def check_overlap(
     index: Index,
     driver_of: DriverOf,
-    subnet: ipaddress.IPv4Network,
+    subnet: IPNetwork,
     host_prefixes: Prefixes,
     host_too: bool = True,
 ) -> None:
@@ -43,10 +48,13 @@ def check_overlap(
     for n in index.nets.values():
         if not host_too and driver_of(n).on_host_subnet:
             continue
-        overlaps = n.subnet and subnet.overlaps(n.ipv4_network())
-        if overlaps and not index.may_carve(subnet, n):
+        for theirs in n.subnets():
+            if theirs.version != subnet.version or not subnet.overlaps(theirs):  # type: ignore[arg-type,unused-ignore]
+                continue
+            if isinstance(subnet, ipaddress.IPv4Network) and index.may_carve(subnet, n):
+                continue
             raise Conflict(
-                f"subnet {subnet} overlaps network {n.name!r} ({n.subnet})",
+                f"subnet {subnet} overlaps network {n.name!r} ({theirs})",
                 "choose a subnet that does not overlap, or leave --subnet out to get a free one",
             )
     hit = ipam.overlapping(subnet, host_prefixes()) if host_too else None
@@ -57,56 +65,179 @@ def check_overlap(
         )
 
 
+@dataclass
+class AddressPlan:
+    """What a network create asks of IPAM (Docker's --subnet, --gateway, --ip-range and
+    --aux-address, each repeatable, matched to a subnet by family; --ipv6, --ipv4)."""
+
+    subnets: list[str] = field(default_factory=list)
+    gateways: list[str] = field(default_factory=list)
+    ip_ranges: list[str] = field(default_factory=list)
+    aux: dict[str, str] = field(default_factory=dict)
+    ipv6: bool = False
+    ipv4: bool = True
+
+
+@dataclass
+class _Family:
+    subnet: IPNetwork
+    gateway: IPAddress
+    ip_range: IPNetwork | None = None
+
+
+def _by_family(plan: AddressPlan) -> dict[int, IPNetwork]:
+    subnets: dict[int, IPNetwork] = {}
+    for text in plan.subnets:
+        sub = parse_subnet(text, None)
+        if sub.version in subnets:
+            raise InvalidRequest(
+                f"two IPv{sub.version} subnets given ({subnets[sub.version]} and {sub})",
+                "give at most one --subnet per family (one IPv4 and one IPv6)",
+            )
+        subnets[sub.version] = sub
+    return subnets
+
+
+def _one_per_family(what: str, texts: list[str], subnets: dict[int, IPNetwork]) -> dict[int, str]:
+    """Each --gateway / --ip-range given belongs to the subnet of its family."""
+    out: dict[int, str] = {}
+    if texts and not subnets:
+        raise InvalidRequest(f"{what} needs --subnet", "give --subnet too, or neither")
+    for text in texts:
+        version = 6 if ":" in text else 4
+        if version not in subnets:
+            raise InvalidRequest(
+                f"{what} {text} is IPv{version} but the network has no IPv{version} subnet",
+                f"give --subnet with an IPv{version} prefix too, or leave {what} {text} out",
+            )
+        if version in out:
+            raise InvalidRequest(
+                f"two IPv{version} values of {what} given ({out[version]} and {text})",
+                f"give at most one {what} per subnet",
+            )
+        out[version] = text
+    return out
+
+
+def _families(
+    index: Index,
+    driver_of: DriverOf,
+    drv: Driver,
+    host_prefixes: Prefixes,
+    plan: AddressPlan,
+) -> dict[int, _Family]:
+    """The network's subnets by family, every one checked (size, overlap, gateway, range)."""
+    subnets = _by_family(plan)
+    if 6 in subnets:
+        plan.ipv6 = True  # an IPv6 subnet asks for IPv6 (as podman takes it)
+    if not plan.ipv4 and 4 in subnets:
+        raise InvalidRequest(
+            f"--ipv4=false with an IPv4 subnet ({subnets[4]})", "leave one of them out"
+        )
+    if not plan.ipv4 and not plan.ipv6:
+        raise InvalidRequest("--ipv4=false needs --ipv6", "a network needs an address family")
+    gateways = _one_per_family("--gateway", plan.gateways, subnets)
+    ranges = _one_per_family("--ip-range", plan.ip_ranges, subnets)
+    host_too = not drv.on_host_subnet
+    for sub in subnets.values():
+        check_overlap(index, driver_of, sub, host_prefixes, host_too=host_too)
+    if plan.ipv4 and 4 not in subnets:
+        if drv.on_host_subnet and not drv.dhcp_without_subnet:
+            raise InvalidRequest(
+                f"the {drv.name} driver needs --subnet and --gateway (the host's network); "
+                "it takes static addresses only",
+                "give --subnet and --gateway, and --ip for each endpoint",
+            )
+        if not drv.dhcp_without_subnet:
+            found = ipam.first_free_subnet(24, [*index.subnets_in_use(), *host_prefixes()])
+            if found is None:
+                raise Conflict("no free /24 left in 172.16.0.0/12", "give --subnet explicitly")
+            subnets[4] = found
+    if plan.ipv6 and 6 not in subnets and not drv.dhcp_without_subnet:
+        if drv.on_host_subnet:
+            raise InvalidRequest(
+                f"the {drv.name} driver needs the IPv6 --subnet of the host's network",
+                "give --subnet with the IPv6 prefix of the physical network",
+            )
+        used = [s for n in index.nets.values() for s in n.subnets()] + list(host_prefixes())
+        subnets[6] = ipam.unique_local_subnet(used)
+    out: dict[int, _Family] = {}
+    for version, sub in sorted(subnets.items()):
+        given = gateways.get(version)
+        gw = parse_ip(given, "gateway", version) if given else ipam.default_gateway(sub)
+        ipam.check_gateway(sub, gw)
+        rng = None
+        if version in ranges:
+            rng = parse_subnet(ranges[version], version)
+            ipam.check_range(sub, rng, gw)
+        out[version] = _Family(sub, gw, rng)
+    return out
+
+
+def _aux(aux: dict[str, str], fams: dict[int, _Family]) -> dict[str, str]:
+    """--aux-address NAME=ADDR: inside one of the subnets, never its gateway."""
+    out: dict[str, str] = {}
+    for name, text in aux.items():
+        addr = parse_ip(text, f"--aux-address {name}", None)
+        fam = fams.get(addr.version)
+        if fam is None or addr not in fam.subnet:
+            raise InvalidRequest(
+                f"--aux-address {name}={text} is outside the network's subnets",
+                "give an address inside --subnet",
+            )
+        if addr == fam.gateway or addr == fam.subnet.network_address:
+            raise InvalidRequest(
+                f"--aux-address {name}={text} is the network or gateway address",
+                "reserve a host address other than the gateway",
+            )
+        out[name] = str(addr)
+    return out
+
+
 def plan_network(
     index: Index,
     driver_of: DriverOf,
     drv: Driver,
     host_prefixes: Prefixes,
     name: str,
-    subnet: str,
-    gateway: str,
+    addresses: AddressPlan,
     options: dict[str, str],
     acl_specs: list[str],
     note: str = "",
     carvable: bool = False,
+    internal: bool = False,
 ) -> Network:
-    """A new network, every check done: name, options, subnet (given, or the first free
-    /24), gateway, ACL rules, and what its driver checks against the others."""
+    """A new network, every check done: name, options, subnets (given, or the first free
+    IPv4 /24 and a unique local IPv6 /64), gateways, ranges, reserved addresses, ACL rules,
+    and what its driver checks against the others."""
     check_name("network", name)
     opts = drv.normalize_options(options)
     net_acl = [acl.parse_rule(spec) for spec in acl_specs]
     if index.network_named(name) is not None:
         raise Conflict(f"a network named {name!r} already exists", "choose another name")
-    net4: ipaddress.IPv4Network | None
-    if subnet:
-        net4 = parse_subnet(subnet)
-        check_overlap(index, driver_of, net4, host_prefixes, host_too=not drv.on_host_subnet)
-    elif drv.on_host_subnet and not drv.dhcp_without_subnet:
+    if internal and not drv.publishes_ports:
         raise InvalidRequest(
-            f"the {drv.name} driver needs --subnet and --gateway (the host's network); "
-            "it takes static addresses only",
-            "give --subnet and --gateway, and --ip for each endpoint",
+            f"--internal is for nat networks; a {drv.name} network's endpoints sit on "
+            "another network (the physical one, or an overlay) that hostnet does not close",
+            "leave --internal out, or use the nat driver",
         )
-    elif gateway:
-        raise InvalidRequest("--gateway needs --subnet", "give --subnet too, or neither")
-    elif drv.dhcp_without_subnet:
-        net4 = None  # addresses from DHCP: the external DHCP server owns the subnet
-    else:
-        found = ipam.first_free_subnet(24, index.subnets_in_use() + host_prefixes())
-        if found is None:
-            raise Conflict("no free /24 left in 172.16.0.0/12", "give --subnet explicitly")
-        net4 = found
-    gw: ipaddress.IPv4Address | None = None
-    if net4 is not None:
-        gw = parse_ip(gateway, "gateway") if gateway else ipam.default_gateway(net4)
-        ipam.check_gateway(net4, gw)
+    fams = _families(index, driver_of, drv, host_prefixes, addresses)
+    aux = _aux(addresses.aux, fams)
+    v4, v6 = fams.get(4), fams.get(6)
     nid = new_id()
     net = Network(
         id=nid,
         name=name,
         driver=drv.name,
-        subnet=str(net4) if net4 else "",
-        gateway=str(gw) if gw else "",
+        subnet=str(v4.subnet) if v4 else "",
+        gateway=str(v4.gateway) if v4 else "",
+        subnet6=str(v6.subnet) if v6 else "",
+        gateway6=str(v6.gateway) if v6 else "",
+        ip_range=str(v4.ip_range) if v4 and v4.ip_range else "",
+        ip_range6=str(v6.ip_range) if v6 and v6.ip_range else "",
+        aux_addresses=aux,
+        internal=internal,
+        enable_ipv6=addresses.ipv6,
         options=opts,
         switch=drv.switch_prefix + nid[:8],
         note=note,
@@ -199,6 +330,35 @@ def _dhcp_endpoint(
     )
 
 
+class Taken:
+    """Addresses that are not free, from several sets, without copying any of them (a
+    network's set holds every address it handed out: 1,000s)."""
+
+    def __init__(self, *sets: AbstractSet[IPAddress]) -> None:
+        self.sets = sets
+
+    def __contains__(self, ip: object) -> bool:
+        return any(ip in s for s in self.sets)
+
+
+def _address(
+    net: Network, version: int, given: str, after: str, taken: Taken, carved: list[Any]
+) -> IPAddress:
+    """The endpoint's address in one family: the given one, checked, or the next free one
+    (from --ip-range when the network has one)."""
+    sub = net.ipv4_network() if version == 4 else net.ipv6_network()
+    gw = ipaddress.ip_address(net.gateway if version == 4 else net.gateway6)
+    if given:
+        addr = parse_ip(given, "address" if version == 4 else "--ip6 address", version)
+        ipam.check_static(sub, gw, addr, taken, carved)
+        return addr
+    rng = net.ip_range if version == 4 else net.ip_range6
+    last = ipaddress.ip_address(after) if after else None
+    return ipam.allocate(
+        sub, gw, taken, last, carved, within=ipaddress.ip_network(rng) if rng else None
+    )
+
+
 def plan_endpoint(
     index: Index,
     drv: Driver,
@@ -208,42 +368,66 @@ def plan_endpoint(
     ip: str,
     port_specs: list[str],
     *,
-    also_used: set[ipaddress.IPv4Address] | frozenset[ipaddress.IPv4Address] = frozenset(),
+    ip6: str = "",
+    also_used: AbstractSet[IPAddress] = frozenset(),
     after: str = "",
+    after6: str = "",
 ) -> Endpoint:
-    """An endpoint of ``c`` on ``net``: the given address or the next free one after
-    ``after``; ``also_used`` are addresses taken elsewhere (other hosts' claims)."""
-    if not net.subnet:  # DHCP: the address comes with the lease, at attach
-        return _dhcp_endpoint(net, c, ifname, ip, port_specs)
-    subnet, gw = net.ipv4_network(), ipaddress.IPv4Address(net.gateway)
-    used = index.addresses_used(net)
-    if also_used:
-        used = used | also_used
-    host_addrs = {ipaddress.IPv4Address(a[0]) for a in net.adapter_state.get("addrs", [])}
-    if host_addrs:  # external switches: the host's own addresses there are taken too
-        used = used | {a for a in host_addrs if a in subnet}
-    if ip:
-        addr = parse_ip(ip)
-        ipam.check_static(subnet, gw, addr, used, index.carved(net))
-    else:
-        last = ipaddress.IPv4Address(after) if after else None
-        addr = ipam.allocate(subnet, gw, used, last, index.carved(net))
+    """An endpoint of ``c`` on ``net``: the given addresses or the next free ones after
+    ``after``/``after6``; ``also_used`` are addresses taken elsewhere (other hosts' claims)."""
+    if net.dhcp:  # DHCP: the address comes with the lease, at attach
+        return _dhcp_endpoint(net, c, ifname, ip or ip6, port_specs)
+    for given, version, have in ((ip, 4, net.subnet), (ip6, 6, net.subnet6)):
+        if given and not have:
+            flag = "--ip" if version == 4 else "--ip6"
+            raise InvalidRequest(
+                f"network {net.name!r} has no IPv{version} subnet; {flag} {given} has no "
+                "place on it",
+                f"leave {flag} out"
+                + (", or create the network with --ipv6 --subnet ..." if version == 6 else ""),
+            )
+    aux = {ipaddress.ip_address(a) for a in net.aux_addresses.values()}
+    host_addrs = {ipaddress.ip_address(a[0]) for a in net.adapter_state.get("addrs", [])}
+    # external switches: the host's own addresses there are taken too
+    taken = Taken(index.addresses_used(net), also_used, aux, host_addrs)
+    carved = index.carved(net)
+    addr4 = _address(net, 4, ip, after, taken, carved) if net.subnet else None
+    addr6 = _address(net, 6, ip6, after6, taken, []) if net.subnet6 else None
     if port_specs and not drv.publishes_ports:
         raise InvalidRequest(
             f"the {net.driver} driver publishes no ports",
             "its endpoints are reachable at their own address; remove -p",
         )
+    if port_specs and net.internal:
+        raise InvalidRequest(
+            f"network {net.name!r} is internal: nothing outside reaches it, so it publishes "
+            "no ports",
+            "remove -p, or use a network created without --internal",
+        )
     requests = [ports.parse_port_spec(s) for s in port_specs]
+    for spec, req in zip(port_specs, requests, strict=True):
+        version = host_ip_family(req.host_ip)
+        if version and not (addr4 if version == 4 else addr6):
+            raise InvalidRequest(
+                f"-p {spec} publishes on an IPv{version} host address, but network "
+                f"{net.name!r} gives the container no IPv{version} address",
+                "publish on the other family's address, or on every address (-p HOSTPORT:PORT)",
+            )
     mappings = ports.resolve(requests, index.port_index)
     eid = new_id()
+    first = addr4 or addr6
+    assert first is not None  # a network that is not DHCP has a subnet
     return Endpoint(
         id=eid,
         network_id=net.id,
         container_id=c.id,
-        ip=str(addr),
-        prefix_len=subnet.prefixlen,
-        gateway=net.gateway,
-        mac=mac_for(addr),
+        ip=str(addr4) if addr4 else "",
+        prefix_len=net.ipv4_network().prefixlen if addr4 else 0,
+        gateway=net.gateway if addr4 else "",
+        ip6=str(addr6) if addr6 else "",
+        prefix_len6=net.ipv6_network().prefixlen if addr6 else 0,
+        gateway6=net.gateway6 if addr6 else "",
+        mac=mac_for(first),
         ifname=ifname,
         host_ifname=VETH_PREFIX + eid[:10],
         ports=mappings,

@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from hostnet.errors import Conflict, InvalidRequest, NotFound
-from hostnet.model import PortMapping, PortRequest, parse_ip
+from hostnet.model import PortMapping, PortRequest, host_ips_clash, parse_ip
 
 EPHEMERAL_FIRST = 49153
 EPHEMERAL_LAST = 65535
-SYNTAX = "[HOSTIP:]HOSTPORT[-END]:CONTAINERPORT[-END][/tcp|/udp] or CONTAINERPORT[/tcp|/udp]"
+SYNTAX = (
+    "[HOSTIP:]HOSTPORT[-END]:CONTAINERPORT[-END][/tcp|/udp] or CONTAINERPORT[/tcp|/udp]; "
+    "an IPv6 HOSTIP in brackets, e.g. [::]:8080:80 or [2001:db8::5]:80:80"
+)
 
 
 def _bad(spec: str, why: str) -> InvalidRequest:
@@ -29,27 +32,33 @@ def _port_range(spec: str, text: str, what: str) -> tuple[int, int]:
     return start, end
 
 
+def _split(spec: str, text: str) -> tuple[str, str, str]:
+    """HOSTIP, HOSTPORT, CONTAINERPORT of ``text`` ("" when left out)."""
+    if text.startswith("["):  # [IPv6]:HOSTPORT:CONTAINERPORT
+        inside, sep, rest = text[1:].partition("]")
+        fields = rest[1:].split(":") if rest.startswith(":") else []
+        if not sep or len(fields) != 2:
+            raise _bad(spec, "an IPv6 host address goes in brackets: [ADDR]:HOSTPORT:PORT")
+        return str(parse_ip(inside, "host address", 6)), fields[0], fields[1]
+    fields = text.split(":")
+    if len(fields) == 1:
+        return "", "", fields[0]
+    if len(fields) == 2:
+        if not fields[0]:
+            raise _bad(spec, "empty host port")
+        return "", fields[0], fields[1]
+    if len(fields) == 3:
+        return str(parse_ip(fields[0], "host address")), fields[1], fields[2]
+    raise _bad(spec, "too many ':' (an IPv6 host address goes in brackets)")
+
+
 def parse_port_spec(spec: str) -> PortRequest:
     text, proto = spec, "tcp"
     if "/" in spec:
         text, proto = spec.rsplit("/", 1)
         if proto not in ("tcp", "udp"):
             raise _bad(spec, f"protocol {proto!r} is not tcp or udp")
-    host_ip, host_part = "", ""
-    if text.startswith("["):
-        raise _bad(spec, "IPv6 host addresses are not supported yet")
-    fields = text.split(":")
-    if len(fields) == 1:
-        container_part = fields[0]
-    elif len(fields) == 2:
-        host_part, container_part = fields
-        if not host_part:
-            raise _bad(spec, "empty host port")
-    elif len(fields) == 3:
-        host_ip, host_part, container_part = fields
-        host_ip = str(parse_ip(host_ip, "host address"))
-    else:
-        raise _bad(spec, "too many ':'")
+    host_ip, host_part, container_part = _split(spec, text)  # HOSTIP::PORT: a free host port
     c_start, c_end = _port_range(spec, container_part, "container port")
     if host_part:
         h_start, h_end = _port_range(spec, host_part, "host port")
@@ -91,7 +100,7 @@ class PortIndex:
         ips = self._by_port.get((m.protocol, m.host_port))
         if not ips:
             return False
-        return not m.host_ip or "" in ips or m.host_ip in ips
+        return any(host_ips_clash(m.host_ip, ip) for ip in ips)
 
 
 def resolve(requests: list[PortRequest], taken: PortIndex) -> list[PortMapping]:

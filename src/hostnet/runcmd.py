@@ -48,6 +48,7 @@ def _remove(client: Client, cid: str) -> None:
 )
 @click.option("--name", default="", help="container name")
 @click.option("--ip", default="", help="static IPv4 address on the first network")
+@click.option("--ip6", default="", help="static IPv6 address on the first network")
 @click.option(
     "-p", "--publish", multiple=True, help="[HOSTIP:]HOSTPORT[-END]:CONTAINERPORT[-END][/tcp|/udp]"
 )
@@ -83,6 +84,7 @@ def run(
     networks: tuple[str, ...],
     name: str,
     ip: str,
+    ip6: str,
     publish: tuple[str, ...],
     acls: tuple[str, ...],
     max_bandwidth: str,
@@ -96,7 +98,12 @@ def run(
     body: dict[str, Any] = {
         "name": name,
         "networks": [
-            {"network": n, "ip": ip if i == 0 else "", "aliases": list(aliases)}
+            {
+                "network": n,
+                "ip": ip if i == 0 else "",
+                "ip6": ip6 if i == 0 else "",
+                "aliases": list(aliases),
+            }
             for i, n in enumerate(networks)
         ],
         "ports": list(publish),

@@ -42,6 +42,8 @@ from hostnet.kernel.handles import Kernel
 from hostnet.model import (
     Container,
     Endpoint,
+    IPAddress,
+    IPNetwork,
     Network,
     PortMapping,
     check_name,
@@ -109,7 +111,7 @@ class HostNetworkingService:
         self.on_container_started: Callable[[Container], None] = lambda c: None
         self._next_cid: int | None = None  # the compartment counter, kept in the store too
         store.get_meta("next_compartment")  # a remote store reads its meta now, not in a request
-        self._last_ips: dict[str, str] = {}  # network id -> the last address given (store too)
+        self._last_ips: dict[str, str] = {}  # meta key -> the last address given (store too)
 
     # -- what adapters read (the index's tables; change them through methods) --
     @property
@@ -214,8 +216,12 @@ class HostNetworkingService:
     def endpoints_on(self, net: Network) -> list[Endpoint]:
         return self.index.endpoints_on(net)
 
-    def addresses_used(self, net: Network) -> set[ipaddress.IPv4Address]:
+    def addresses_used(self, net: Network) -> set[IPAddress]:
         return self.index.addresses_used(net)
+
+    def _routes_out(self, net: Network) -> bool:
+        """Its endpoints' default route leads out (not an overlay's or an internal network's)."""
+        return self.driver_of(net).routes_out and not net.internal
 
     def driver_of(self, net: Network) -> Driver:
         """The driver serving a network."""
@@ -234,8 +240,8 @@ class HostNetworkingService:
         )
 
     # -- networks ---------------------------------------------------------
-    def host_prefixes(self) -> list[ipaddress.IPv4Network]:
-        return self.host.ipv4_prefixes(BRIDGE_PREFIX)
+    def host_prefixes(self) -> list[IPNetwork]:
+        return self.host.prefixes(BRIDGE_PREFIX)
 
     def subnets_in_use(self) -> list[ipaddress.IPv4Network]:
         return self.index.subnets_in_use()
@@ -243,7 +249,7 @@ class HostNetworkingService:
     def carved(self, net: Network) -> list[ipaddress.IPv4Network]:
         return self.index.carved(net)
 
-    def check_overlap(self, subnet: ipaddress.IPv4Network, host_too: bool = True) -> None:
+    def check_overlap(self, subnet: IPNetwork, host_too: bool = True) -> None:
         """Refuse a subnet overlapping another network or (``host_too``) the host."""
         planning.check_overlap(self.index, self.driver_of, subnet, self.host_prefixes, host_too)
 
@@ -257,20 +263,27 @@ class HostNetworkingService:
         note: str = "",
         carvable: bool = False,
         acl_specs: list[str] | None = None,
+        addresses: planning.AddressPlan | None = None,
+        internal: bool = False,
     ) -> Network:
+        """``subnet``/``gateway``: one of each (either family); ``addresses``: the rest of
+        Docker's IPAM options (more subnets, ranges, reserved addresses, --ipv6)."""
         drv = self.driver(driver)
+        plan = addresses or planning.AddressPlan()
+        plan.subnets = [*([subnet] if subnet else []), *plan.subnets]
+        plan.gateways = [*([gateway] if gateway else []), *plan.gateways]
         net = planning.plan_network(
             self.index,
             self.driver_of,
             drv,
             self.host_prefixes,
             name,
-            subnet,
-            gateway,
+            plan,
             options or {},
             acl_specs or [],
             note=note,
             carvable=carvable,
+            internal=internal,
         )
         if drv.cluster_scoped:
             self.cluster.claim_vni(net)  # raises without a cluster store
@@ -366,15 +379,17 @@ class HostNetworkingService:
         self.store.set_meta("next_compartment", str(n + 1))
         return n
 
-    def _last_ip(self, net: Network) -> str:
+    def _last_ip(self, net: Network, version: int = 4) -> str:
         """Where the next automatic address of ``net`` is looked for after (round robin)."""
-        if net.id not in self._last_ips:
-            self._last_ips[net.id] = self.store.get_meta(f"last_ip:{net.id}") or ""
-        return self._last_ips[net.id]
+        key = f"last_ip{'6' if version == 6 else ''}:{net.id}"
+        if key not in self._last_ips:
+            self._last_ips[key] = self.store.get_meta(key) or ""
+        return self._last_ips[key]
 
-    def _set_last_ip(self, net: Network, ip: str) -> None:
-        self._last_ips[net.id] = ip
-        self.store.set_meta(f"last_ip:{net.id}", ip)
+    def _set_last_ip(self, net: Network, ip: str, version: int = 4) -> None:
+        key = f"last_ip{'6' if version == 6 else ''}:{net.id}"
+        self._last_ips[key] = ip
+        self.store.set_meta(key, ip)
 
     @contextlib.contextmanager
     def _planning(self) -> Iterator[list[Endpoint]]:
@@ -395,6 +410,7 @@ class HostNetworkingService:
         ifname: str,
         ip: str,
         port_specs: list[str],
+        ip6: str = "",
     ) -> Endpoint:
         drv = self.driver_of(net)
         scoped = drv.cluster_scoped  # addresses other hosts hold are taken too
@@ -406,8 +422,10 @@ class HostNetworkingService:
             ifname,
             ip,
             port_specs,
+            ip6=ip6,
             also_used=self.cluster.used(net) if scoped else frozenset(),
             after=self._last_ip(net) if net.subnet and not ip else "",
+            after6=self._last_ip(net, 6) if net.subnet6 and not ip6 else "",
         )
         if scoped:
             ep.host, ep.vtep, ep.dns_name = self.host_id, self.overlay.vtep, c.name
@@ -421,12 +439,14 @@ class HostNetworkingService:
         """Record a planned endpoint (claiming its address and ports), then realize it.
         ``auto_ip``: IPAM chose the address, so an overlay claim lost to another host may move."""
         drv = self.driver_of(net)
-        last = self._last_ip(net)
+        last, last6 = self._last_ip(net), self._last_ip(net, 6)
         self._record_endpoint(net, ep, auto_ip)
         if drv.cluster_scoped:
             self.cluster.learn(ep)
         if ep.ip:  # the next automatic address comes after this one (round robin)
             self._set_last_ip(net, ep.ip)
+        if ep.ip6:
+            self._set_last_ip(net, ep.ip6, 6)
         try:
             if ep.id not in self.eps:  # removed while the store wrote it
                 raise Conflict(
@@ -454,6 +474,8 @@ class HostNetworkingService:
             self._detach(ep, net=net, c=c)  # what it made, even if they went meanwhile
             if ep.ip and self._last_ip(net) == ep.ip:  # as if never given
                 self._set_last_ip(net, last)
+            if ep.ip6 and self._last_ip(net, 6) == ep.ip6:
+                self._set_last_ip(net, last6, 6)
             raise
         self.dns.names(ep, present=True)
         if self.dns.scope(c):
@@ -548,7 +570,9 @@ class HostNetworkingService:
             # every check (addresses, ports, ACLs) happens here, before anything changes
             for i, (net, req) in enumerate(zip(nets, networks, strict=True)):
                 specs = (port_specs or []) if i == 0 else []
-                self._plan_endpoint(plans, net, c, f"eth{i}", req.get("ip", ""), specs)
+                self._plan_endpoint(
+                    plans, net, c, f"eth{i}", req.get("ip", ""), specs, req.get("ip6", "")
+                )
             qos = planning.qos_limit(max_bandwidth) if max_bandwidth else {}
             for ep, req in zip(plans, networks, strict=True):
                 ep.acl = list(rules)
@@ -560,7 +584,7 @@ class HostNetworkingService:
             c.compartment_id = self._next_compartment_id()
             self._record_container(c)
             # the first network that routes gives the default route (an overlay reaches only itself)
-            routed = next((i for i, n in enumerate(nets) if self.driver_of(n).routes_out), -1)
+            routed = next((i for i, n in enumerate(nets) if self._routes_out(n)), -1)
             try:
                 self.kernel.create_compartment(c.netns)
                 for i, (net, ep) in enumerate(zip(nets, plans, strict=True)):
@@ -634,6 +658,7 @@ class HostNetworkingService:
         aliases: list[str] | None = None,
         max_bandwidth: str = "",
         policy_specs: list[Any] | None = None,
+        ip6: str = "",
     ) -> Endpoint:
         net, c = self.network(net_ref), self.container(c_ref)
         qos = planning.qos_limit(max_bandwidth) if max_bandwidth else {}
@@ -646,10 +671,10 @@ class HostNetworkingService:
             )
         taken = {e.ifname for e in mine}
         ifname = next(f"eth{i}" for i in range(len(mine) + 1) if f"eth{i}" not in taken)
-        routed = any(self.driver_of(self.nets[e.network_id]).routes_out for e in mine)
-        default_route = not routed and self.driver_of(net).routes_out
+        routed = any(self._routes_out(self.nets[e.network_id]) for e in mine)
+        default_route = not routed and self._routes_out(net)
         with self._planning() as plans:
-            ep = self._plan_endpoint(plans, net, c, ifname, ip, [])
+            ep = self._plan_endpoint(plans, net, c, ifname, ip, [], ip6)
             ep.bandwidth, ep.aliases = qos, names
             planning.with_policies(net, self.driver_of(net), ep, policy_specs or [])
             return self._attach(net, c, ep, default_route, auto_ip=not ip)

@@ -24,7 +24,34 @@ def network_summary(net: Network) -> dict[str, Any]:
         "Scope": "local",
         "Subnet": net.subnet,
         "Gateway": net.gateway,
+        "SubnetIPv6": net.subnet6,
+        "GatewayIPv6": net.gateway6,
+        "EnableIPv6": net.enable_ipv6,
+        "Internal": net.internal,
     }
+
+
+def ipam_config(net: Network) -> list[dict[str, Any]]:
+    """Docker's IPAM.Config: one entry per subnet, with its range and reserved addresses."""
+    out: list[dict[str, Any]] = []
+    for subnet, gateway, rng, version in (
+        (net.subnet, net.gateway, net.ip_range, 4),
+        (net.subnet6, net.gateway6, net.ip_range6, 6),
+    ):
+        if not subnet:
+            continue
+        entry: dict[str, Any] = {"Subnet": subnet, "Gateway": gateway}
+        if rng:
+            entry["IPRange"] = rng
+        aux = {k: v for k, v in net.aux_addresses.items() if (":" in v) == (version == 6)}
+        if aux:
+            entry["AuxiliaryAddresses"] = aux
+        out.append(entry)
+    return out
+
+
+def _cidr(ip: str, prefix: int) -> str:
+    return f"{ip}/{prefix}" if ip else ""
 
 
 def network_inspect(svc: HostNetworkingService, net: Network) -> dict[str, Any]:
@@ -37,8 +64,8 @@ def network_inspect(svc: HostNetworkingService, net: Network) -> dict[str, Any]:
             "Name": c.name,
             "EndpointID": ep.id,
             "MacAddress": ep.mac,
-            "IPv4Address": f"{ep.ip}/{ep.prefix_len}",
-            "IPv6Address": "",
+            "IPv4Address": _cidr(ep.ip, ep.prefix_len),
+            "IPv6Address": _cidr(ep.ip6, ep.prefix_len6),
         }
     view: dict[str, Any] = {
         "Name": net.name,
@@ -46,13 +73,9 @@ def network_inspect(svc: HostNetworkingService, net: Network) -> dict[str, Any]:
         "Created": _iso(net.created),
         "Scope": "local",
         "Driver": net.driver,
-        "EnableIPv6": False,
-        "IPAM": {
-            "Driver": "default",
-            "Options": {},
-            "Config": [{"Subnet": net.subnet, "Gateway": net.gateway}],
-        },
-        "Internal": False,
+        "EnableIPv6": net.enable_ipv6,
+        "IPAM": {"Driver": "default", "Options": {}, "Config": ipam_config(net)},
+        "Internal": net.internal,
         "Attachable": True,
         "Containers": containers,
         "Options": dict(net.options),
@@ -73,6 +96,9 @@ def endpoint_view(ep: Endpoint) -> dict[str, Any]:
         "IPAddress": ep.ip,
         "PrefixLength": ep.prefix_len,
         "Gateway": ep.gateway,
+        "GlobalIPv6Address": ep.ip6,
+        "GlobalIPv6PrefixLen": ep.prefix_len6,
+        "IPv6Gateway": ep.gateway6,
         "MacAddress": ep.mac,
         "Ports": [p.model_dump() for p in ep.ports],
     }
@@ -108,7 +134,8 @@ def compartments(svc: HostNetworkingService) -> list[dict[str, Any]]:
                 "Compartment": c.netns,
                 "Container": c.name,
                 "Endpoints": ", ".join(
-                    f"{e.ifname} {e.ip} ({svc.nets[e.network_id].name})"
+                    f"{e.ifname} {' '.join(a for a in (e.ip, e.ip6) if a)} "
+                    f"({svc.nets[e.network_id].name})"
                     for e in eps
                     if e.network_id in svc.nets
                 ),
@@ -125,7 +152,7 @@ def nat_table(svc: HostNetworkingService) -> list[dict[str, Any]]:
         rows.append(
             {
                 "Network": net.name,
-                "InternalPrefix": net.subnet,
+                "InternalPrefix": ", ".join(x for x in (net.subnet, net.subnet6) if x),
                 "External": "*",
                 "Internal": "",
                 "Protocol": "",
@@ -135,17 +162,26 @@ def nat_table(svc: HostNetworkingService) -> list[dict[str, Any]]:
         for ep in svc.endpoints_on(net):
             c = svc.containers.get(ep.container_id)
             for p in ep.ports:
-                rows.append(
-                    {
-                        "Network": net.name,
-                        "InternalPrefix": net.subnet,
-                        "External": f"{p.host_ip or '0.0.0.0'}:{p.host_port}",
-                        "Internal": f"{ep.ip}:{p.container_port}",
-                        "Protocol": p.protocol.upper(),
-                        "Container": c.name if c else "",
-                    }
-                )
+                for version, to in ((4, ep.ip), (6, ep.ip6)):
+                    if not to or p.family not in (0, version):
+                        continue  # one row per family the mapping forwards
+                    host = p.host_ip or ("0.0.0.0" if version == 4 else "::")
+                    rows.append(
+                        {
+                            "Network": net.name,
+                            "InternalPrefix": net.subnet if version == 4 else net.subnet6,
+                            "External": f"{_host(host)}:{p.host_port}",
+                            "Internal": f"{_host(to)}:{p.container_port}",
+                            "Protocol": p.protocol.upper(),
+                            "Container": c.name if c else "",
+                        }
+                    )
     return rows
+
+
+def _host(ip: str) -> str:
+    """An address as it goes before :PORT (IPv6 in brackets)."""
+    return f"[{ip}]" if ":" in ip else ip
 
 
 def switches(svc: HostNetworkingService) -> list[dict[str, Any]]:
@@ -197,7 +233,11 @@ def endpoint_hns(svc: HostNetworkingService, ep: Endpoint) -> dict[str, Any]:
         "Name": ep.host_ifname,
         "HostComputeNetwork": ep.network_id,
         "HostComputeNamespace": ep.container_id,
-        "IpConfigurations": [{"IpAddress": ep.ip, "PrefixLength": ep.prefix_len}],
+        "IpConfigurations": [
+            {"IpAddress": ip, "PrefixLength": n}
+            for ip, n in ((ep.ip, ep.prefix_len), (ep.ip6, ep.prefix_len6))
+            if ip
+        ],
         "MacAddress": ep.mac,
         "Dns": ep.dns or (net.dns() if net else {}),
         "Policies": policies,

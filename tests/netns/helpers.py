@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import subprocess
@@ -14,8 +15,13 @@ from lab import Daemon, in_ns
 def serve(
     d: Daemon, net: str, name: str, port: int = 80, udp: bool = False, *opts: str
 ) -> dict[str, Any]:
-    """A detached container answering each TCP connection (or UDP datagram) with its name."""
-    listen = f"UDP-RECVFROM:{port},fork" if udp else f"TCP-LISTEN:{port},reuseaddr,fork"
+    """A detached container answering each TCP connection (or UDP datagram) with its name,
+    over IPv4 and IPv6."""
+    listen = (
+        f"UDP6-RECVFROM:{port},fork,ipv6only=0"
+        if udp
+        else f"TCP6-LISTEN:{port},reuseaddr,fork,ipv6only=0"
+    )
     d.cli(
         "run",
         "-d",
@@ -34,10 +40,11 @@ def serve(
     c = d.json("network", "inspect", net)[0]
     info = next(v for v in c["Containers"].values() if v["Name"] == name)
     ip = info["IPv4Address"].split("/")[0]
+    ip6 = info["IPv6Address"].split("/")[0]
     path = d.json("ps", "--format", "json")
     netns = next(x["NetnsPath"] for x in path if x["Name"] == name)
     wait_listening(netns, port, udp)
-    return {"ip": ip, "netns": netns, "name": name}
+    return {"ip": ip, "ip6": ip6, "netns": netns, "name": name}
 
 
 def wait_listening(netns: str, port: int, udp: bool = False, timeout: float = 10) -> None:
@@ -53,14 +60,28 @@ def wait_listening(netns: str, port: int, udp: bool = False, timeout: float = 10
 
 def ask(ns: str, ip: str, port: int, udp: bool = False, timeout: float = 3) -> str:
     """Connect from namespace ``ns``; return what the server said ('' if nothing arrived)."""
-    target = f"UDP:{ip}:{port}" if udp else f"TCP:{ip}:{port},connect-timeout={timeout}"
+    host = f"[{ip}]" if ":" in ip else ip
+    target = f"UDP:{host}:{port}" if udp else f"TCP:{host}:{port},connect-timeout={timeout}"
     res = in_ns(
         ns, "socat", f"-T{timeout}", "-", target, check=False, input="hi\n", timeout=timeout + 5
     )
-    return res.stdout.strip()
+    return _plain(res.stdout.strip())
+
+
+def _plain(said: str) -> str:
+    """socat's peer address on a dual-stack socket ([0000:...:ffff:c633:6402]) as written
+    usually (198.51.100.2, or 2001:db8::2); anything else as it is."""
+    if not (said.startswith("[") and said.endswith("]")):
+        return said
+    try:
+        addr = ipaddress.IPv6Address(said[1:-1])
+    except ValueError:
+        return said
+    return str(addr.ipv4_mapped or addr)
 
 
 def ping(ns: str, ip: str, count: int = 1) -> bool:
+    """Either family (ping picks it from the address)."""
     return in_ns(ns, "ping", "-c", str(count), "-W", "1", ip, check=False).returncode == 0
 
 
@@ -70,8 +91,8 @@ def peer_server(lab_spawn: Any, ns: str, port: int) -> None:
         ns,
         "socat",
         "-T5",
-        f"TCP-LISTEN:{port},reuseaddr,fork",
-        "SYSTEM:read line; echo $SOCAT_PEERADDR",
+        f"TCP6-LISTEN:{port},reuseaddr,fork,ipv6only=0",
+        "SYSTEM:read line; echo $SOCAT_PEERADDR",  # ask() gives it back plain
     )
     wait_listening(ns, port)
 

@@ -91,7 +91,7 @@ class _Host:
     def ensure_addr(self, index: int, ip: str, prefixlen: int) -> None:
         self.k.step("ensure_addr", ip)
 
-    def ipv4_prefixes(self, skip_prefix: str) -> list[ipaddress.IPv4Network]:
+    def prefixes(self, skip_prefix: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         return []
 
     def delete_link(self, name: str) -> None:
@@ -147,8 +147,19 @@ class _Rtnl:
     def set_up(self, name: str) -> None:
         pass
 
-    def configure_inside(self, ifname: str, ip: str, prefixlen: int, gateway: str | None) -> None:
-        self.k.step("configure_inside", self.ns, ifname, ip, gateway)
+    def configure_inside(
+        self,
+        ifname: str,
+        ip: str,
+        prefixlen: int,
+        gateway: str | None,
+        ip6: str = "",
+        prefixlen6: int = 0,
+        gateway6: str | None = None,
+    ) -> None:
+        self.k.step(
+            "configure_inside", self.ns, ifname, ip, gateway, *((ip6, gateway6) if ip6 else ())
+        )
 
     def add_route(self, dst: str, gateway: str, oif: int) -> None:
         self.k.step("add_route", self.ns, dst, gateway)

@@ -96,24 +96,26 @@ def test_plan_endpoint_takes_the_next_free_address_and_refuses_a_taken_port() ->
     assert planning.plan_endpoint(ix, Nat(), n, c, "eth1", "", [], also_used=other).ip == "10.1.0.4"
 
 
+def _plan(
+    ix: Index, name: str, subnet: str = "", gateway: str = "", host: planning.Prefixes = list
+) -> Network:
+    addresses = planning.AddressPlan(
+        subnets=[subnet] if subnet else [], gateways=[gateway] if gateway else []
+    )
+    return planning.plan_network(ix, lambda n: Nat(), Nat(), host, name, addresses, {}, [])
+
+
 def test_plan_network_refuses_overlaps_but_carves_out_of_a_carvable_one() -> None:
     big = net("nat", "172.16.0.0/16", carvable=True)
     ix = Index([big])
-    args = dict(options={}, acl_specs=[])
-    no_host: planning.Prefixes = lambda: []  # noqa: E731
-    sub = planning.plan_network(
-        ix, lambda n: Nat(), Nat(), no_host, "n2", "172.16.5.0/24", "", **args
-    )
+    sub = _plan(ix, "n2", "172.16.5.0/24")
     assert sub.subnet == "172.16.5.0/24" and sub.gateway == "172.16.5.1"
     ix.add_network(sub)
     with pytest.raises(Conflict, match="overlaps network 'n2'"):
-        planning.plan_network(
-            ix, lambda n: Nat(), Nat(), no_host, "n3", "172.16.5.0/25", "", **args
-        )
+        _plan(ix, "n3", "172.16.5.0/25")
     with pytest.raises(Conflict, match="host's own address"):
-        host = lambda: [ipaddress.IPv4Network("10.7.0.0/16")]  # noqa: E731
-        planning.plan_network(ix, lambda n: Nat(), Nat(), host, "n4", "10.7.1.0/24", "", **args)
+        _plan(ix, "n4", "10.7.1.0/24", host=lambda: [ipaddress.IPv4Network("10.7.0.0/16")])
     with pytest.raises(InvalidRequest, match="--gateway needs --subnet"):
-        planning.plan_network(ix, lambda n: Nat(), Nat(), no_host, "n5", "", "10.0.0.1", **args)
+        _plan(ix, "n5", "", "10.0.0.1")
     with pytest.raises(Conflict, match="already exists"):
-        planning.plan_network(ix, lambda n: Nat(), Nat(), no_host, "n2", "", "", **args)
+        _plan(ix, "n2")

@@ -114,3 +114,23 @@ def test_port_index_agrees_with_pairwise_conflicts(
             index.remove(m)
             held.remove(m)
     assert index.taken(probe) == any(probe.conflicts_with(h) for h in held)
+
+
+def test_ipv6_host_addresses_go_in_brackets_and_families_clash_only_with_their_own() -> None:
+    r = parse_port_spec("[::]:8080:80")
+    assert (r.host_ip, r.host_start, r.container_start) == ("::", 8080, 80)
+    assert parse_port_spec("[2001:db8::5]:80:80/udp").host_ip == "2001:db8::5"
+    assert parse_port_spec("[::1]::80").host_start == 0  # a free host port, as Docker
+    for bad, why in (
+        ("[::1:80:80", "brackets"),
+        ("[fe80::1]:80", "brackets"),
+        ("2001:db8::5:80:80", "too many"),
+        ("[10.0.0.1]:80:80", "IPv4"),
+    ):
+        with pytest.raises(InvalidRequest, match=why):
+            parse_port_spec(bad)
+    ix = PortIndex([pm(8080, ip="0.0.0.0")])
+    assert not ix.taken(pm(8080, ip="::")) and not ix.taken(pm(8080, ip="2001:db8::5"))
+    assert ix.taken(pm(8080, ip="")) and ix.taken(pm(8080, ip="10.0.0.1"))
+    ix6 = PortIndex([pm(8080, ip="::")])
+    assert ix6.taken(pm(8080, ip="2001:db8::5")) and not ix6.taken(pm(8080, ip="10.0.0.1"))

@@ -22,7 +22,7 @@ from hostnet import docker_endpoints as dk
 from hostnet import ipam
 from hostnet.api import requests as rq
 from hostnet.errors import HostnetError, InvalidRequest, NotFound
-from hostnet.model import parse_subnet
+from hostnet.model import IPAddress, parse_subnet
 from hostnet.service import FUTURE_DRIVERS, HostNetworkingService
 
 log = logging.getLogger("hostnet")
@@ -60,7 +60,7 @@ class IpamPools:
         self.svc = svc
         self.reserved: dict[str, str] = {}  # pool id -> subnet of a network not yet created
         # addresses handed to Docker but not yet claimed by CreateEndpoint
-        self.pending: dict[str, set[ipaddress.IPv4Address]] = {}
+        self.pending: dict[str, set[IPAddress]] = {}
 
     def request_pool(self, pool: str, options: dict[str, str], v6: bool) -> dict[str, Any]:
         if v6:

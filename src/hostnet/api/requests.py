@@ -60,8 +60,25 @@ class Body(BaseModel):
 class NetworkCreate(Body):
     name: Short = Field(description="the network's name")
     driver: Short = Field("nat", description="nat, transparent, l2bridge, l2tunnel or overlay")
-    subnet: Short = Field("", description="IPv4 prefix; the first free /24 when left out")
+    subnet: Short = Field(
+        "", description="a prefix (either family); the first free IPv4 /24 when left out"
+    )
     gateway: Short = ""
+    subnets: Annotated[list[Short], Field(max_length=2)] = Field(
+        default_factory=list, description="more prefixes: at most one IPv4 and one IPv6 in all"
+    )
+    gateways: Annotated[list[Short], Field(max_length=2)] = Field(
+        default_factory=list, description="each subnet's gateway, matched by family"
+    )
+    ip_ranges: Annotated[list[Short], Field(max_length=2)] = Field(
+        default_factory=list, description="allocate from these sub-prefixes (--ip-range)"
+    )
+    aux_addresses: Annotated[dict[Short, Short], Field(max_length=256)] = Field(
+        default_factory=dict, description="NAME: address never handed out (--aux-address)"
+    )
+    ipv6: bool = Field(False, description="IPv6 too (a unique local /64 without an IPv6 subnet)")
+    ipv4: bool = Field(True, description="false: IPv6 only")
+    internal: bool = Field(False, description="no way out: no NAT, no mapped ports")
     options: Options = Field(default_factory=dict, description="driver options (-o)")
     acl: Texts = Field(default_factory=list, description="the network's ACL rules")
 
@@ -72,6 +89,7 @@ class NetworkCreate(Body):
 class NetworkAttach(Body):
     network: Short
     ip: Short = ""
+    ip6: Short = ""
     aliases: Shorts = Field(default_factory=list)
 
 
@@ -87,6 +105,7 @@ class ContainerCreate(Body):
 class Connect(Body):
     container: Short
     ip: Short = ""
+    ip6: Short = ""
     aliases: Shorts = Field(default_factory=list)
     max_bandwidth: Short = ""
     policies: Policies = Field(default_factory=list)

@@ -15,6 +15,7 @@ from hostnet import acl, views
 from hostnet.api import cni, openapi
 from hostnet.api import requests as rq
 from hostnet.errors import HostnetError, InvalidRequest
+from hostnet.planning import AddressPlan
 from hostnet.reconcile import reconcile
 from hostnet.service import HostNetworkingService
 
@@ -91,10 +92,20 @@ def build_app(svc: HostNetworkingService, worker: Worker) -> web.Application:
     async def network_create(request: web.Request) -> web.Response:
         b = await _parse(request, rq.NetworkCreate)
         args = (b.name, b.driver, b.subnet, b.gateway, b.option_strings())
-        net_acl = b.acl
+        addresses = AddressPlan(
+            subnets=list(b.subnets),
+            gateways=list(b.gateways),
+            ip_ranges=list(b.ip_ranges),
+            aux=dict(b.aux_addresses),
+            ipv6=b.ipv6,
+            ipv4=b.ipv4,
+        )
 
         def create() -> dict[str, Any]:
-            return views.network_inspect(svc, svc.create_network(*args, acl_specs=net_acl))
+            net = svc.create_network(
+                *args, acl_specs=b.acl, addresses=addresses, internal=b.internal
+            )
+            return views.network_inspect(svc, net)
 
         return _json(await call(create), status=201)
 
@@ -117,7 +128,7 @@ def build_app(svc: HostNetworkingService, worker: Worker) -> web.Application:
         b, ref = await _parse(request, rq.Connect), request.match_info["ref"]
         ep = await call(
             lambda: svc.connect(
-                ref, b.container, b.ip, b.aliases, b.max_bandwidth, list(b.policies)
+                ref, b.container, b.ip, b.aliases, b.max_bandwidth, list(b.policies), b.ip6
             )
         )
         return _json(views.endpoint_view(ep), status=201)

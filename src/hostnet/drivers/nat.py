@@ -38,18 +38,25 @@ class NatDriver(Driver):
         self.host, self.rt, self.nft = kernel.host, kernel.rt, kernel.nft
         self.owner = owner  # the ifalias marking links as this daemon's
         self._forwarding = False
+        self._forwarding6 = False
 
     def _mtu(self, net: Network) -> int:
         return int(net.options.get("mtu", DEFAULT_MTU))
 
     def ensure_network(self, net: Network) -> None:
         idx = self.host.ensure_bridge(net.switch, self._mtu(net), self.owner)
-        self.host.ensure_addr(idx, net.gateway, net.ipv4_network().prefixlen)
-        # 127.0.0.1:PORT -> container needs loopback sources routable on the bridge.
-        self.kernel.sysctl(f"net/ipv4/conf/{net.switch}/route_localnet", "1")
-        if not self._forwarding:
-            self.kernel.sysctl("net/ipv4/ip_forward", "1")
-            self._forwarding = True
+        if net.subnet:
+            self.host.ensure_addr(idx, net.gateway, net.ipv4_network().prefixlen)
+            # 127.0.0.1:PORT -> container needs loopback sources routable on the bridge.
+            self.kernel.sysctl(f"net/ipv4/conf/{net.switch}/route_localnet", "1")
+            if not self._forwarding:
+                self.kernel.sysctl("net/ipv4/ip_forward", "1")
+                self._forwarding = True
+        if net.subnet6:
+            self.host.ensure_addr(idx, net.gateway6, net.ipv6_network().prefixlen, nodad=True)
+            if not self._forwarding6:
+                self.kernel.ipv6_forwarding()
+                self._forwarding6 = True
 
     def remove_network(self, net: Network) -> None:
         self.host.delete_link(net.switch)
@@ -67,33 +74,27 @@ class NatDriver(Driver):
         )
         if ep.bandwidth:
             vnic.limit(self.kernel, ep, c)
-        new_maps = self._mappings(ep) if ep.ports and created else []
-        self.apply_acl(ep, net, nat_rules.render_add_mappings(new_maps))
+        added = _add_mappings(ep, ep.ports) if ep.ports and created else ""
+        self.apply_acl(ep, net, added)
 
     def detach(self, net: Network, ep: Endpoint, c: Container) -> None:
         """Unmap the ports and remove the endpoint's ACL chain."""
         if ep.ports:
             try:
-                self.nft.run(nat_rules.render_delete_mappings(self._mappings(ep)))
+                self.nft.run(_delete_mappings(ep, ep.ports))
             except KernelError as exc:
                 # already gone (a flushed ruleset); reconcile re-renders the table anyway
                 log.info("unmapping ports of %s: %s", ep.host_ifname, exc)
         self.remove_acl(ep, net)
 
     def add_ports(self, ep: Endpoint, added: list[PortMapping]) -> None:
-        self.nft.run(nat_rules.render_add_mappings([nat_rules.Mapping(p, ep.ip) for p in added]))
+        self.nft.run(_add_mappings(ep, added))
 
     def remove_ports(self, ep: Endpoint, removed: list[PortMapping]) -> None:
-        self.nft.run(
-            nat_rules.render_delete_mappings([nat_rules.Mapping(p, ep.ip) for p in removed])
-        )
+        self.nft.run(_delete_mappings(ep, removed))
 
     def endpoint_present(self, net: Network, ep: Endpoint) -> bool:
         return vnic.present(self.rt, net, ep)
-
-    @staticmethod
-    def _mappings(ep: Endpoint) -> list[nat_rules.Mapping]:
-        return [nat_rules.Mapping(p, ep.ip) for p in ep.ports]
 
     def sync_firewall(
         self,
@@ -101,10 +102,11 @@ class NatDriver(Driver):
         eps: list[Endpoint],
         outbound: list[nat_rules.OutboundNat] | None = None,
     ) -> None:
-        """Replace hostnet's whole nftables table with what intent says, atomically."""
-        ours = {n.id for n in nets if n.driver == self.name}
-        nat_nets = [nat_rules.NatNet(n.switch, n.subnet, n.gateway) for n in nets if n.id in ours]
-        maps = [m for ep in eps if ep.network_id in ours for m in self._mappings(ep)]
+        """Replace hostnet's whole nftables tables (IPv4 and IPv6) with what intent says,
+        atomically."""
+        ours = [n for n in nets if n.driver == self.name]
+        ids = {n.id for n in ours}
+        mine = [ep for ep in eps if ep.network_id in ids]
         ep_nat = [
             nat_rules.EndpointNat(
                 ep.ip,
@@ -112,10 +114,40 @@ class NatDriver(Driver):
                 tuple(ep.outbound_nat.exceptions),
                 tuple(ep.outbound_nat.destinations),
             )
-            for ep in eps
-            if ep.network_id in ours and ep.outbound_nat is not None
+            for ep in mine
+            if ep.outbound_nat is not None and ep.ip
         ]
-        self.nft.run(nat_rules.render_table(nat_nets, maps, outbound, ep_nat))
+        v4 = [nat_rules.NatNet(n.switch, n.subnet, n.gateway, n.internal) for n in ours if n.subnet]
+        v6 = [
+            nat_rules.NatNet(n.switch, n.subnet6, n.gateway6, n.internal) for n in ours if n.subnet6
+        ]
+        maps4 = [m for ep in mine for m in mappings(ep, ep.ports, 4)]
+        maps6 = [m for ep in mine for m in mappings(ep, ep.ports, 6)]
+        self.nft.run(
+            nat_rules.render_table(v4, maps4, outbound, ep_nat)
+            + nat_rules.render_table(v6, maps6, fam=nat_rules.V6)
+        )
 
     def switch_view(self, net: Network) -> dict[str, Any]:
         return {"Type": "Internal", "Adapter": "", "Kernel": net.switch}
+
+
+def mappings(ep: Endpoint, ports: list[PortMapping], version: int) -> list[nat_rules.Mapping]:
+    """The ports that one family's table forwards to ``ep``: published on every address or
+    on that family's, to the endpoint's address of that family (if it has one)."""
+    to = ep.ip if version == 4 else ep.ip6
+    if not to:
+        return []
+    return [nat_rules.Mapping(p, to) for p in ports if p.family in (0, version)]
+
+
+def _add_mappings(ep: Endpoint, ports: list[PortMapping]) -> str:
+    return nat_rules.render_add_mappings(mappings(ep, ports, 4)) + nat_rules.render_add_mappings(
+        mappings(ep, ports, 6), nat_rules.V6
+    )
+
+
+def _delete_mappings(ep: Endpoint, ports: list[PortMapping]) -> str:
+    return nat_rules.render_delete_mappings(
+        mappings(ep, ports, 4)
+    ) + nat_rules.render_delete_mappings(mappings(ep, ports, 6), nat_rules.V6)

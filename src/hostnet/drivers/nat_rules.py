@@ -1,10 +1,15 @@
-"""Rendering of hostnet's nftables table for NAT networks (pure: text in, text out).
+"""Rendering of hostnet's nftables tables for NAT networks (pure: text in, text out).
 
-One table, ``ip hostnet``, holds everything. Port mappings live in two maps so
-the 10,000th mapping costs what the first did and a lookup is O(1):
+One table per address family, ``ip hostnet`` and ``ip6 hostnet``, of the same shape
+(``Family`` says what differs). Port mappings live in two maps so the 10,000th mapping
+costs what the first did and a lookup is O(1):
 
 - ``pm_any``: protocol . host port -> container address . port (any host address)
 - ``pm_ip``:  host address . protocol . host port -> container address . port
+
+A mapping published on every address ("-p 8080:80") is in both tables' ``pm_any`` (to the
+container's address of each family); "0.0.0.0:..." only in IPv4's, "[::]:..." only in
+IPv6's.
 """
 
 from __future__ import annotations
@@ -14,16 +19,29 @@ from dataclasses import dataclass
 from hostnet.model import PortMapping
 
 TABLE = "hostnet"
-FAMILY = "ip"
+
+
+@dataclass(frozen=True)
+class Family:
+    version: int
+    nft: str  # the nftables family (and the payload keyword: ip saddr, ip6 saddr)
+    addr_type: str
+    loopback: str
+
+
+V4 = Family(4, "ip", "ipv4_addr", "127.0.0.0/8")
+V6 = Family(6, "ip6", "ipv6_addr", "::1")
+FAMILY = V4.nft  # the IPv4 table's family, as before
 
 
 @dataclass(frozen=True)
 class NatNet:
-    """What the rules need to know about one NAT network."""
+    """What the rules need to know about one NAT network, in one family."""
 
     bridge: str
     subnet: str
     gateway: str = ""
+    internal: bool = False  # no way out and no way in: no NAT, nothing forwarded
 
 
 @dataclass(frozen=True)
@@ -37,14 +55,14 @@ class Mapping:
 def _element(m: Mapping) -> tuple[str, str]:
     p = m.port
     value = f"{m.container_ip} . {p.container_port}"
-    if p.host_ip:
+    if not p.any_address:
         return "pm_ip", f"{p.host_ip} . {p.protocol} . {p.host_port} : {value}"
     return "pm_any", f"{p.protocol} . {p.host_port} : {value}"
 
 
 def _key(m: Mapping) -> tuple[str, str]:
     p = m.port
-    if p.host_ip:
+    if not p.any_address:
         return "pm_ip", f"{p.host_ip} . {p.protocol} . {p.host_port}"
     return "pm_any", f"{p.protocol} . {p.host_port}"
 
@@ -91,36 +109,42 @@ def render_table(
     mappings: list[Mapping],
     outbound: list[OutboundNat] | None = None,
     endpoint_nat: list[EndpointNat] | None = None,
+    fam: Family = V4,
 ) -> str:
-    """The whole table, as one script that replaces any previous version atomically."""
+    """One family's whole table, as one script that replaces any previous version
+    atomically. OutBoundNAT (``outbound``, ``endpoint_nat``) is IPv4's."""
+    ip, t = fam.nft, fam.addr_type
     bridges = sorted(n.bridge for n in nets)
     any_elems = [e for s, e in map(_element, mappings) if s == "pm_any"]
     ip_elems = [e for s, e in map(_element, mappings) if s == "pm_ip"]
     post: list[str] = []
     fwd: list[str] = []
+    closed: list[str] = []
     for n in sorted(nets, key=lambda n: n.bridge):
-        post.append(f'oifname "{n.bridge}" ct status dnat ip saddr {n.subnet} masquerade')
-        post.append(f"ip saddr {n.subnet} oifname != @bridges masquerade")
+        if n.internal:  # nothing leaves or enters it; inside it, as any network
+            closed.append(f'iifname "{n.bridge}" oifname != "{n.bridge}" drop')
+        else:
+            post.append(f'oifname "{n.bridge}" ct status dnat {ip} saddr {n.subnet} masquerade')
+            post.append(f"{ip} saddr {n.subnet} oifname != @bridges masquerade")
         # bridged traffic inside one network (seen here when br_netfilter is loaded)
         fwd.append(f'iifname "{n.bridge}" oifname "{n.bridge}" accept')
     bridge_elems = ", ".join(f'"{b}"' for b in bridges)
     gateways = ", ".join(sorted({n.gateway for n in nets if n.gateway}))
     lines = [
-        f"add table {FAMILY} {TABLE}",
-        f"delete table {FAMILY} {TABLE}",
-        f"table {FAMILY} {TABLE} {{",
+        f"add table {ip} {TABLE}",
+        f"delete table {ip} {TABLE}",
+        f"table {ip} {TABLE} {{",
         "  set gateways {",
-        "    type ipv4_addr" + (f"\n    elements = {{ {gateways} }}" if gateways else ""),
+        f"    type {t}" + (f"\n    elements = {{ {gateways} }}" if gateways else ""),
         "  }",
         "  set bridges {",
         "    type ifname" + (f"\n    elements = {{ {bridge_elems} }}" if bridges else ""),
         "  }",
         "  map pm_any {",
-        "    type inet_proto . inet_service : ipv4_addr . inet_service"
-        + _elements_block(any_elems),
+        f"    type inet_proto . inet_service : {t} . inet_service" + _elements_block(any_elems),
         "  }",
         "  map pm_ip {",
-        "    type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service"
+        f"    type {t} . inet_proto . inet_service : {t} . inet_service"
         + _elements_block(ip_elems),
         "  }",
         # traffic between containers of one network is bridged: no connection tracking
@@ -129,7 +153,7 @@ def render_table(
         "  chain rawpre {",
         "    type filter hook prerouting priority raw; policy accept;",
         *(
-            f"    ip saddr {n.subnet} ip daddr {n.subnet} ip daddr != @gateways notrack"
+            f"    {ip} saddr {n.subnet} {ip} daddr {n.subnet} {ip} daddr != @gateways notrack"
             for n in sorted(nets, key=lambda n: n.bridge)
             if n.gateway
         ),
@@ -143,12 +167,12 @@ def render_table(
         "    fib daddr type local jump portmap",
         "  }",
         "  chain portmap {",
-        "    dnat ip to ip daddr . meta l4proto . th dport map @pm_ip",
-        "    dnat ip to meta l4proto . th dport map @pm_any",
+        f"    dnat {ip} to {ip} daddr . meta l4proto . th dport map @pm_ip",
+        f"    dnat {ip} to meta l4proto . th dport map @pm_any",
         "  }",
         "  chain postrouting {",
         "    type nat hook postrouting priority srcnat; policy accept;",
-        "    oifname @bridges ip saddr 127.0.0.0/8 masquerade",
+        f"    oifname @bridges {ip} saddr {fam.loopback} masquerade",
         *(f"    {r}" for e in sorted(endpoint_nat or [], key=lambda e: e.ip) for r in e.rules()),
         *(f"    {r}" for r in post),
         *(
@@ -160,6 +184,7 @@ def render_table(
         "  }",
         "  chain forward {",
         "    type filter hook forward priority filter; policy accept;",
+        *(f"    {r}" for r in closed),
         "    ct state established,related accept",
         "    ct status dnat accept",
         *(f"    {r}" for r in fwd),
@@ -171,13 +196,13 @@ def render_table(
     return "\n".join(lines) + "\n"
 
 
-def render_add_mappings(mappings: list[Mapping]) -> str:
+def render_add_mappings(mappings: list[Mapping], fam: Family = V4) -> str:
     return "".join(
-        f"add element {FAMILY} {TABLE} {s} {{ {e} }}\n" for s, e in map(_element, mappings)
+        f"add element {fam.nft} {TABLE} {s} {{ {e} }}\n" for s, e in map(_element, mappings)
     )
 
 
-def render_delete_mappings(mappings: list[Mapping]) -> str:
+def render_delete_mappings(mappings: list[Mapping], fam: Family = V4) -> str:
     return "".join(
-        f"delete element {FAMILY} {TABLE} {s} {{ {k} }}\n" for s, k in map(_key, mappings)
+        f"delete element {fam.nft} {TABLE} {s} {{ {k} }}\n" for s, k in map(_key, mappings)
     )

@@ -64,8 +64,15 @@ def plug(
                 inside.without_ipv6_linklocal(ep.ifname)
                 inside.set_up(ep.ifname)
             else:
+                routed = default_route and not net.internal  # an internal network: no way out
                 inside.configure_inside(
-                    ep.ifname, ep.ip, ep.prefix_len, ep.gateway if default_route else None
+                    ep.ifname,
+                    ep.ip,
+                    ep.prefix_len,
+                    ep.gateway if routed and ep.gateway else None,
+                    ep.ip6,
+                    ep.prefix_len6,
+                    ep.gateway6 if routed and ep.gateway6 else None,
                 )
     return created
 

@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from hostnet.errors import KernelError
 from hostnet.kernel import netns
 from hostnet.kernel.links import Netlink, write_sysctl
 from hostnet.kernel.nft import Nft
@@ -73,3 +74,19 @@ class Kernel:
     # -- settings -------------------------------------------------------------
     def sysctl(self, key: str, value: str) -> None:
         write_sysctl(key, value)
+
+    def ipv6_forwarding(self) -> None:
+        """Route IPv6 in this namespace. A router ignores router advertisements where
+        accept_ra is 1, so links taking their address or default route from them (the
+        host's uplink) are set to 2 first: they keep doing so while forwarding."""
+        base = "/proc/sys/net/ipv6/conf"
+        for link in sorted(os.listdir(base)):
+            if link in ("all", "default"):
+                continue
+            try:
+                with open(f"{base}/{link}/accept_ra") as fh:
+                    if fh.read().strip() == "1":
+                        write_sysctl(f"net/ipv6/conf/{link}/accept_ra", "2")
+            except (OSError, KernelError):
+                continue  # gone meanwhile, or IPv6 off on it
+        write_sysctl("net/ipv6/conf/all/forwarding", "1")

@@ -6,6 +6,7 @@ import contextlib
 import errno
 import ipaddress
 import os
+import socket
 from typing import Any
 
 from pyroute2 import IPRoute
@@ -13,6 +14,8 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from hostnet.errors import Conflict, KernelError
 from hostnet.kernel import netns
+
+IFA_F_NODAD = 0x02  # an IPv6 address without duplicate address detection
 
 
 def _kernel_error(what: str, exc: NetlinkError) -> KernelError:
@@ -187,9 +190,11 @@ class Netlink:
                 out.add((mac, ip, fdb[mac]))
         return out
 
-    def ensure_addr(self, idx: int, ip: str, prefixlen: int) -> None:
+    def ensure_addr(self, idx: int, ip: str, prefixlen: int, nodad: bool = False) -> None:
+        """``nodad``: an IPv6 address usable at once (no duplicate address detection)."""
+        extra = {"flags": IFA_F_NODAD} if nodad else {}
         try:
-            self.ipr.addr("add", index=idx, address=ip, prefixlen=prefixlen)
+            self.ipr.addr("add", index=idx, address=ip, prefixlen=prefixlen, **extra)
         except NetlinkError as exc:
             if exc.code != errno.EEXIST:
                 raise _kernel_error(f"adding address {ip}/{prefixlen}", exc) from None
@@ -252,22 +257,24 @@ class Netlink:
                 raise _kernel_error(f"deleting {name}", exc) from None
 
     # -- addresses and routes -------------------------------------------
-    def ipv4_prefixes(self, exclude_prefix: str) -> list[ipaddress.IPv4Network]:
-        """Prefixes of this namespace's addresses and routes, except on links we own."""
+    def prefixes(self, exclude_prefix: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        """Prefixes of this namespace's addresses and routes (IPv4 and IPv6, link-local and
+        multicast left out), except on links we own."""
         own = {ln["index"] for ln in self.links() if (ln["name"] or "").startswith(exclude_prefix)}
-        nets: list[ipaddress.IPv4Network] = []
-        for a in self.ipr.get_addr(family=2):
-            if a["index"] in own or a["index"] == 1:
-                continue
-            ip = a.get_attr("IFA_ADDRESS")
-            nets.append(ipaddress.IPv4Network(f"{ip}/{a['prefixlen']}", strict=False))
-        for r in self.ipr.get_routes(family=2, table=254):
-            if r.get_attr("RTA_OIF") in own or r["dst_len"] == 0:
-                continue
-            dst = r.get_attr("RTA_DST")
-            if dst:
-                nets.append(ipaddress.IPv4Network(f"{dst}/{r['dst_len']}", strict=False))
-        return nets
+        nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+        for family in (socket.AF_INET, socket.AF_INET6):
+            for a in self.ipr.get_addr(family=family):
+                if a["index"] in own or a["index"] == 1:
+                    continue
+                ip = a.get_attr("IFA_ADDRESS")
+                nets.append(ipaddress.ip_network(f"{ip}/{a['prefixlen']}", strict=False))
+            for r in self.ipr.get_routes(family=family, table=254):
+                if r.get_attr("RTA_OIF") in own or r["dst_len"] == 0:
+                    continue
+                dst = r.get_attr("RTA_DST")
+                if dst:
+                    nets.append(ipaddress.ip_network(f"{dst}/{r['dst_len']}", strict=False))
+        return [n for n in nets if n.version == 4 or not (n.is_link_local or n.is_multicast)]
 
 
 def write_sysctl(path: str, value: str) -> None:  # path like "net/ipv4/ip_forward"

@@ -32,7 +32,8 @@ IFLA_INET6_ADDR_GEN_MODE, IN6_ADDR_GEN_MODE_NONE = 8, 1
 IFLA_INFO_KIND, IFLA_INFO_DATA, IFLA_INFO_SLAVE_KIND, IFLA_INFO_SLAVE_DATA = 1, 2, 4, 5
 VETH_INFO_PEER = 1
 IFLA_BRPORT_MODE, IFLA_BRPORT_ISOLATED = 4, 33
-IFA_ADDRESS, IFA_LOCAL = 1, 2
+IFA_ADDRESS, IFA_LOCAL, IFA_FLAGS = 1, 2, 8
+IFA_F_NODAD = 0x02
 RTA_DST, RTA_GATEWAY, RTA_OIF = 1, 5, 4
 RT_TABLE_MAIN, RTPROT_STATIC, RT_SCOPE_UNIVERSE, RTN_UNICAST = 254, 4, 0, 1
 
@@ -255,10 +256,16 @@ class Rtnl:
 
     # -- addresses and routes ---------------------------------------------
     def add_address(self, index: int, ip: str, prefixlen: int) -> None:
-        """Add an IPv4 address; already there is success."""
-        packed = ipaddress.IPv4Address(ip).packed
-        body = struct.pack("=BBBBI", socket.AF_INET, prefixlen, 0, 0, index)
-        body += attr(IFA_LOCAL, packed) + attr(IFA_ADDRESS, packed)
+        """Add an address (either family); already there is success. IPv6 addresses skip
+        duplicate address detection: IPAM gave them once, and DAD would hold them back
+        (tentative, unusable) for a second or more."""
+        addr = ipaddress.ip_address(ip)
+        family = socket.AF_INET if addr.version == 4 else socket.AF_INET6
+        body = struct.pack("=BBBBI", family, prefixlen, 0, 0, index)
+        if addr.version == 4:
+            body += attr(IFA_LOCAL, addr.packed) + attr(IFA_ADDRESS, addr.packed)
+        else:
+            body += attr(IFA_ADDRESS, addr.packed) + attr(IFA_FLAGS, u32(IFA_F_NODAD))
         try:
             self.request(
                 f"adding {ip}/{prefixlen}", RTM_NEWADDR, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, body
@@ -268,15 +275,16 @@ class Rtnl:
                 raise
 
     def add_default_route(self, gateway: str, oif: int) -> None:
-        """Add the default route via ``gateway``; already there is success."""
-        self.add_route("0.0.0.0/0", gateway, oif)
+        """Add the default route via ``gateway`` (either family); already there is success."""
+        self.add_route("::/0" if ":" in gateway else "0.0.0.0/0", gateway, oif)
 
     def add_route(self, dst: str, gateway: str, oif: int) -> None:
         """Add a route to prefix ``dst`` via ``gateway``; already there is success."""
-        net = ipaddress.IPv4Network(dst)
+        net = ipaddress.ip_network(dst)
+        family = socket.AF_INET if net.version == 4 else socket.AF_INET6
         body = struct.pack(
             "=BBBBBBBBI",
-            socket.AF_INET,
+            family,
             net.prefixlen,
             0,
             0,
@@ -288,7 +296,7 @@ class Rtnl:
         )
         if net.prefixlen:
             body += attr(RTA_DST, net.network_address.packed)
-        body += attr(RTA_GATEWAY, ipaddress.IPv4Address(gateway).packed) + attr(RTA_OIF, u32(oif))
+        body += attr(RTA_GATEWAY, ipaddress.ip_address(gateway).packed) + attr(RTA_OIF, u32(oif))
         try:
             self.request(
                 f"adding the route to {dst} via {gateway}",
@@ -300,14 +308,31 @@ class Rtnl:
             if exc.details.get("errno") != errno.EEXIST:
                 raise
 
-    def configure_inside(self, ifname: str, ip: str, prefixlen: int, gateway: str | None) -> None:
-        """Inside a compartment: loopback up, the vNIC addressed and up, default route."""
+    def configure_inside(
+        self,
+        ifname: str,
+        ip: str,
+        prefixlen: int,
+        gateway: str | None,
+        ip6: str = "",
+        prefixlen6: int = 0,
+        gateway6: str | None = None,
+    ) -> None:
+        """Inside a compartment: loopback up, the vNIC addressed (IPv4, IPv6 or both) and
+        up, default routes. No IPv6 link-local address: on-link neighbours are found from
+        the global addresses, and a vNIC without one sends no router solicitations or
+        address detection to every port of its switch."""
         self.set_up("lo")
         info = self.link(ifname)
         if info is None:
             raise KernelError(f"{ifname} is missing inside the compartment")
-        self.add_address(info["index"], ip, prefixlen)
-        self.without_ipv6_linklocal(ifname)  # hostnet networks are IPv4
+        if ip:
+            self.add_address(info["index"], ip, prefixlen)
+        self.without_ipv6_linklocal(ifname)
+        if ip6:
+            self.add_address(info["index"], ip6, prefixlen6)
         self.set_up(ifname)
         if gateway:
             self.add_default_route(gateway, info["index"])
+        if gateway6:
+            self.add_default_route(gateway6, info["index"])
