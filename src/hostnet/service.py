@@ -738,8 +738,10 @@ class HostNetworkingService:
         bandwidth: dict[str, int] | None = None,
         acl_specs: list[str] | None = None,
         policy_specs: list[Any] | None = None,
+        ip6: str = "",
     ) -> tuple[Container, Endpoint]:
-        """Attach a vNIC to a namespace another runtime made (CNI ADD)."""
+        """Attach a vNIC to a namespace another runtime made (CNI ADD); ``ip``/``ip6``:
+        static addresses (else IPAM gives one of each family the network has)."""
         net = self.network(net_ref)
         if not self.kernel.compartment_exists(netns_path):
             raise NotFound(
@@ -762,7 +764,7 @@ class HostNetworkingService:
             )
         rules = [acl.parse_rule(spec) for spec in acl_specs or []]
         with self._planning() as plans:
-            ep = self._plan_endpoint(plans, net, c, ifname, ip, port_specs or [])
+            ep = self._plan_endpoint(plans, net, c, ifname, ip, port_specs or [], ip6)
             if mac:
                 ep.mac = mac.lower()
             ep.bandwidth, ep.acl = dict(bandwidth or {}), rules
@@ -779,7 +781,7 @@ class HostNetworkingService:
                 raise
         return c, ep
 
-    def attach_docker(self, net: Network, eid: str, ip: str, mac: str) -> Endpoint:
+    def attach_docker(self, net: Network, eid: str, ip: str, mac: str, ip6: str = "") -> Endpoint:
         """Docker's CreateEndpoint: a vNIC pair left in the host's namespace, whose peer
         Docker moves into its sandbox at Join (the compartment is Docker's)."""
         c = Container(
@@ -791,7 +793,7 @@ class HostNetworkingService:
             runtime="docker",
         )
         with self._planning() as plans:
-            ep = self._plan_endpoint(plans, net, c, "hc" + eid[:10], ip, [])
+            ep = self._plan_endpoint(plans, net, c, "hc" + eid[:10], ip, [], ip6)
             ep.runtime_moves_peer = True
             if mac:
                 ep.mac = mac.lower()
