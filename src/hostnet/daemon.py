@@ -31,6 +31,7 @@ from hostnet.api.rest import build_app
 from hostnet.dns.resolver import Resolver
 from hostnet.errors import Conflict, HostnetError
 from hostnet.kernel import fds
+from hostnet.loopback import LoopbackProxy
 from hostnet.model import Container
 from hostnet.reconcile import reconcile
 from hostnet.service import HostNetworkingService
@@ -263,6 +264,7 @@ async def serve(args: argparse.Namespace) -> None:
         if args.bridge != "none":
             svc.ensure_default_network()
         svc.resolver = Resolver(args.resolv_conf)
+        svc.nat.loopback = LoopbackProxy()
         report = reconcile(svc, at_start=True)
         log.info("reconciled at start: %s", {k: v for k, v in report.items() if v})
         return svc
@@ -322,6 +324,8 @@ async def serve(args: argparse.Namespace) -> None:
     worker.shutdown(wait=True)
     if svc.resolver is not None:
         svc.resolver.stop()
+    if svc.nat.loopback is not None:
+        svc.nat.loopback.stop()
     svc.kernel.flush_cuts()  # vNICs cut before the stop are deleted before it ends
     store.close()
     lock.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+import pytest
 from helpers import ask, peer_server, ping, serve
 
 from lab import Daemon, Lab, in_ns
@@ -42,6 +43,11 @@ def test_containers_talk_over_both_families_and_mapped_ports_answer_on_both(lab:
     assert ask(client, host_ip, 8080) == "a"
     assert ask(d.host, host6, 8080) == "a"
     assert ask(b["netns"], host6, 8080) == "a"
+    # from the host itself on ::1 (relayed: the kernel does not route ::1 off the host)
+    assert ask(d.host, "::1", 8080) == "a" and ask(d.host, "127.0.0.1", 8080) == "a"
+    serve(d, "ds", "u", 53, True, "-p", "5353:53/udp")
+    assert ask(d.host, "::1", 5353, udp=True) == "u"
+    assert ask(client, host6, 5353, udp=True) == "u"
     # out: masqueraded to the host's IPv6 address
     peer_server(lab.spawn, client, 7000)
     assert ask(a["netns"], client6, 7000) == host6
@@ -54,5 +60,144 @@ def test_containers_talk_over_both_families_and_mapped_ports_answer_on_both(lab:
         ("0.0.0.0:8080", f"{a['ip']}:80"),
         ("[::]:8080", f"[{a['ip6']}]:80"),
     }
-    d.cli("rm", "a", "b")
+    d.cli("rm", "a", "b", "u")
+    assert ask(d.host, "::1", 8080, timeout=1) == ""  # the relay went with the mapping
     d.cli("network", "rm", "ds")
+
+
+def test_ipv6_is_isolated_between_networks_and_family_bound_mappings_stay_in_their_family(
+    lab: Lab,
+) -> None:
+    d, host_ip = lab.host()
+    host6 = lab.with_ipv6(d.host, host_ip)
+    client, client_ip = lab.node("client")
+    lab.with_ipv6(client, client_ip)
+    d.cli("network", "create", "--ipv6", "n1")  # no IPv6 subnet: a unique local /64
+    d.cli("network", "create", "--ipv6", "n2", "-o", "disableicc=true")
+    v1, v2 = _net(d, "n1"), _net(d, "n2")
+    ula1, ula2 = (ipaddress.ip_network(v["IPAM"]["Config"][1]["Subnet"]) for v in (v1, v2))
+    assert ula1.prefixlen == 64 and ula1.subnet_of(ipaddress.ip_network("fd00::/8"))
+    assert ula1 != ula2 and not ula1.overlaps(ula2)
+    a = serve(d, "n1", "a", 80, False, "-p", "[::]:8081:80", "-p", "0.0.0.0:8082:80")
+    b = serve(d, "n2", "b")
+    c = serve(d, "n2", "c")
+    # another network's containers: unreachable over IPv6 as over IPv4
+    assert ask(b["netns"], a["ip6"], 80, timeout=1) == ""
+    assert not ping(b["netns"], a["ip6"])
+    # disableicc: not even inside its own network, in either family
+    assert ask(c["netns"], b["ip6"], 80, timeout=1) == "" and not ping(c["netns"], b["ip"])
+    # [::]:8081 is IPv6 only, 0.0.0.0:8082 IPv4 only
+    assert ask(client, host6, 8081) == "a"
+    assert ask(client, host_ip, 8081, timeout=1) == ""
+    assert ask(client, host_ip, 8082) == "a"
+    assert ask(client, host6, 8082, timeout=1) == ""
+    # a port bound per family takes the other family's binding of the same port too
+    d2 = serve(d, "n1", "d2", 80, False, "-p", "0.0.0.0:8081:80")
+    assert ask(client, host_ip, 8081) == "d2" and ask(client, host6, 8081) == "a"
+    res = d.cli("run", "--net", "n1", "-p", "8081:80", "--", "true", check=False)
+    assert res.returncode != 0 and "8081" in res.stderr, res.stderr
+    d.cli("rm", "a", "b", "c", d2["name"])
+    d.cli("network", "rm", "n1", "n2")
+
+
+def test_an_ipv6_only_network_answers_aaaa_and_has_no_ipv4(lab: Lab) -> None:
+    d, _ = lab.host()
+    d.cli("network", "create", "--ipv6", "--ipv4=false", "--subnet", V6, "only6")
+    view = _net(d, "only6")
+    assert [c["Subnet"] for c in view["IPAM"]["Config"]] == [V6]
+    a = serve(d, "only6", "a")
+    b = serve(d, "only6", "b")
+    assert a["ip"] == "" and a["ip6"]
+    inside = in_ns(a["netns"], "ip", "-o", "addr", "show", "dev", "eth0").stdout
+    assert "inet " not in inside and a["ip6"] in inside, inside
+    assert ask(b["netns"], a["ip6"], 80) == "a"
+    ask_dns = ("dig", "+short", "@127.0.0.11", "-q")
+    dig = in_ns(b["netns"], *ask_dns, "a", "-t", "AAAA").stdout.split()
+    assert dig == [a["ip6"]], dig
+    assert in_ns(b["netns"], *ask_dns, "a", "-t", "A").stdout.split() == []
+    # glibc, through the resolv.conf hostnet run gives: AAAA, and no IPv4 for the name
+    res = d.cli("run", "--net", "only6", "--", "getent", "ahosts", "a").stdout
+    assert {ln.split()[0] for ln in res.splitlines() if ln.strip()} == {a["ip6"]}, res
+    rev = ipaddress.ip_address(a["ip6"]).reverse_pointer
+    ptr = in_ns(b["netns"], *ask_dns, rev, "-t", "PTR").stdout.split()
+    assert ptr == ["a."], ptr
+    d.cli("rm", "a", "b")
+    d.cli("network", "rm", "only6")
+
+
+def test_ip_range_and_aux_addresses_shape_allocation_and_internal_has_no_way_out(
+    lab: Lab,
+) -> None:
+    d, host_ip = lab.host()
+    client, client_ip = lab.node("client")
+    client6 = lab.with_ipv6(client, client_ip)
+    lab.with_ipv6(d.host, host_ip)
+    d.cli(
+        "network", "create", "--subnet", "172.20.12.0/24", "--ip-range", "172.20.12.128/30",
+        "--aux-address", "router=172.20.12.129", "--subnet", "fd12:3456:789a:12::/64",
+        "--ip-range", "fd12:3456:789a:12::100/126", "--aux-address", "r6=fd12:3456:789a:12::100",
+        "ranged",
+    )  # fmt: skip
+    cfg = _net(d, "ranged")["IPAM"]["Config"]
+    assert cfg[0]["IPRange"] == "172.20.12.128/30"
+    assert cfg[0]["AuxiliaryAddresses"] == {"router": "172.20.12.129"}
+    assert cfg[1]["AuxiliaryAddresses"] == {"r6": "fd12:3456:789a:12::100"}
+    got = [serve(d, "ranged", f"r{i}") for i in range(3)]
+    assert [g["ip"] for g in got] == ["172.20.12.128", "172.20.12.130", "172.20.12.131"]
+    assert [g["ip6"] for g in got] == [f"fd12:3456:789a:12::{x}" for x in (101, 102, 103)]
+    res = d.cli("run", "--net", "ranged", "--", "true", check=False)
+    assert res.returncode != 0 and "no free address left in --ip-range" in res.stderr
+    # a static address outside the range but inside the subnet is fine (as Docker)
+    s = serve(d, "ranged", "s", 80, False, "--ip", "172.20.12.50", "--ip6", "fd12:3456:789a:12::50")
+    assert (s["ip"], s["ip6"]) == ("172.20.12.50", "fd12:3456:789a:12::50")
+    res = d.cli("run", "--net", "ranged", "--ip", "172.20.12.129", "--", "true", check=False)
+    assert res.returncode != 0 and "--aux-address" in res.stderr, res.stderr
+    # internal: containers talk to each other, never out, and publish nothing
+    d.cli("network", "create", "--internal", "--ipv6", "closed")
+    assert _net(d, "closed")["Internal"] is True
+    x, y = serve(d, "closed", "x"), serve(d, "closed", "y")
+    assert ask(x["netns"], y["ip6"], 80) == "y" and ask(x["netns"], y["ip"], 80) == "y"
+    peer_server(lab.spawn, client, 7000)
+    assert ask(x["netns"], client_ip, 7000, timeout=1) == ""
+    assert ask(x["netns"], client6, 7000, timeout=1) == ""
+    routes = in_ns(x["netns"], "ip", "route").stdout + in_ns(x["netns"], "ip", "-6", "route").stdout
+    assert "default" not in routes, routes
+    res = d.cli("run", "--net", "closed", "-p", "8090:80", "--", "true", check=False)
+    assert res.returncode != 0 and "internal" in res.stderr, res.stderr
+    d.cli("rm", *[g["name"] for g in got], "s", "x", "y")
+    d.cli("network", "rm", "ranged", "closed")
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--subnet", "fd12:3456:789a:20::/127"], "too small"),
+        (["--subnet", "fd12:3456:789a:21::/64", "--gateway", "fd12:3456:789a:99::1"], "outside"),
+        (["--subnet", "172.20.22.0/24", "--gateway", "fd12::1"], "no IPv6 subnet"),
+        (["--subnet", "fd12:3456:789a:10::/64", "--subnet", "fd12:3456:789a:11::/64"], "two IPv6"),
+        (["--subnet", "fd12:3456:789a:10:8000::/65"], "overlaps network 'base'"),
+        (["--ipv4=false"], "needs --ipv6"),
+        (["--ipv6", "--ip-range", "fd99::/120"], "--ip-range needs --subnet"),
+        (["--subnet", "fd12:3456:789a:30::/64", "--ip-range", "fd99::/120"], "not inside"),
+        (["--ipv6", "--aux-address", "x=fd99::1"], "outside"),
+    ],
+)
+def test_bad_dual_stack_input_is_a_clear_error_and_changes_nothing(
+    lab: Lab, args: list[str], says: str
+) -> None:
+    d, _ = lab.host()
+    d.cli("network", "create", "--subnet", V6, "base")
+    before = d.json("network", "ls", "--format", "json")
+    res = d.cli("network", "create", *args, "bad", check=False)
+    assert res.returncode != 0 and says in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr
+    assert d.json("network", "ls", "--format", "json") == before
+    a = serve(d, "base", "a")
+    for ip6, why in (("fd12:3456:789a:11::5", "outside"), (a["ip6"], "already in use")):
+        res = d.cli("run", "--net", "base", "--ip6", ip6, "--", "true", check=False)
+        assert res.returncode != 0 and why in res.stderr, res.stderr
+    res = d.cli("run", "--net", "base", "--ip6", "172.20.1.1", "--", "true", check=False)
+    assert res.returncode != 0 and "IPv4" in res.stderr, res.stderr
+    assert [c["Name"] for c in d.json("ps", "--format", "json")] == ["a"]
+    d.cli("rm", "a")
+    d.cli("network", "rm", "base")

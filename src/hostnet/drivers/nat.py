@@ -9,6 +9,7 @@ from hostnet.drivers import nat_rules, vnic
 from hostnet.drivers.base import Driver
 from hostnet.errors import KernelError
 from hostnet.kernel.handles import Kernel
+from hostnet.loopback import LoopbackProxy, Relay
 from hostnet.model import Container, Endpoint, Network, PortMapping
 
 DEFAULT_MTU = 1500
@@ -39,6 +40,8 @@ class NatDriver(Driver):
         self.owner = owner  # the ifalias marking links as this daemon's
         self._forwarding = False
         self._forwarding6 = False
+        #: relays [::1]:PORT to IPv6 endpoints (the daemon sets it; none in unit tests)
+        self.loopback: LoopbackProxy | None = None
 
     def _mtu(self, net: Network) -> int:
         return int(net.options.get("mtu", DEFAULT_MTU))
@@ -76,6 +79,8 @@ class NatDriver(Driver):
             vnic.limit(self.kernel, ep, c)
         added = _add_mappings(ep, ep.ports) if ep.ports and created else ""
         self.apply_acl(ep, net, added)
+        if self.loopback is not None and ep.ports:
+            self.loopback.open(relays(ep, ep.ports))
 
     def detach(self, net: Network, ep: Endpoint, c: Container) -> None:
         """Unmap the ports and remove the endpoint's ACL chain."""
@@ -85,13 +90,19 @@ class NatDriver(Driver):
             except KernelError as exc:
                 # already gone (a flushed ruleset); reconcile re-renders the table anyway
                 log.info("unmapping ports of %s: %s", ep.host_ifname, exc)
+            if self.loopback is not None:
+                self.loopback.close(relays(ep, ep.ports))
         self.remove_acl(ep, net)
 
     def add_ports(self, ep: Endpoint, added: list[PortMapping]) -> None:
         self.nft.run(_add_mappings(ep, added))
+        if self.loopback is not None:
+            self.loopback.open(relays(ep, added))
 
     def remove_ports(self, ep: Endpoint, removed: list[PortMapping]) -> None:
         self.nft.run(_delete_mappings(ep, removed))
+        if self.loopback is not None:
+            self.loopback.close(relays(ep, removed))
 
     def endpoint_present(self, net: Network, ep: Endpoint) -> bool:
         return vnic.present(self.rt, net, ep)
@@ -127,6 +138,8 @@ class NatDriver(Driver):
             nat_rules.render_table(v4, maps4, outbound, ep_nat)
             + nat_rules.render_table(v6, maps6, fam=nat_rules.V6)
         )
+        if self.loopback is not None:
+            self.loopback.sync([r for ep in mine for r in relays(ep, ep.ports)])
 
     def switch_view(self, net: Network) -> dict[str, Any]:
         return {"Type": "Internal", "Adapter": "", "Kernel": net.switch}
@@ -139,6 +152,18 @@ def mappings(ep: Endpoint, ports: list[PortMapping], version: int) -> list[nat_r
     if not to:
         return []
     return [nat_rules.Mapping(p, to) for p in ports if p.family in (0, version)]
+
+
+def relays(ep: Endpoint, ports: list[PortMapping]) -> list[Relay]:
+    """What [::1] needs relayed in user space (the kernel does not route ::1 off the host):
+    an IPv6 endpoint's mappings on every address, every IPv6 address, or ::1."""
+    if not ep.ip6:
+        return []
+    return [
+        Relay(p.protocol, p.host_port, ep.ip6, p.container_port)
+        for p in ports
+        if p.family in (0, 6) and (p.any_address or p.host_ip == "::1")
+    ]
 
 
 def _add_mappings(ep: Endpoint, ports: list[PortMapping]) -> str:

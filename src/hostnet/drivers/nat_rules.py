@@ -26,11 +26,10 @@ class Family:
     version: int
     nft: str  # the nftables family (and the payload keyword: ip saddr, ip6 saddr)
     addr_type: str
-    loopback: str
 
 
-V4 = Family(4, "ip", "ipv4_addr", "127.0.0.0/8")
-V6 = Family(6, "ip6", "ipv6_addr", "::1")
+V4 = Family(4, "ip", "ipv4_addr")
+V6 = Family(6, "ip6", "ipv6_addr")
 FAMILY = V4.nft  # the IPv4 table's family, as before
 
 
@@ -164,6 +163,8 @@ def render_table(
         "  }",
         "  chain output {",
         "    type nat hook output priority -100; policy accept;",
+        # [::1] is relayed in user space (loopback.py): a DNAT of it would go nowhere
+        *(["    ip6 daddr ::1 return"] if fam.version == 6 else []),
         "    fib daddr type local jump portmap",
         "  }",
         "  chain portmap {",
@@ -172,7 +173,8 @@ def render_table(
         "  }",
         "  chain postrouting {",
         "    type nat hook postrouting priority srcnat; policy accept;",
-        f"    oifname @bridges {ip} saddr {fam.loopback} masquerade",
+        # 127.0.0.1 -> container (route_localnet); IPv6's ::1 is relayed instead
+        *(["    oifname @bridges ip saddr 127.0.0.0/8 masquerade"] if fam.version == 4 else []),
         *(f"    {r}" for e in sorted(endpoint_nat or [], key=lambda e: e.ip) for r in e.rules()),
         *(f"    {r}" for r in post),
         *(
