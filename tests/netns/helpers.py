@@ -62,9 +62,12 @@ def ask(ns: str, ip: str, port: int, udp: bool = False, timeout: float = 3) -> s
     """Connect from namespace ``ns``; return what the server said ('' if nothing arrived)."""
     host = f"[{ip}]" if ":" in ip else ip
     target = f"UDP:{host}:{port}" if udp else f"TCP:{host}:{port},connect-timeout={timeout}"
-    res = in_ns(
-        ns, "socat", f"-T{timeout}", "-", target, check=False, input="hi\n", timeout=timeout + 5
-    )
+    for _ in range(2 if udp else 1):  # a datagram may be lost (a neighbour being resolved)
+        res = in_ns(
+            ns, "socat", f"-T{timeout}", "-", target, check=False, input="hi\n", timeout=timeout + 5
+        )
+        if res.stdout.strip():
+            break
     return _plain(res.stdout.strip())
 
 

@@ -69,3 +69,29 @@ def test_team_spreads_over_live_members_only() -> None:
     assert 'mod 1 map { 0 : "eth2" }' in one and '"eth1"' in one.split("chain down")[1]
     none = render([Team("ab12cd34", "huab12cd34", ("eth1", "eth2"), ())])
     assert "fwd to jhash" not in none and "policy drop" in none
+
+
+def test_the_nd_fix_word_keeps_the_icmpv6_checksum_of_a_rewritten_option() -> None:
+    """A neighbour solicitation whose source link-layer option goes from the endpoint's
+    MAC to the host's, with the fix word in its reserved field: the same ones' complement
+    sum, so the checksum the endpoint computed still holds."""
+    from hostnet.drivers.l2_rules import nd_fix
+
+    def ones_sum(data: bytes) -> int:
+        total = sum(int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2))
+        while total > 0xFFFF:
+            total = (total & 0xFFFF) + (total >> 16)
+        return total
+
+    for ep_mac, host_mac in (
+        ("02:42:ac:10:01:02", "0a:aa:aa:aa:aa:aa"),
+        ("02:42:00:00:00:02", "ff:ff:ff:ff:ff:fe"),
+        ("02:42:c6:33:64:07", "02:42:c6:33:64:07"),
+    ):
+        target = bytes(range(16))
+        before = bytes([135, 0, 0, 0, 0, 0, 0, 0]) + target + bytes([1, 1])
+        before += bytes.fromhex(ep_mac.replace(":", ""))
+        fix = nd_fix(ep_mac, host_mac).to_bytes(2, "big")
+        after = before[:6] + fix + before[8:26] + bytes.fromhex(host_mac.replace(":", ""))
+        a, b = ones_sum(before), ones_sum(after)
+        assert a == b or {a, b} == {0, 0xFFFF}, (ep_mac, host_mac)  # ones' complement

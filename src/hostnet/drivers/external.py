@@ -191,12 +191,14 @@ class ExternalDriver(Driver):
     def rewrite_net(self, net: Network, eps: list[Endpoint]) -> l2_rules.RewriteNet | None:
         if not self.rewrites_macs:
             return None
-        host_ips = tuple(str(a[0]) for a in net.adapter_state.get("addrs", []))
+        addrs = net.adapter_state.get("addrs", [])
+        host_ips = tuple(str(a[0]) for a in addrs if ":" not in str(a[0]))
+        static = [e for e in eps if not e.dhcp]
         return l2_rules.RewriteNet(
             net.id[:8],
             self.uplink(net),
             str(net.adapter_state.get("mac")),
-            {e.ip: e.mac for e in eps if e.ip and not e.dhcp},
+            {ip: e.mac for e in static for ip in (e.ip, e.ip6) if ip},
             host_ips,
             self.nat_keep(net),
         )

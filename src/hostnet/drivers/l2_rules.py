@@ -1,8 +1,16 @@
 """nftables bridge-family rules for l2bridge and l2tunnel: MAC rewrite (pure rendering).
 
 On the wire every frame from an endpoint carries the host adapter's MAC (Ethernet
-source and the ARP sender); frames to the host's MAC for an endpoint's address get
-the endpoint's MAC back before the bridge looks up where to send them.
+source, the ARP sender, and in IPv6 the link-layer address options of neighbour and
+router solicitations and neighbour advertisements); frames to the host's MAC for an
+endpoint's address (either family) get the endpoint's MAC back before the bridge looks
+up where to send them.
+
+The ICMPv6 checksum covers the link-layer option, and nftables does not recompute it for
+a raw payload write. The rewrite keeps the ones' complement sum unchanged instead: it
+also writes a 16-bit word of the message's reserved field (zero when sent, ignored by
+receivers, RFC 4861) with ``nd_fix(endpoint MAC, host MAC)``, a constant per endpoint
+looked up from a map, so the checksum stays valid without touching it.
 """
 
 from __future__ import annotations
@@ -20,14 +28,41 @@ class RewriteNet:
     key: str  # short, unique: names the network's sets and maps
     adapter: str
     host_mac: str
-    endpoints: dict[str, str] = field(default_factory=dict)  # ip -> endpoint MAC
-    host_ips: tuple[str, ...] = ()  # the host's own addresses on this switch
+    endpoints: dict[str, str] = field(default_factory=dict)  # ip (either family) -> its MAC
+    host_ips: tuple[str, ...] = ()  # the host's own IPv4 addresses on this switch
     # outbound NAT: frames to anywhere but these prefixes are handed to the host to NAT
     nat_keep: tuple[str, ...] | None = None
 
 
 def _elements(items: list[str]) -> str:
     return f"\n    elements = {{ {', '.join(items)} }}" if items else ""
+
+
+def _words(mac: str) -> int:
+    """The ones' complement sum of a MAC's three 16-bit words."""
+    b = bytes.fromhex(mac.replace(":", ""))
+    total = sum(int.from_bytes(b[i : i + 2], "big") for i in (0, 2, 4))
+    while total > 0xFFFF:
+        total = (total & 0xFFFF) + (total >> 16)
+    return total
+
+
+def nd_fix(endpoint_mac: str, host_mac: str) -> int:
+    """The reserved word that keeps an ICMPv6 checksum valid when the endpoint's MAC in a
+    link-layer option is replaced by the host's: endpoint - host, in ones' complement."""
+    total = _words(endpoint_mac) + (~_words(host_mac) & 0xFFFF)
+    while total > 0xFFFF:
+        total = (total & 0xFFFF) + (total >> 16)
+    return total
+
+
+# ICMPv6 type, bit offset of its first option's type byte: the option's MAC follows 16 bits
+# later; the checksum-keeping word is the reserved field's second half (bits 48-63)
+ND_OPTIONS = (
+    ("nd-router-solicit", 64, 1),
+    ("nd-neighbor-solicit", 192, 1),
+    ("nd-neighbor-advert", 192, 2),
+)
 
 
 def render_table(nets: list[RewriteNet]) -> str:
@@ -41,13 +76,21 @@ def render_table(nets: list[RewriteNet]) -> str:
     post: list[str] = []
     for n in sorted(nets, key=lambda n: n.key):
         macs = sorted(set(n.endpoints.values()))
-        pairs = [f"{ip} : {mac}" for ip, mac in sorted(n.endpoints.items())]
+        pairs = [f"{ip} : {mac}" for ip, mac in sorted(n.endpoints.items()) if ":" not in ip]
+        pairs6 = [f"{ip} : {mac}" for ip, mac in sorted(n.endpoints.items()) if ":" in ip]
+        fixes = [f"{mac} : {nd_fix(mac, n.host_mac)}" for mac in macs]
         lines += [
             f"  map ip2mac_{n.key} {{",
             f"    type ipv4_addr : ether_addr{_elements(pairs)}",
             "  }",
+            f"  map ip6mac_{n.key} {{",
+            f"    type ipv6_addr : ether_addr{_elements(pairs6)}",
+            "  }",
             f"  set epmac_{n.key} {{",
             f"    type ether_addr{_elements(macs)}",
+            "  }",
+            f"  map ndfix_{n.key} {{",
+            f"    typeof ether saddr : icmpv6 checksum{_elements(fixes)}",
             "  }",
         ]
         ad, hm = n.adapter, n.host_mac
@@ -69,11 +112,19 @@ def render_table(nets: list[RewriteNet]) -> str:
             )
         pre += [
             f'iifname "{ad}" ether daddr {hm} ether type ip ether daddr set ip daddr map @ip2mac_{n.key}',
+            f'iifname "{ad}" ether daddr {hm} ether type ip6 ether daddr set ip6 daddr map @ip6mac_{n.key}',
             f'iifname "{ad}" ether daddr {hm} ether type arp arp daddr ether set arp daddr ip map @ip2mac_{n.key}',
             f'iifname "{ad}" ether daddr {hm} ether type arp ether daddr set arp daddr ip map @ip2mac_{n.key}',
         ]
+        hm_hex = "0x" + hm.replace(":", "")
         post += [
             f'oifname "{ad}" ether type arp arp saddr ether @epmac_{n.key} arp saddr ether set {hm}',
+            *(
+                f'oifname "{ad}" ether saddr @epmac_{n.key} icmpv6 type {kind} '
+                f"@th,{opt},8 {otype} "
+                f"@th,48,16 set ether saddr map @ndfix_{n.key} @th,{opt + 16},48 set {hm_hex}"
+                for kind, opt, otype in ND_OPTIONS
+            ),
             f'oifname "{ad}" ether saddr @epmac_{n.key} ether saddr set {hm}',
         ]
     lines += [

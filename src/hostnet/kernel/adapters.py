@@ -1,7 +1,9 @@
 """Host adapters bound to an external switch (a bridge), keeping the host's own addresses.
 
-Binding moves the adapter's IPv4 addresses and routes onto the bridge (which takes
-the adapter's MAC), so the host stays reachable; releasing moves them back. What
+Binding moves the adapter's IPv4 and global IPv6 addresses and its static routes onto
+the bridge (which takes the adapter's MAC), so the host stays reachable; releasing moves
+them back. Link-local addresses stay: the bridge makes its own from the same MAC; routes
+the kernel or router advertisements made are made again on the bridge the same way. What
 was moved is returned to the caller, which keeps it in intent for reconcile.
 """
 
@@ -15,7 +17,8 @@ from pyroute2.netlink.exceptions import NetlinkError
 from hostnet.errors import Conflict, KernelError, NotFound
 from hostnet.kernel.links import Netlink
 
-RTPROT_KERNEL = 2
+RTPROT_KERNEL, RTPROT_RA = 2, 9
+IFA_F_NODAD = 0x02
 
 
 def describe(nl: Netlink, name: str) -> dict[str, Any]:
@@ -29,20 +32,24 @@ def describe(nl: Netlink, name: str) -> dict[str, Any]:
     msg = nl.ipr.get_links(idx)[0]
     addrs = [
         (a.get_attr("IFA_ADDRESS"), a["prefixlen"])
-        for a in nl.ipr.get_addr(family=2)
-        if a["index"] == idx
+        for family in (2, 10)
+        for a in nl.ipr.get_addr(family=family)
+        if a["index"] == idx and a["scope"] == 0  # global: IPv6 link-local stays
     ]
     routes = []
-    for r in nl.ipr.get_routes(family=2, table=254):
-        if r.get_attr("RTA_OIF") != idx or r["proto"] == RTPROT_KERNEL:
-            continue
-        routes.append(
-            {
-                "dst": f"{r.get_attr('RTA_DST') or '0.0.0.0'}/{r['dst_len']}",
-                "gateway": r.get_attr("RTA_GATEWAY"),
-                "priority": r.get_attr("RTA_PRIORITY") or 0,
-            }
-        )
+    for family, anywhere in ((2, "0.0.0.0"), (10, "::")):
+        for r in nl.ipr.get_routes(family=family, table=254):
+            if r.get_attr("RTA_OIF") != idx or r["proto"] in (RTPROT_KERNEL, RTPROT_RA):
+                continue
+            if family == 10 and str(r.get_attr("RTA_DST") or "").startswith(("fe80", "ff")):
+                continue
+            routes.append(
+                {
+                    "dst": f"{r.get_attr('RTA_DST') or anywhere}/{r['dst_len']}",
+                    "gateway": r.get_attr("RTA_GATEWAY"),
+                    "priority": r.get_attr("RTA_PRIORITY") or 0,
+                }
+            )
     return {
         "index": idx,
         "mac": msg.get_attr("IFLA_ADDRESS"),
@@ -51,6 +58,11 @@ def describe(nl: Netlink, name: str) -> dict[str, Any]:
         "addrs": addrs,
         "routes": routes,
     }
+
+
+def _nodad(ip: str) -> dict[str, int]:
+    """An IPv6 address moved between the host's own links needs no duplicate detection."""
+    return {"flags": IFA_F_NODAD} if ":" in ip else {}
 
 
 def _ignore_exists(fn: Any, *args: Any, **kwargs: Any) -> None:
@@ -90,7 +102,7 @@ def bind(
     if state["master"] != br:
         nl.ipr.link("set", index=state["index"], master=br, state="up")
     for ip, plen in moved["addrs"]:
-        _ignore_exists(nl.ipr.addr, "add", index=br, address=ip, prefixlen=plen)
+        _ignore_exists(nl.ipr.addr, "add", index=br, address=ip, prefixlen=plen, **_nodad(ip))
         _ignore_exists(nl.ipr.addr, "del", index=state["index"], address=ip, prefixlen=plen)
     for r in moved["routes"]:
         kw = {"dst": r["dst"], "oif": br, "priority": r["priority"]}
@@ -107,7 +119,7 @@ def release(nl: Netlink, bridge: str, adapter: str, saved: dict[str, Any]) -> No
     if idx is not None:
         _ignore_exists(nl.ipr.link, "set", index=idx, master=0)
         for ip, plen in saved.get("addrs", []):
-            _ignore_exists(nl.ipr.addr, "add", index=idx, address=ip, prefixlen=plen)
+            _ignore_exists(nl.ipr.addr, "add", index=idx, address=ip, prefixlen=plen, **_nodad(ip))
         for r in saved.get("routes", []):
             kw = {"dst": r["dst"], "oif": idx, "priority": r["priority"]}
             if r["gateway"]:
