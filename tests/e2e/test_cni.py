@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import shutil
@@ -9,12 +10,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "netns"))
 from cni_runner import add, delete, exec_plugin  # noqa: E402
-from helpers import ask, ping, wait_listening  # noqa: E402
+from helpers import ask, peer_server, ping, wait_listening  # noqa: E402
 
 from lab import Daemon, Lab, eventually, in_ns, sh  # noqa: E402
 
@@ -73,6 +75,7 @@ def test_add_check_del_round_trip(
         "mac": res["interfaces"][1]["mac"],
         "sandbox": f"/run/netns/{ns}",
     }
+    assert len(res["ips"]) == 1  # an IPv4-only network: no IPv6 entry
     ip = res["ips"][0]["address"].split("/")[0]
     assert res["ips"][0]["interface"] == 1 and res["ips"][0]["gateway"] == "172.16.0.1"
     assert ("version" in res["ips"][0]) == (version == "0.4.0")
@@ -112,6 +115,13 @@ def test_static_ip_and_mac_from_runtime_config(world: tuple[Lab, Daemon, str, st
     link = in_ns(ns, "ip", "-o", "link", "show", "eth0").stdout
     assert "02:11:22:33:44:55" in link
     assert exec_plugin(C_SHIM, "DEL", conf(d), "ctr2", f"/run/netns/{ns}")[0] == 0
+    # podman's form for one --ip and --mac-address: CNI_ARGS
+    args = {"CNI_ARGS": "IgnoreUnknown=1;K8S_POD_NAME=web;MAC=02:11:22:33:44:66;IP=172.16.9.10"}
+    code, res = exec_plugin(C_SHIM, "ADD", conf(d), "ctr2", f"/run/netns/{ns}", env=args)
+    assert code == 0, res
+    assert [e["address"] for e in res["ips"]] == ["172.16.9.10/16"]
+    assert "02:11:22:33:44:66" in in_ns(ns, "ip", "-o", "link", "show", "eth0").stdout
+    assert exec_plugin(C_SHIM, "DEL", conf(d), "ctr2", f"/run/netns/{ns}", env=args)[0] == 0
 
 
 def test_del_succeeds_when_namespace_is_gone_and_releases_everything(
@@ -269,6 +279,238 @@ def test_chained_with_reference_plugins(world: tuple[Lab, Daemon, str, str], sec
     assert d.json("ps", "--format", "json") == []
 
 
+V4, V6 = "172.20.0.0/24", "fd12::/64"
+
+
+@pytest.fixture
+def ds(world: tuple[Lab, Daemon, str, str]) -> Iterator[tuple[Lab, Daemon, str, str]]:
+    """The world with a dual-stack network ``ds`` (172.20.0.0/24 and fd12::/64)."""
+    _, d, _, _ = world
+    d.cli("network", "create", "--ipv6", "--subnet", V4, "--subnet", V6, "ds")
+    try:
+        yield world
+    finally:
+        d.cli("network", "rm", "ds", check=False)
+
+
+def ds_conf(d: Daemon, version: str = "1.0.0", **extra: object) -> dict[str, object]:
+    return conf(d, version, name="ds", **extra)
+
+
+def addrs_in(ns: str, family: str) -> list[str]:
+    """eth0's global addresses of one family ("-4" or "-6") in namespace ``ns``, as CIDR."""
+    out = in_ns(ns, "ip", "-o", family, "addr", "show", "dev", "eth0", "scope", "global").stdout
+    return [line.split()[3] for line in out.splitlines()]
+
+
+def port_rows(d: Daemon) -> list[dict[str, str]]:
+    """'hostnet nat ls' without the networks' masquerade rows."""
+    return [r for r in d.json("nat", "ls", "--format", "json") if r["External"] != "*"]
+
+
+def no_traceback(d: Daemon) -> None:
+    assert "Traceback" not in d.log(), d.log()[-3000:]
+
+
+@pytest.mark.parametrize("version", ["0.4.0", "1.0.0", "1.1.0"])
+def test_dual_stack_add_returns_both_families_and_maps_ports_per_family(
+    ds: tuple[Lab, Daemon, str, str], version: str
+) -> None:
+    lab, d, host_ip, ns = ds
+    host6 = lab.with_ipv6(d.host, host_ip)
+    client, client_ip = lab.node("client")
+    client6 = lab.with_ipv6(client, client_ip)
+    runtime = {
+        "portMappings": [
+            {"hostPort": 8080, "containerPort": 80, "protocol": "tcp"},  # both families
+            {"hostPort": 8081, "containerPort": 81, "protocol": "tcp", "hostIP": "0.0.0.0"},
+            {"hostPort": 8082, "containerPort": 82, "protocol": "tcp", "hostIP": "::"},
+            {"hostPort": 8083, "containerPort": 83, "protocol": "tcp", "hostIP": host6},
+        ]
+    }
+    code, res = exec_plugin(
+        C_SHIM, "ADD", ds_conf(d, version, runtimeConfig=runtime), "ds1", f"/run/netns/{ns}"
+    )
+    assert code == 0, res
+    ip4, ip6 = (e["address"].split("/")[0] for e in res["ips"])
+    assert ipaddress.ip_address(ip4) in ipaddress.ip_network(V4)
+    assert ipaddress.ip_address(ip6) in ipaddress.ip_network(V6)
+    versions = [{"version": "4"}, {"version": "6"}] if version == "0.4.0" else [{}, {}]
+    assert res["ips"] == [
+        {"address": f"{ip4}/24", "gateway": "172.20.0.1", "interface": 1, **versions[0]},
+        {"address": f"{ip6}/64", "gateway": "fd12::1", "interface": 1, **versions[1]},
+    ]
+    assert res["interfaces"][1]["sandbox"] == f"/run/netns/{ns}"
+    assert res["routes"] == [
+        {"dst": "0.0.0.0/0", "gw": "172.20.0.1"},
+        {"dst": "::/0", "gw": "fd12::1"},
+    ]
+    assert res["dns"]["nameservers"]
+    # the kernel holds what the result says
+    assert addrs_in(ns, "-4") == [f"{ip4}/24"] and addrs_in(ns, "-6") == [f"{ip6}/64"]
+    assert "default via fd12::1 dev eth0" in in_ns(ns, "ip", "-6", "route").stdout
+    assert ping(ns, "fd12::1") and ping(ns, "172.20.0.1")
+    for port in (80, 81, 82, 83):
+        lab.spawn(
+            ns,
+            "socat",
+            f"TCP6-LISTEN:{port},reuseaddr,fork,ipv6only=0",
+            f"SYSTEM:read l; echo p{port}",
+        )
+        wait_listening(f"/run/netns/{ns}", port)
+    assert ask(client, host_ip, 8080) == "p80" and ask(client, host6, 8080) == "p80"
+    assert ask(client, host_ip, 8081) == "p81" and ask(client, host6, 8081, timeout=1) == ""
+    assert ask(client, host6, 8082) == "p82" and ask(client, host_ip, 8082, timeout=1) == ""
+    assert ask(client, host6, 8083) == "p83" and ask(client, host_ip, 8083, timeout=1) == ""
+    # out over IPv6: masqueraded to the host's address
+    peer_server(lab.spawn, client, 7000)
+    assert ask(ns, client6, 7000) == host6
+    nat = {(r["External"], r["Internal"]) for r in port_rows(d)}
+    assert nat == {
+        ("0.0.0.0:8080", f"{ip4}:80"),
+        ("[::]:8080", f"[{ip6}]:80"),
+        ("0.0.0.0:8081", f"{ip4}:81"),
+        ("[::]:8082", f"[{ip6}]:82"),
+        (f"[{host6}]:8083", f"[{ip6}]:83"),
+    }
+    assert exec_plugin(C_SHIM, "CHECK", ds_conf(d, version), "ds1", f"/run/netns/{ns}")[0] == 0
+    code, out = exec_plugin(
+        C_SHIM, "DEL", ds_conf(d, version, runtimeConfig=runtime), "ds1", f"/run/netns/{ns}"
+    )
+    assert code == 0, out
+    assert ask(client, host6, 8080, timeout=1) == "" and ask(client, host6, 8082, timeout=1) == ""
+    assert in_ns(ns, "ip", "link", "show", "eth0", check=False).returncode != 0
+    assert d.json("ps", "--format", "json") == [] and port_rows(d) == []
+    assert exec_plugin(C_SHIM, "DEL", ds_conf(d, version), "ds1", f"/run/netns/{ns}")[0] == 0
+
+
+@pytest.mark.parametrize("version", ["0.4.0", "1.0.0"])
+def test_ipv6_only_and_internal_networks_return_what_they_have(
+    world: tuple[Lab, Daemon, str, str], version: str
+) -> None:
+    _, d, _, ns = world
+    # made on first use from the config: IPv6 only
+    v6only = conf(d, version, name="v6only", subnets=["fd13::/64"], ipv4=False)
+    code, res = exec_plugin(C_SHIM, "ADD", v6only, "v6", f"/run/netns/{ns}")
+    assert code == 0, res
+    ip6 = res["ips"][0]["address"].split("/")[0]
+    extra = {"version": "6"} if version == "0.4.0" else {}
+    assert res["ips"] == [{"address": f"{ip6}/64", "gateway": "fd13::1", "interface": 1, **extra}]
+    assert res["routes"] == [{"dst": "::/0", "gw": "fd13::1"}]
+    assert addrs_in(ns, "-4") == [] and addrs_in(ns, "-6") == [f"{ip6}/64"]
+    assert ping(ns, "fd13::1")
+    assert exec_plugin(C_SHIM, "CHECK", v6only, "v6", f"/run/netns/{ns}")[0] == 0
+    assert exec_plugin(C_SHIM, "DEL", v6only, "v6", f"/run/netns/{ns}")[0] == 0
+    d.cli("network", "rm", "v6only")
+    # an internal network has no way out: its addresses, no default routes
+    d.cli("network", "create", "--internal", "--ipv6", "--subnet", "172.20.9.0/24", "inner")
+    try:
+        inner = conf(d, version, name="inner")
+        code, res = exec_plugin(C_SHIM, "ADD", inner, "in1", f"/run/netns/{ns}")
+        assert code == 0, res
+        assert [e["address"].split("/")[1] for e in res["ips"]] == ["24", "64"]
+        assert res["routes"] == []
+        assert "default" not in in_ns(ns, "ip", "-6", "route").stdout
+        assert exec_plugin(C_SHIM, "DEL", inner, "in1", f"/run/netns/{ns}")[0] == 0
+    finally:
+        d.cli("network", "rm", "inner", check=False)
+    assert d.json("ps", "--format", "json") == []
+
+
+@pytest.mark.parametrize(
+    ("runtime", "cni_args", "want4", "want6"),
+    [
+        ({"ips": ["172.20.0.5/24", "fd12::5/64"]}, "", "172.20.0.5", "fd12::5"),
+        ({"ips": ["fd12::6", "172.20.0.6"]}, "", "172.20.0.6", "fd12::6"),  # podman's form
+        ({}, "IgnoreUnknown=1;K8S_POD_NAME=web;IP=172.20.0.7,fd12::7", "172.20.0.7", "fd12::7"),
+        ({}, "IgnoreUnknown=1;IP=fd12::8", "", "fd12::8"),  # podman's single --ip6
+        ({"ips": ["172.20.0.9"]}, "", "172.20.0.9", ""),
+    ],
+    ids=["ips-cidr", "ips-plain", "cni-args-both", "cni-args-ip6", "ips-ipv4-only"],
+)
+def test_static_addresses_of_both_families(
+    ds: tuple[Lab, Daemon, str, str],
+    runtime: dict[str, object],
+    cni_args: str,
+    want4: str,
+    want6: str,
+) -> None:
+    _, d, _, ns = ds
+    code, res = exec_plugin(
+        C_SHIM,
+        "ADD",
+        ds_conf(d, runtimeConfig=runtime),
+        "st1",
+        f"/run/netns/{ns}",
+        env={"CNI_ARGS": cni_args},
+    )
+    assert code == 0, res
+    got4, got6 = (e["address"] for e in res["ips"])
+    # a family without a static address gets one from IPAM
+    assert got4 == f"{want4}/24" if want4 else got4.startswith("172.20.0.")
+    assert got6 == f"{want6}/64" if want6 else got6.startswith("fd12::")
+    assert addrs_in(ns, "-4") == [got4] and addrs_in(ns, "-6") == [got6]
+    assert exec_plugin(C_SHIM, "DEL", ds_conf(d), "st1", f"/run/netns/{ns}")[0] == 0
+    assert d.json("ps", "--format", "json") == []
+
+
+@pytest.mark.parametrize(
+    ("name", "runtime", "cni_args", "code", "words"),
+    [
+        ("ds", {"ips": ["fd99::5/64"]}, "", 7, "fd99::5 is outside network 'ds''s IPv6 subnet"),
+        ("nat", {"ips": ["fd12::5/64"]}, "", 7, "network 'nat' has no IPv6 subnet"),
+        ("ds", {"ips": ["fd12::5", "fd12::6"]}, "", 7, "two IPv6 addresses"),
+        ("ds", {"ips": ["fd12::5/48"]}, "", 7, "prefix /48"),
+        ("ds", {"ips": ["fd12::zz"]}, "", 7, "'fd12::zz' is not an IP address"),
+        ("ds", {"ips": [5]}, "", 7, "5 is not an IP address"),
+        ("ds", {"ips": "fd12::5"}, "", 7, "must be a list"),
+        ("ds", {"ips": ["fd12::1"]}, "", 7, "gateway"),
+        ("ds", {}, "IP=fd99::5", 7, "outside network 'ds''s IPv6 subnet"),
+        ("ds", {}, "IgnoreUnknown=1;garbage", 4, "CNI_ARGS"),
+        ("ds", {"mac": "02:11"}, "", 7, "MAC address '02:11' is malformed"),
+        (
+            "ds",
+            {"portMappings": [{"hostPort": 80, "containerPort": 80, "protocol": "sctp"}]},
+            "",
+            7,
+            "protocol 'sctp' is not supported",
+        ),
+        (
+            "ds",
+            {"portMappings": [{"hostPort": 80, "containerPort": 80, "hostIP": "nope"}]},
+            "",
+            7,
+            "hostIP 'nope' is not an IP address",
+        ),
+        (
+            "nat",
+            {"portMappings": [{"hostPort": 80, "containerPort": 80, "hostIP": "::"}]},
+            "",
+            7,
+            "hostIP :: is IPv6, but network 'nat' has no IPv6 subnet",
+        ),
+    ],
+)
+def test_bad_addresses_get_a_cni_error_and_change_nothing(
+    ds: tuple[Lab, Daemon, str, str],
+    name: str,
+    runtime: dict[str, object],
+    cni_args: str,
+    code: int,
+    words: str,
+) -> None:
+    _, d, _, ns = ds
+    config = conf(d, name=name, runtimeConfig=runtime)
+    rc, out = exec_plugin(
+        C_SHIM, "ADD", config, "bad6", f"/run/netns/{ns}", env={"CNI_ARGS": cni_args}
+    )
+    assert rc != 0 and out["code"] == code and words in out["msg"], out
+    assert out["details"]  # a remedy
+    assert d.json("ps", "--format", "json") == []
+    assert in_ns(ns, "ip", "link", "show", "eth0", check=False).returncode != 0
+    no_traceback(d)
+
+
 PODMAN_CONF = """[network]
 network_backend = "cni"
 cni_plugin_dirs = ["/opt/cni/bin", "/usr/lib/cni"]
@@ -374,6 +616,90 @@ def test_podman_run_gets_address_and_port_mapping_and_rm_releases(
     finally:
         sh(*cmd, "rm", "-f", "-t", "0", "web", check=False, timeout=120)
         os.unlink(path)
+
+
+def podman_network(cmd: list[str], d: Daemon, container: str, net: str) -> dict[str, Any]:
+    """What podman recorded of a container's network (from hostnet's CNI result)."""
+    out = in_ns(d.host, *cmd, "inspect", container, timeout=60).stdout
+    networks: dict[str, Any] = json.loads(out)[0]["NetworkSettings"]["Networks"]
+    return networks[net]
+
+
+def test_podman_dual_stack_container_talks_ipv6_and_publishes_on_both_families(
+    lab: Lab, podman: tuple[list[str], str, str]
+) -> None:
+    cmd, netd, _ = podman
+    d, host_ip = lab.host()
+    host6 = lab.with_ipv6(d.host, host_ip)
+    client, client_ip = lab.node("client")
+    lab.with_ipv6(client, client_ip)
+    d.cli("network", "create", "--ipv6", "--subnet", V4, "--subnet", V6, "ds")
+    conflist = {
+        "cniVersion": "1.0.0",
+        "name": "hnpod6",
+        "plugins": [
+            {
+                "type": "hostnet",
+                "network": "ds",
+                "socket": d.socket,
+                # declared: for --ip/--ip6 podman 4.3 would otherwise set capabilities to
+                # {"ips": true} alone (libcni.InjectConf replaces the key), losing portMappings
+                "capabilities": {"portMappings": True, "ips": True},
+            }
+        ],
+    }
+    path = os.path.join(netd, "hnpod6.conflist")
+    with open(path, "w") as fh:
+        json.dump(conflist, fh)
+
+    def pm(*args: str) -> subprocess.CompletedProcess[str]:
+        return in_ns(d.host, *cmd, *args, timeout=120)
+
+    try:
+        # two static addresses: podman hands them over as the ips capability
+        pm(
+            "run", "-d", "--name", "web6", "--network", "hnpod6",
+            "--ip", "172.20.0.80", "--ip6", "fd12::80", "-p", "8080:80",
+            "localhost/busybox", "sh", "-c", "while true; do echo podweb | nc -l -p 80; done",
+        )  # fmt: skip
+        # one: podman hands it over in CNI_ARGS (IP=); IPAM picks the IPv4 address
+        pm(
+            "run", "-d", "--name", "peer6", "--network", "hnpod6", "--ip6", "fd12::81",
+            "localhost/busybox", "sleep", "600",
+        )  # fmt: skip
+        web, peer = (
+            podman_network(cmd, d, "web6", "hnpod6"),
+            podman_network(cmd, d, "peer6", "hnpod6"),
+        )
+        assert (web["IPAddress"], web["GlobalIPv6Address"]) == ("172.20.0.80", "fd12::80"), web
+        assert (web["Gateway"], web["IPv6Gateway"], web["GlobalIPv6PrefixLen"]) == (
+            "172.20.0.1",
+            "fd12::1",
+            64,
+        ), web
+        assert peer["GlobalIPv6Address"] == "fd12::81" and peer["IPAddress"].startswith("172.20.0.")
+        ps = d.json("ps", "--format", "json")
+        assert len(ps) == 2 and all(c["External"] for c in ps)
+        inside = pm("exec", "peer6", "ip", "-6", "addr", "show", "dev", "eth0").stdout
+        assert "fd12::81/64" in inside
+        assert "default via fd12::1" in pm("exec", "peer6", "ip", "-6", "route").stdout
+        # peer to peer over IPv6: ping6 and TCP
+        assert pm("exec", "peer6", "ping", "-6", "-c", "1", "-W", "2", "fd12::80").returncode == 0
+        said = pm("exec", "peer6", "sh", "-c", "echo hi | nc -w 2 fd12::80 80").stdout.strip()
+        assert said == "podweb"
+        # the published port answers over IPv6 (and IPv4) from another node
+        deadline = time.monotonic() + 10
+        while ask(client, host6, 8080, timeout=1) != "podweb" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert ask(client, host6, 8080) == "podweb"
+        assert ask(client, host_ip, 8080) == "podweb"
+        pm("rm", "-f", "-t", "0", "web6", "peer6")
+        assert d.json("ps", "--format", "json") == []
+        assert ask(client, host6, 8080, timeout=1) == ""
+    finally:
+        sh(*cmd, "rm", "-f", "-t", "0", "web6", "peer6", check=False, timeout=120)
+        os.unlink(path)
+        d.cli("network", "rm", "ds", check=False)
 
 
 def iperf_mbps(

@@ -6,13 +6,17 @@ into service calls and builds the CNI result (interfaces, ips, routes, dns).
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import re
 from typing import Any
 
 from hostnet.api import requests as rq
 from hostnet.dns import names
 from hostnet.errors import HostnetError, InvalidRequest, KernelError, NotFound
 from hostnet.kernel.rtnl import Rtnl
+from hostnet.model import Container, Endpoint, Network
+from hostnet.planning import AddressPlan
 from hostnet.service import HostNetworkingService
 
 SUPPORTED = ("0.4.0", "1.0.0", "1.1.0")
@@ -24,11 +28,14 @@ NEEDS = {
     "STATUS": (),
 }
 ENV = {"containerID": "CNI_CONTAINERID", "netns": "CNI_NETNS", "ifname": "CNI_IFNAME"}
+MAC = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
 RUNTIME_KEYS = {"portMappings", "ips", "mac", "dns", "bandwidth"}
 
 
 def _network_ref(svc: HostNetworkingService, conf: dict[str, Any]) -> str:
-    """The hostnet network a config names; made on first use when it says how."""
+    """The hostnet network a config names; made on first use when it says how (``driver``,
+    ``subnet`` or ``subnets`` (one of each family), ``gateway``, ``ipv6``, ``ipv4``,
+    ``options``, as ``hostnet network create`` takes them)."""
     name = conf.get("network") or conf.get("name")
     if not isinstance(name, str) or not name:
         raise InvalidRequest(
@@ -36,7 +43,7 @@ def _network_ref(svc: HostNetworkingService, conf: dict[str, Any]) -> str:
         )
     if any(n.name == name for n in svc.nets.values()):
         return name
-    if "subnet" not in conf and "driver" not in conf:
+    if not {"subnet", "subnets", "driver"} & set(conf):
         raise NotFound(
             f"hostnet has no network named {name!r}",
             "create it ('hostnet network create'), or give driver and subnet in the config",
@@ -44,39 +51,175 @@ def _network_ref(svc: HostNetworkingService, conf: dict[str, Any]) -> str:
     opts = conf.get("options") or {}
     if not isinstance(opts, dict):
         raise InvalidRequest('"options" must be an object of strings')
+    subnets = conf.get("subnets") or []
+    if not isinstance(subnets, list) or not all(isinstance(s, str) for s in subnets):
+        raise InvalidRequest(
+            '"subnets" must be a list of prefixes', 'e.g. ["172.20.0.0/24", "fd12::/64"]'
+        )
+    for key in ("ipv6", "ipv4"):
+        if not isinstance(conf.get(key, key == "ipv4"), bool):
+            raise InvalidRequest(f'"{key}" must be true or false, not {conf[key]!r}')
     svc.create_network(
         name,
         str(conf.get("driver", "nat")),
         str(conf.get("subnet", "")),
         str(conf.get("gateway", "")),
         {str(k): str(v) for k, v in opts.items()},
+        addresses=AddressPlan(
+            subnets=list(subnets),
+            ipv6=conf.get("ipv6", False),
+            ipv4=conf.get("ipv4", True),
+        ),
     )
     return name
 
 
-def _port_specs(runtime: dict[str, Any]) -> list[str]:
+ANY_HOST_IP_HINT = (
+    "give an address of the host, 0.0.0.0 (every IPv4 address), :: (every IPv6 address), "
+    "or no hostIP (every address of both families)"
+)
+
+
+def _port_specs(runtime: dict[str, Any]) -> list[tuple[str, int, str]]:
+    """The portMappings capability as ``-p`` values, each with its host family (0: both)
+    and hostIP. hostIP as Docker takes it: none (or "") publishes on both families,
+    0.0.0.0 on IPv4 only, :: on IPv6 only, an address on that address alone."""
+    given = runtime.get("portMappings") or []
+    if not isinstance(given, list):
+        raise InvalidRequest("runtimeConfig portMappings must be a list of objects")
     specs = []
-    for pm in runtime.get("portMappings") or []:
+    for pm in given:
         try:
             host, cont = int(pm["hostPort"]), int(pm["containerPort"])
         except (KeyError, TypeError, ValueError):
             raise InvalidRequest(
                 f"bad portMappings entry {pm!r}", "give hostPort and containerPort"
             ) from None
-        proto = str(pm.get("protocol", "tcp")).lower()
-        ip = str(pm.get("hostIP", "") or "")
-        ip = "" if ip in ("0.0.0.0", "::") else ip
-        specs.append(f"{ip + ':' if ip else ''}{host}:{cont}/{proto}")
+        proto = str(pm.get("protocol") or "tcp").lower()
+        if proto not in ("tcp", "udp"):
+            raise InvalidRequest(
+                f"portMappings protocol {proto!r} is not supported", "use tcp or udp"
+            )
+        text = pm.get("hostIP") or ""
+        if not isinstance(text, str):
+            raise InvalidRequest(f"portMappings hostIP {text!r} is not a string", ANY_HOST_IP_HINT)
+        where, family = "", 0
+        if text:
+            try:
+                addr = ipaddress.ip_address(text.strip())
+            except ValueError:
+                raise InvalidRequest(
+                    f"portMappings hostIP {text!r} is not an IP address", ANY_HOST_IP_HINT
+                ) from None
+            where, family = (f"[{addr}]:" if addr.version == 6 else f"{addr}:"), addr.version
+        specs.append((f"{where}{host}:{cont}/{proto}", family, text))
     return specs
 
 
-def _static(runtime: dict[str, Any], conf: dict[str, Any]) -> str:
-    ips = runtime.get("ips") or (conf.get("args", {}).get("cni", {}).get("ips")) or []
-    if len(ips) > 1:
-        raise InvalidRequest(
-            "more than one address asked for", "hostnet gives one IPv4 address per interface"
-        )
-    return str(ips[0]).split("/")[0] if ips else ""
+def _check_families(net: Network, ports: list[tuple[str, int, str]]) -> None:
+    """A mapping bound to one family needs the container to have an address of it."""
+    for _, family, host_ip in ports:
+        if family and not net.dhcp and not (net.subnet if family == 4 else net.subnet6):
+            raise InvalidRequest(
+                f"portMappings hostIP {host_ip} is IPv{family}, but network {net.name!r} has "
+                f"no IPv{family} subnet",
+                "leave hostIP out (every address the network's families have), or use "
+                + ("0.0.0.0" if family == 6 else "::"),
+            )
+
+
+def cni_args(text: str) -> dict[str, str]:
+    """CNI_ARGS: ``KEY=VALUE`` pairs separated by ';' (libcni's format)."""
+    out: dict[str, str] = {}
+    for pair in text.split(";"):
+        if not pair.strip():
+            continue
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise CniFailure(
+                4, f"CNI_ARGS has {pair!r}, which is not KEY=VALUE", "separate KEY=VALUE with ';'"
+            )
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _asked_addresses(
+    runtime: dict[str, Any], conf: dict[str, Any], args: dict[str, str]
+) -> list[tuple[str, Any]]:
+    """Each static address asked for, with where it came from. The places host-local reads:
+    runtimeConfig ``ips`` (the ips capability: podman's for two or more addresses, the
+    static plugin's), ``args.cni.ips`` in the config, and ``IP=`` in CNI_ARGS (comma
+    separated: podman's for one address, host-local's and static's)."""
+    given: list[tuple[str, Any]] = []
+    cni_conf_args = conf.get("args") or {}
+    from_conf = cni_conf_args.get("cni", {}) if isinstance(cni_conf_args, dict) else {}
+    for where, items in (
+        ("runtimeConfig ips", runtime.get("ips")),
+        ("args.cni.ips", from_conf.get("ips") if isinstance(from_conf, dict) else None),
+    ):
+        if items is None:
+            continue
+        if not isinstance(items, list):
+            raise InvalidRequest(
+                f"{where} must be a list of addresses", 'e.g. ["172.20.0.5/24", "fd12::5/64"]'
+            )
+        given += [(where, item) for item in items]
+    if args.get("IP"):
+        given += [("CNI_ARGS IP", item) for item in args["IP"].split(",") if item.strip()]
+    return given
+
+
+def _static(net: Network, asked: list[tuple[str, Any]]) -> tuple[str, str]:
+    """The static (IPv4, IPv6) addresses asked for, "" for IPAM's choice; each checked
+    against the network's subnet of its family. An address may come with its prefix
+    (172.20.0.5/24), which must be the subnet's."""
+    chosen: dict[int, ipaddress.IPv4Address | ipaddress.IPv6Address] = {}
+    for where, text in asked:
+        try:
+            if not isinstance(text, str):
+                raise TypeError
+            iface = ipaddress.ip_interface(text.strip())
+        except (TypeError, ValueError):
+            raise InvalidRequest(
+                f"{where} entry {text!r} is not an IP address",
+                "give an address such as 172.20.0.5 or fd12::5, with or without its /PREFIX",
+            ) from None
+        addr, version = iface.ip, iface.version
+        if net.dhcp:  # the service refuses with its own reason
+            chosen.setdefault(version, addr)
+            continue
+        have = net.subnet if version == 4 else net.subnet6
+        if not have:
+            raise InvalidRequest(
+                f"{where} asks for IPv{version} address {addr}, but network {net.name!r} "
+                f"has no IPv{version} subnet",
+                f"leave {addr} out"
+                + (
+                    ", or use a network with an IPv6 subnet ('hostnet network create --ipv6')"
+                    if version == 6
+                    else ""
+                ),
+            )
+        sub = ipaddress.ip_network(have)
+        if addr not in sub:
+            raise InvalidRequest(
+                f"{where} address {addr} is outside network {net.name!r}'s IPv{version} "
+                f"subnet {sub}",
+                f"give an address inside {sub}, or leave it out to get a free one",
+            )
+        if "/" in text and iface.network.prefixlen != sub.prefixlen:
+            raise InvalidRequest(
+                f"{where} entry {text} has prefix /{iface.network.prefixlen}, but network "
+                f"{net.name!r}'s subnet is {sub}",
+                f"give {addr}/{sub.prefixlen}, or the address alone",
+            )
+        if chosen.get(version, addr) != addr:
+            raise InvalidRequest(
+                f"two IPv{version} addresses asked for ({chosen[version]} and {addr})",
+                "hostnet gives an interface one address of each family",
+            )
+        chosen[version] = addr
+    return (str(chosen.get(4, "")), str(chosen.get(6, "")))
 
 
 BANDWIDTH_KEYS = ("ingressRate", "ingressBurst", "egressRate", "egressBurst")
@@ -131,50 +274,96 @@ def _acl_and_policies(conf: dict[str, Any]) -> tuple[list[str], list[Any]]:
     return list(rules), others
 
 
+def _ip_entry(version: str, family: int, ip: str, prefix: int, gateway: str) -> dict[str, Any]:
+    entry: dict[str, Any] = {"address": f"{ip}/{prefix}"}
+    if gateway:
+        entry["gateway"] = gateway
+    entry["interface"] = 1  # the sandbox interface, after the host end
+    if version == "0.4.0":
+        entry["version"] = str(family)
+    return entry
+
+
+def _routes_out(svc: HostNetworkingService, net: Network, c: Container, ep: Endpoint) -> bool:
+    """The endpoint got default routes: the container's first, on a network with a way out
+    (not internal; an overlay reaches only itself), as the drivers set them."""
+    return (
+        svc.endpoints_of(c)[0].id == ep.id
+        and not net.internal
+        and not svc.driver_of(net).cluster_scoped
+    )
+
+
+def _result(
+    svc: HostNetworkingService,
+    version: str,
+    netns: str,
+    c: Container,
+    ep: Endpoint,
+    dns: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The CNI result of an attachment: both vNIC ends, an address of each family the
+    endpoint has (IPv4 first), default routes via the gateways, DNS."""
+    net = svc.nets[ep.network_id]
+    host = svc.rt.link(ep.host_ifname) or {}
+    ips: list[dict[str, Any]] = []
+    routes: list[dict[str, str]] = []
+    routed = _routes_out(svc, net, c, ep)
+    for family, ip, prefix, gateway, default in (
+        (4, ep.ip, ep.prefix_len, ep.gateway, "0.0.0.0/0"),
+        (6, ep.ip6, ep.prefix_len6, ep.gateway6, "::/0"),
+    ):
+        if not ip:
+            continue
+        ips.append(_ip_entry(version, family, ip, prefix, gateway))
+        if routed and gateway:
+            routes.append({"dst": default, "gw": gateway})
+    return {
+        "cniVersion": version,
+        "interfaces": [
+            {"name": ep.host_ifname, "mac": host.get("mac", "")},
+            {"name": ep.ifname, "mac": ep.mac, "sandbox": netns},
+        ],
+        "ips": ips,
+        "routes": routes,
+        "dns": dns or names.dns_for(svc.nets, c, svc.endpoints_of(c)),
+    }
+
+
 def add(svc: HostNetworkingService, req: dict[str, Any]) -> dict[str, Any]:
     conf, version = req["config"], str(req["config"].get("cniVersion", ""))
     runtime = conf.get("runtimeConfig") or {}
+    if not isinstance(runtime, dict):
+        raise InvalidRequest('"runtimeConfig" must be an object')
     unknown = set(runtime) - RUNTIME_KEYS
     if unknown:
         raise InvalidRequest(f"runtimeConfig {sorted(unknown)} is not supported by hostnet")
+    args = cni_args(str(req.get("args") or ""))
     bandwidth = _bandwidth(runtime.get("bandwidth") or {})
     acl_specs, policies = _acl_and_policies(conf)
+    port_specs = _port_specs(runtime)
+    asked = _asked_addresses(runtime, conf, args)
+    mac = runtime.get("mac") or args.get("MAC") or ""
+    if not isinstance(mac, str) or (mac and not MAC.fullmatch(mac)):
+        raise InvalidRequest(f"MAC address {mac!r} is malformed", "e.g. 02:11:22:33:44:55")
     ref = _network_ref(svc, conf)
+    net = svc.network(ref)
+    _check_families(net, port_specs)
+    ip, ip6 = _static(net, asked)
     c, ep = svc.attach_external(
         req["containerID"],
         req["netns"],
         req["ifname"],
         ref,
-        ip=_static(runtime, conf),
-        mac=str(runtime.get("mac", "")),
-        port_specs=_port_specs(runtime),
+        ip=ip,
+        ip6=ip6,
+        mac=mac,
+        port_specs=[spec for spec, _, _ in port_specs],
         bandwidth=bandwidth,
         acl_specs=acl_specs,
         policy_specs=policies,
     )
-    host = svc.rt.link(ep.host_ifname) or {}
-    ip4: dict[str, Any] = {
-        "address": f"{ep.ip}/{ep.prefix_len}",
-        "gateway": ep.gateway,
-        "interface": 1,
-    }
-    if version == "0.4.0":
-        ip4["version"] = "4"
-    result: dict[str, Any] = {
-        "cniVersion": version,
-        "interfaces": [
-            {"name": ep.host_ifname, "mac": host.get("mac", "")},
-            {"name": ep.ifname, "mac": ep.mac, "sandbox": req["netns"]},
-        ],
-        "ips": [ip4],
-        "routes": [{"dst": "0.0.0.0/0", "gw": ep.gateway}]
-        if svc.endpoints_of(c)[0].id == ep.id
-        else [],
-        "dns": runtime.get("dns")
-        or conf.get("dns")
-        or names.dns_for(svc.nets, c, svc.endpoints_of(c)),
-    }
-    return result
+    return _result(svc, version, req["netns"], c, ep, runtime.get("dns") or conf.get("dns"))
 
 
 def delete(svc: HostNetworkingService, req: dict[str, Any]) -> dict[str, Any]:
