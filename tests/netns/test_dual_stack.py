@@ -5,12 +5,15 @@ Docker's IPAM options (--ip-range, --aux-address, --internal); bad input changes
 from __future__ import annotations
 
 import ipaddress
+import json
+import subprocess
+import time
 from typing import Any
 
 import pytest
 from helpers import ask, peer_server, ping, serve
 
-from lab import Daemon, Lab, in_ns
+from lab import SEGMENT, SEGMENT6, Daemon, Lab, in_ns
 
 V4, V6 = "172.20.10.0/24", "fd12:3456:789a:10::/64"
 
@@ -201,3 +204,79 @@ def test_bad_dual_stack_input_is_a_clear_error_and_changes_nothing(
     assert [c["Name"] for c in d.json("ps", "--format", "json")] == ["a"]
     d.cli("rm", "a")
     d.cli("network", "rm", "base")
+
+
+def _nd_macs(pcap: str, ip6: str) -> tuple[set[str], set[str]]:
+    """Ethernet source MACs of frames from ``ip6``, and the MACs in the link-layer options
+    of the neighbour/router discovery messages it sent."""
+    out = subprocess.run(["tcpdump", "-vvenr", pcap, "ip6"], capture_output=True, text=True)
+    sources, options = set(), set()
+    frame_from = False
+    for line in out.stdout.splitlines():
+        if not line.startswith((" ", "\t")):
+            words = line.split()
+            frame_from = f") {ip6} >" in line
+            if frame_from:
+                sources.add(words[1])
+        elif frame_from and "link-address option" in line:
+            options.add(line.rsplit(": ", 1)[1].strip())
+    return sources, options
+
+
+def test_l2bridge_hides_ipv6_endpoints_behind_the_host_mac_and_transparent_does_not(
+    lab: Lab,
+) -> None:
+    router, gw = lab.router()
+    router6 = lab.with_ipv6(router, gw)
+    d, host_ip = lab.host()
+    host6 = lab.with_ipv6(d.host, host_ip)
+    client, client_ip = lab.node("client")
+    client6 = lab.with_ipv6(client, client_ip)
+    host_mac = json.loads(in_ns(d.host, "ip", "-j", "link", "show", "eth0").stdout)[0]["address"]
+    prefix6 = f"{SEGMENT6}/64"
+    d.cli(
+        "network", "create", "-d", "l2bridge", "--subnet", f"{SEGMENT}.0/24",
+        "--gateway", f"{SEGMENT}.1", "--subnet", prefix6, "--gateway", router6,
+        "-o", "interface=eth0", "l2",
+    )  # fmt: skip
+    assert ping(client, host6)  # the host's own IPv6 address moved onto the switch with it
+    a6 = f"{SEGMENT6}105"
+    pcap = f"{lab.tmp}/l2v6.pcap"
+    cap = subprocess.Popen(
+        ["nsenter", f"--net=/run/netns/{client}", "tcpdump", "-U", "-eni", "eth0", "-w", pcap],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(0.5)
+    a = serve(d, "l2", "a", 80, False, "--ip", f"{SEGMENT}.105", "--ip6", a6)
+    assert ping(a["netns"], router6)  # the endpoint resolves the router (its NS goes out)
+    assert ping(client, a6) and ask(client, a6, 80) == "a"  # others resolve it (its NA)
+    time.sleep(0.3)
+    cap.terminate()
+    cap.wait(5)
+    sources, options = _nd_macs(pcap, a6)
+    assert sources == {host_mac} and options == {host_mac}, (sources, options)
+    neigh = in_ns(client, "ip", "-6", "neigh", "show", a6).stdout
+    assert host_mac in neigh, neigh
+    assert (
+        "bad"
+        not in subprocess.run(
+            ["tcpdump", "-vvnr", pcap, "icmp6"], capture_output=True, text=True
+        ).stdout
+    )  # every rewritten message kept a valid checksum
+    d.cli("rm", "a")
+    d.cli("network", "rm", "l2")
+    # transparent: the endpoint's own MAC, static IPv6 on the physical network
+    d.cli(
+        "network", "create", "-d", "transparent", "--subnet", f"{SEGMENT}.0/24",
+        "--gateway", f"{SEGMENT}.1", "--subnet", prefix6, "--gateway", router6,
+        "-o", "interface=eth0", "tr",
+    )  # fmt: skip
+    t6 = f"{SEGMENT6}106"
+    t = serve(d, "tr", "t", 80, False, "--ip", f"{SEGMENT}.106", "--ip6", t6)
+    assert ask(client, t6, 80) == "t" and ping(t["netns"], client6)
+    own = json.loads(in_ns(t["netns"], "ip", "-j", "link", "show", "eth0").stdout)[0]["address"]
+    assert own in in_ns(client, "ip", "-6", "neigh", "show", t6).stdout
+    d.cli("rm", "t")
+    d.cli("network", "rm", "tr")
+    assert ping(client, host6)  # and back on the adapter
