@@ -19,7 +19,7 @@ from hostnet import ipam
 from hostnet.drivers.overlay import FIRST_VNI, OverlayDriver, vxlan_of
 from hostnet.errors import Conflict, HostnetError, InvalidRequest
 from hostnet.index import Index
-from hostnet.model import Endpoint, Network, mac_for
+from hostnet.model import Endpoint, IPAddress, Network, mac_for
 from hostnet.store.etcd import ClusterChange, EtcdStore
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ class Cluster:
         self.scoped = scoped  # is this a cluster-wide network (its driver says)
         self.host_id = ""  # set by the daemon from the store
         self.remote: dict[str, Endpoint] = {}  # every overlay endpoint (this host's too)
-        self.ips: dict[str, set[ipaddress.IPv4Address]] = {}  # network id -> claimed
+        self.ips: dict[str, set[IPAddress]] = {}  # network id -> claimed (both families)
         self._tunnels: dict[str, set[Tunnel]] = {}
 
     def clustered(self) -> bool:
@@ -83,36 +83,45 @@ class Cluster:
     def users(self, net: Network) -> list[Endpoint]:
         return [e for e in self.remote.values() if e.network_id == net.id]
 
-    def used(self, net: Network) -> set[ipaddress.IPv4Address]:
+    def used(self, net: Network) -> set[IPAddress]:
         return self.ips.get(net.id, set())
 
-    def readdress(self, net: Network, ep: Endpoint) -> None:
-        """Another host claimed ``ep``'s automatic address first: remember it as taken and
-        give ``ep`` the next free one (its claim is then tried again)."""
-        taken = ipaddress.IPv4Address(ep.ip)
-        self.ips.setdefault(net.id, set()).add(taken)
-        used = self.ips[net.id] | self.index.addresses_used(net)
-        addr = ipam.allocate(
-            net.ipv4_network(),
-            ipaddress.IPv4Address(net.gateway),
-            used,
-            taken,
-            self.index.carved(net),
-        )
-        ep.ip, ep.mac = str(addr), mac_for(addr)
+    def readdress(self, net: Network, ep: Endpoint, taken: str) -> None:
+        """Another host claimed ``ep``'s automatic address ``taken`` first: remember it as
+        taken and give ``ep`` the next free one of that family (its claim is then tried
+        again)."""
+        addr = ipaddress.ip_address(taken)
+        self.ips.setdefault(net.id, set()).add(addr)
+        used = ipam.Taken(self.ips[net.id], self.index.addresses_used(net))
+        v4 = addr.version == 4
+        subnet = net.ipv4_network() if v4 else net.ipv6_network()
+        gateway = ipaddress.ip_address(net.gateway if v4 else net.gateway6)
+        rng = net.ip_range if v4 else net.ip_range6
+        within = ipaddress.ip_network(rng) if rng else None
+        carved = self.index.carved(net) if v4 else []
+        new = ipam.allocate(subnet, gateway, used, addr, carved, within=within)
+        if v4:
+            ep.ip, ep.mac = str(new), mac_for(new)
+        else:
+            ep.ip6 = str(new)
+            if not ep.ip:
+                ep.mac = mac_for(new)
 
     def learn(self, ep: Endpoint) -> None:
         old = self.remote.get(ep.id)
         if old is not None:
             self.unlearn(old.id)
         self.remote[ep.id] = ep
-        if ep.ip:
-            self.ips.setdefault(ep.network_id, set()).add(ipaddress.IPv4Address(ep.ip))
+        used = self.ips.setdefault(ep.network_id, set())
+        used.update(ipaddress.ip_address(a) for a in (ep.ip, ep.ip6) if a)
 
     def unlearn(self, ep_id: str) -> None:
         ep = self.remote.pop(ep_id, None)
-        if ep is not None and ep.ip:
-            self.ips.get(ep.network_id, set()).discard(ipaddress.IPv4Address(ep.ip))
+        if ep is not None:
+            used = self.ips.get(ep.network_id, set())
+            for a in (ep.ip, ep.ip6):
+                if a:
+                    used.discard(ipaddress.ip_address(a))
 
     def others(self) -> list[Endpoint]:
         """Endpoints of other hosts (their names are in this host's DNS too)."""
@@ -170,20 +179,20 @@ class Cluster:
     def _forward(self, ep: Endpoint, present: bool) -> None:
         """One FDB and proxy-ARP entry on the network's VXLAN device (no rescan)."""
         n = self.index.nets.get(ep.network_id)
-        if n is None or not (ep.vtep and ep.ip):
+        if n is None or not ep.vtep:
             return
         have = self._tunnels.get(ep.network_id)
         if have is None:  # not known from the kernel (start, an error): sync from the registry
             self.sync_tunnels()
             return
-        entry = (ep.mac, ep.ip, ep.vtep)
-        try:
-            self.host.tunnel_entry(vxlan_of(n), *entry, present=present)
-        except HostnetError as exc:
-            log.error("overlay %s forwarding: %s", n.name, exc)
-            self._tunnels.pop(n.id, None)  # re-read at the next sync
-            return
-        (have.add if present else have.discard)(entry)
+        for entry in tunnel_entries(ep):  # one per address family it has
+            try:
+                self.host.tunnel_entry(vxlan_of(n), *entry, present=present)
+            except HostnetError as exc:
+                log.error("overlay %s forwarding: %s", n.name, exc)
+                self._tunnels.pop(n.id, None)  # re-read at the next sync
+                return
+            (have.add if present else have.discard)(entry)
 
     def _network_seen(self, n: Network) -> None:
         if not self.scoped(n):
@@ -216,9 +225,10 @@ class Cluster:
         """Program exactly the remote endpoints of every overlay network (delta only)."""
         for n in [n for n in self.index.nets.values() if self.scoped(n)]:
             want = {
-                (e.mac, e.ip, e.vtep)
+                t
                 for e in self.remote.values()
-                if e.network_id == n.id and e.host != self.host_id and e.vtep and e.ip
+                if e.network_id == n.id and e.host != self.host_id and e.vtep
+                for t in tunnel_entries(e)
             }
             dev = vxlan_of(n)
             have = self._tunnels.get(n.id)
@@ -256,3 +266,9 @@ class Cluster:
             st.forget_endpoint(e)
         st.forget_host(host)
         return len(gone)
+
+
+def tunnel_entries(ep: Endpoint) -> list[tuple[str, str, str]]:
+    """(MAC, address, VTEP) of a remote endpoint: its forwarding entry and a proxy
+    neighbour for each address (ARP for IPv4, neighbour discovery for IPv6)."""
+    return [(ep.mac, ip, ep.vtep) for ip in (ep.ip, ep.ip6) if ip]

@@ -330,19 +330,8 @@ def _dhcp_endpoint(
     )
 
 
-class Taken:
-    """Addresses that are not free, from several sets, without copying any of them (a
-    network's set holds every address it handed out: 1,000s)."""
-
-    def __init__(self, *sets: AbstractSet[IPAddress]) -> None:
-        self.sets = sets
-
-    def __contains__(self, ip: object) -> bool:
-        return any(ip in s for s in self.sets)
-
-
 def _address(
-    net: Network, version: int, given: str, after: str, taken: Taken, carved: list[Any]
+    net: Network, version: int, given: str, after: str, taken: ipam.Taken, carved: list[Any]
 ) -> IPAddress:
     """The endpoint's address in one family: the given one, checked, or the next free one
     (from --ip-range when the network has one)."""
@@ -389,7 +378,7 @@ def plan_endpoint(
     aux = {ipaddress.ip_address(a) for a in net.aux_addresses.values()}
     host_addrs = {ipaddress.ip_address(a[0]) for a in net.adapter_state.get("addrs", [])}
     # external switches: the host's own addresses there are taken too
-    taken = Taken(index.addresses_used(net), also_used, aux, host_addrs)
+    taken = ipam.Taken(index.addresses_used(net), also_used, aux, host_addrs)
     carved = index.carved(net)
     addr4 = _address(net, 4, ip, after, taken, carved) if net.subnet else None
     addr6 = _address(net, 6, ip6, after6, taken, []) if net.subnet6 else None

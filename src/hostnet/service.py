@@ -178,11 +178,11 @@ class HostNetworkingService:
                 "create it again if it is still wanted",
             )
 
-    def _record_endpoint(self, net: Network, ep: Endpoint, auto_ip: bool) -> None:
-        """Store a planned endpoint with its claims (address, host ports), reserved in the
-        index first. An automatic overlay address another host claimed meanwhile is
-        replaced by the next free one."""
-        moves = self.driver_of(net).cluster_scoped and auto_ip
+    def _record_endpoint(self, net: Network, ep: Endpoint, auto: set[int]) -> None:
+        """Store a planned endpoint with its claims (addresses, host ports), reserved in the
+        index first. An address IPAM chose (its family in ``auto``) on an overlay that
+        another host claimed meanwhile is replaced by the next free one."""
+        scoped = self.driver_of(net).cluster_scoped
         for _ in range(256):
             self.index.remember(ep)
             try:
@@ -191,9 +191,10 @@ class HostNetworkingService:
                 return
             except Conflict as exc:
                 self.index.forget(ep)
-                if not moves or "address" not in str(exc):
+                taken = str(exc.details.get("address", ""))
+                if not scoped or not taken or (6 if ":" in taken else 4) not in auto:
                     raise
-                self.cluster.readdress(net, ep)
+                self.cluster.readdress(net, ep, taken)
             except BaseException:
                 self.index.forget(ep)
                 raise
@@ -434,13 +435,20 @@ class HostNetworkingService:
         return ep
 
     def _attach(
-        self, net: Network, c: Container, ep: Endpoint, default_route: bool, auto_ip: bool = False
+        self,
+        net: Network,
+        c: Container,
+        ep: Endpoint,
+        default_route: bool,
+        auto_ip: bool = False,
+        auto_ip6: bool = False,
     ) -> Endpoint:
-        """Record a planned endpoint (claiming its address and ports), then realize it.
-        ``auto_ip``: IPAM chose the address, so an overlay claim lost to another host may move."""
+        """Record a planned endpoint (claiming its addresses and ports), then realize it.
+        ``auto_ip``/``auto_ip6``: IPAM chose that address, so an overlay claim lost to
+        another host may move."""
         drv = self.driver_of(net)
         last, last6 = self._last_ip(net), self._last_ip(net, 6)
-        self._record_endpoint(net, ep, auto_ip)
+        self._record_endpoint(net, ep, {v for v, a in ((4, auto_ip), (6, auto_ip6)) if a})
         if drv.cluster_scoped:
             self.cluster.learn(ep)
         if ep.ip:  # the next automatic address comes after this one (round robin)
@@ -588,7 +596,14 @@ class HostNetworkingService:
             try:
                 self.kernel.create_compartment(c.netns)
                 for i, (net, ep) in enumerate(zip(nets, plans, strict=True)):
-                    self._attach(net, c, ep, (i == routed), auto_ip=not networks[i].get("ip"))
+                    self._attach(
+                        net,
+                        c,
+                        ep,
+                        (i == routed),
+                        auto_ip=not networks[i].get("ip"),
+                        auto_ip6=not networks[i].get("ip6"),
+                    )
             except BaseException:
                 self.teardown(c)
                 raise
@@ -677,7 +692,7 @@ class HostNetworkingService:
             ep = self._plan_endpoint(plans, net, c, ifname, ip, [], ip6)
             ep.bandwidth, ep.aliases = qos, names
             planning.with_policies(net, self.driver_of(net), ep, policy_specs or [])
-            return self._attach(net, c, ep, default_route, auto_ip=not ip)
+            return self._attach(net, c, ep, default_route, auto_ip=not ip, auto_ip6=not ip6)
 
     def disconnect(self, net_ref: str, c_ref: str) -> list[str]:
         net, c = self.network(net_ref), self.container(c_ref)
@@ -774,7 +789,7 @@ class HostNetworkingService:
                 self._record_container(c)
             first = not self.endpoints_of(c)
             try:
-                self._attach(net, c, ep, default_route=first, auto_ip=not ip)
+                self._attach(net, c, ep, first, auto_ip=not ip, auto_ip6=not ip6)
             except BaseException:
                 if new:
                     self.teardown(c)

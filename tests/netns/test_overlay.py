@@ -390,3 +390,46 @@ def test_store_over_tls_with_client_certificates(lab: Lab) -> None:
     with pytest.raises(RuntimeError, match="cluster store unavailable"):
         d2.start("--store", f"etcds://{ip}:2379", "--host-id", "h1b", "--store-ca", certs["ca"])
     d.cli("rm", "a")  # while etcd still runs (the lab stops it first)
+
+
+def test_dual_stack_overlay_across_hosts_with_cluster_wide_ipv6_claims(cluster: Cluster) -> None:
+    """IPv6 inner addresses: claimed once in the cluster, forwarded by FDB entries with a
+    proxy neighbour per address (neighbour discovery answered by the VXLAN device, never
+    flooded), names answer AAAA across hosts; removal takes both addresses' entries."""
+    h1, h2, h3 = cluster.daemons
+    v6 = "fd12:3456:789a:40::/64"
+    h1.cli("network", "create", "-d", "overlay", "--subnet", "10.0.40.0/24", "--subnet", v6, "ds")
+    for d in (h2, h3):
+        eventually(lambda d=d: "ds" in d.cli("network", "ls").stdout)
+    a = serve(h1, "ds", "a")
+    b = serve(h2, "ds", "b", 80, False, "--ip6", "fd12:3456:789a:40::b")
+    c = serve(h3, "ds", "c")
+    ips6 = {a["ip6"], b["ip6"], c["ip6"]}
+    assert len(ips6) == 3 and all(ip.startswith("fd12:3456:789a:40::") for ip in ips6), ips6
+    for i in range(3):  # every host forwards to the other two
+        eventually(lambda i=i: len(cluster.fdb(i, "ds")) == 2)
+    assert ping(b["netns"], a["ip6"]) and ping(c["netns"], b["ip6"])
+    assert ask(a["netns"], b["ip6"], 80) == "b" and ask(b["netns"], c["ip6"], 80) == "c"
+    neigh = in_ns(h1.host, "ip", "-6", "neigh", "show").stdout
+    assert b["ip6"] in neigh and c["ip6"] in neigh, neigh
+    eventually(
+        lambda: (
+            in_ns(
+                a["netns"], "dig", "@127.0.0.11", "+short", "-q", "b", "-t", "AAAA"
+            ).stdout.split()
+            == [b["ip6"]]
+        )
+    )
+    # b's IPv6 address is claimed cluster-wide: another host cannot take it
+    res = h3.cli("run", "--net", "ds", "--ip6", b["ip6"], "--", "true", check=False)
+    assert res.returncode != 0 and "already in use" in res.stderr, res.stderr
+    h2.cli("rm", "b")
+    eventually(lambda: b["ip6"] not in in_ns(h1.host, "ip", "-6", "neigh", "show").stdout)
+    # free again once b is gone, on another host; with b's addresses d has b's MAC (derived
+    # from the IPv4 address, as Docker's), so what peers had cached for b holds for d
+    d = serve(h3, "ds", "d", 80, False, "--ip", b["ip"], "--ip6", b["ip6"])
+    eventually(lambda: len(cluster.fdb(0, "ds")) == 2)
+    assert ping(a["netns"], d["ip6"]) and ask(a["netns"], d["ip6"], 80) == "d"
+    h1.cli("rm", "a")
+    h3.cli("rm", "c", "d")
+    h1.cli("network", "rm", "ds")

@@ -141,9 +141,10 @@ class Netlink:
         return idx
 
     def tunnel_entry(self, dev: str, mac: str, ip: str, vtep: str, present: bool) -> None:
-        """Forwarding (FDB: MAC -> remote VTEP) and proxy ARP (IP -> MAC) for one remote
-        endpoint on VXLAN device ``dev``; adding what is there and removing what is not are
-        both success."""
+        """Forwarding (FDB: MAC -> remote VTEP) and a proxy neighbour (IP -> MAC: answered
+        as ARP for IPv4, neighbour discovery for IPv6) for one remote endpoint address on
+        VXLAN device ``dev``; adding what is there and removing what is not are both
+        success. An endpoint of both families has two entries sharing its FDB entry."""
         idx = self._vxlan_index(dev)
         if idx is None:
             return
@@ -184,10 +185,11 @@ class Netlink:
             if m.get_attr("NDA_DST")
         }
         out = set()
-        for m in self.ipr.get_neighbours(ifindex=idx, family=2):
-            mac, ip = m.get_attr("NDA_LLADDR"), m.get_attr("NDA_DST")
-            if mac in fdb:
-                out.add((mac, ip, fdb[mac]))
+        for family in (socket.AF_INET, socket.AF_INET6):
+            for m in self.ipr.get_neighbours(ifindex=idx, family=family):
+                mac, ip = m.get_attr("NDA_LLADDR"), m.get_attr("NDA_DST")
+                if mac in fdb:
+                    out.add((mac, ip, fdb[mac]))
         return out
 
     def ensure_addr(self, idx: int, ip: str, prefixlen: int, nodad: bool = False) -> None:

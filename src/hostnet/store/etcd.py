@@ -181,8 +181,7 @@ class EtcdStore(Store):
     def forget_endpoint(self, ep: Endpoint) -> None:
         """An endpoint of a host gone for good out of the registry, with its address claim."""
         ops = [op_delete(f"{self.root}oep/{ep.network_id}/{ep.id}")]
-        if ep.ip:
-            ops.append(op_delete(f"{self.root}addr/{ep.network_id}/{ep.ip}"))
+        ops += [op_delete(f"{self.root}addr/{ep.network_id}/{ip}") for ip in (ep.ip, ep.ip6) if ip]
         self.etcd.txn([], ops)
 
     def forget_host(self, host: str) -> None:
@@ -270,10 +269,14 @@ class EtcdStore(Store):
     def create_endpoint(self, ep: Endpoint) -> None:
         for _ in range(RETRIES):
             compare, puts = self._claims(ep.id, ep.ports)
-            if ep.ip:
-                addr = f"{self.root}addr/{ep.network_id}/{ep.ip}"
+            for ip in (ep.ip, ep.ip6):  # each address the endpoint has, claimed cluster-wide
+                if not ip:
+                    continue
+                addr = f"{self.root}addr/{ep.network_id}/{ip}"
                 if self.etcd.get(addr) is not None:
-                    raise Conflict(f"address {ep.ip} is already in use", "choose another address")
+                    raise Conflict(
+                        f"address {ip} is already in use", "choose another address", address=ip
+                    )
                 compare.append(cmp_absent(addr))
                 puts.append(op_put(addr, ep.id))
             puts.append(op_put(self._ep_key(ep), self._doc(ep)))
@@ -327,14 +330,16 @@ class EtcdStore(Store):
         ports, _ = self.etcd.get_prefix(f"{self.h}epport/{ep_id}/")  # its host-port claims
         if ports:
             self._release(ep_id, [PortMapping.model_validate_json(p.value) for p in ports])
-        if not ep.ip:
-            self.etcd.txn([], [op_delete(kv.key)])
-            return
-        # one transaction: the endpoint, and its address claim if the claim is still its own
-        addr = f"{self.root}addr/{ep.network_id}/{ep.ip}"
-        self.etcd.txn(
-            [cmp_value(addr, ep_id)], [op_delete(addr), op_delete(kv.key)], [op_delete(kv.key)]
+        # one transaction: the endpoint, and its address claims if they are still its own
+        claims = [f"{self.root}addr/{ep.network_id}/{ip}" for ip in (ep.ip, ep.ip6) if ip]
+        ok = self.etcd.txn(
+            [cmp_value(a, ep_id) for a in claims],
+            [op_delete(kv.key), *(op_delete(a) for a in claims)],
+            [op_delete(kv.key)],
         )
+        if not ok and len(claims) > 1:  # one of them moved on (rare): each on its own
+            for a in claims:
+                self.etcd.txn([cmp_value(a, ep_id)], [op_delete(a)])
 
     # -- meta -----------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
