@@ -140,10 +140,10 @@ class Index:
 
     @staticmethod
     def _addresses(ep: Endpoint) -> list[IPAddress]:
-        """What an endpoint takes of its network's addresses (a DHCP lease: nothing)."""
-        if ep.dhcp:
-            return []
-        return [ipaddress.ip_address(a) for a in (ep.ip, ep.ip6) if a]
+        """What an endpoint takes of its network's addresses (a DHCP lease or a SLAAC
+        address is the physical network's to give: nothing)."""
+        mine = ("" if ep.dhcp else ep.ip, "" if ep.slaac else ep.ip6)
+        return [ipaddress.ip_address(a) for a in mine if a]
 
     def _take(self, ep: Endpoint) -> None:
         used = self.used_ips.setdefault(ep.network_id, set())

@@ -189,6 +189,7 @@ class Network(BaseModel):
     # IPv6 wanted: with subnet6, or (an external switch without one) by the physical
     # network's router advertisements (SLAAC)
     enable_ipv6: bool = False
+    ipv4: bool = True  # False: an IPv6-only network (no IPv4 subnet, no DHCP)
 
     @property
     def short_id(self) -> str:
@@ -196,8 +197,15 @@ class Network(BaseModel):
 
     @property
     def dhcp(self) -> bool:
-        """Addresses from an external DHCP server (an external switch without a subnet)."""
-        return not self.subnet and not self.subnet6
+        """IPv4 addresses from an external DHCP server (an external switch without a
+        subnet)."""
+        return not self.subnet and self.ipv4
+
+    @property
+    def slaac(self) -> bool:
+        """IPv6 addresses from the physical network's router advertisements (an external
+        switch with --ipv6 and no IPv6 subnet)."""
+        return self.enable_ipv6 and not self.subnet6
 
     def ipv4_network(self) -> ipaddress.IPv4Network:
         return ipaddress.IPv4Network(self.subnet)
@@ -253,6 +261,7 @@ class Endpoint(BaseModel):
     bandwidth: dict[str, int] = Field(default_factory=dict)
     # Address from an external DHCP server (transparent without --subnet); DNS from the lease.
     dhcp: bool = False
+    slaac: bool = False  # IPv6 address from router advertisements: ``ip6`` filled at attach
     dns: dict[str, list[str]] = Field(default_factory=dict)
     # Port ACL rules (HNS ACL policies); the Windows defaults follow them.
     acl: list[AclRule] = Field(default_factory=list)

@@ -238,6 +238,7 @@ def plan_network(
         aux_addresses=aux,
         internal=internal,
         enable_ipv6=addresses.ipv6,
+        ipv4=4 in fams or (addresses.ipv4 and drv.dhcp_without_subnet),
         options=opts,
         switch=drv.switch_prefix + nid[:8],
         note=note,
@@ -305,31 +306,6 @@ def with_policies(net: Network, drv: Driver, ep: Endpoint, given: list[Any]) -> 
             ep.routes.append(pol)
 
 
-def _dhcp_endpoint(
-    net: Network, c: Container, ifname: str, ip: str, port_specs: list[str]
-) -> Endpoint:
-    if ip:
-        raise InvalidRequest(
-            f"network {net.name!r} takes addresses from DHCP; --ip needs a subnet",
-            "create the network with --subnet and --gateway for static addresses",
-        )
-    if port_specs:
-        raise InvalidRequest(f"the {net.driver} driver publishes no ports", "remove -p")
-    eid = new_id()
-    return Endpoint(
-        id=eid,
-        network_id=net.id,
-        container_id=c.id,
-        ip="",
-        prefix_len=0,
-        gateway="",
-        mac="02:42:" + ":".join(f"{b:02x}" for b in secrets.token_bytes(4)),
-        ifname=ifname,
-        host_ifname=VETH_PREFIX + eid[:10],
-        dhcp=True,
-    )
-
-
 def _address(
     net: Network, version: int, given: str, after: str, taken: ipam.Taken, carved: list[Any]
 ) -> IPAddress:
@@ -364,17 +340,26 @@ def plan_endpoint(
 ) -> Endpoint:
     """An endpoint of ``c`` on ``net``: the given addresses or the next free ones after
     ``after``/``after6``; ``also_used`` are addresses taken elsewhere (other hosts' claims)."""
-    if net.dhcp:  # DHCP: the address comes with the lease, at attach
-        return _dhcp_endpoint(net, c, ifname, ip or ip6, port_specs)
     for given, version, have in ((ip, 4, net.subnet), (ip6, 6, net.subnet6)):
-        if given and not have:
-            flag = "--ip" if version == 4 else "--ip6"
+        if not given or have:
+            continue
+        flag = "--ip" if version == 4 else "--ip6"
+        if version == 4 and net.dhcp:
             raise InvalidRequest(
-                f"network {net.name!r} has no IPv{version} subnet; {flag} {given} has no "
-                "place on it",
-                f"leave {flag} out"
-                + (", or create the network with --ipv6 --subnet ..." if version == 6 else ""),
+                f"network {net.name!r} takes addresses from DHCP; --ip needs a subnet",
+                "create the network with --subnet and --gateway for static addresses",
             )
+        if version == 6 and net.slaac:
+            raise InvalidRequest(
+                f"network {net.name!r} takes IPv6 addresses from router advertisements "
+                "(SLAAC); --ip6 needs an IPv6 subnet",
+                "create the network with --subnet and --gateway of the IPv6 network",
+            )
+        raise InvalidRequest(
+            f"network {net.name!r} has no IPv{version} subnet; {flag} {given} has no place on it",
+            f"leave {flag} out"
+            + (", or create the network with --ipv6 --subnet ..." if version == 6 else ""),
+        )
     aux = {ipaddress.ip_address(a) for a in net.aux_addresses.values()}
     host_addrs = {ipaddress.ip_address(a[0]) for a in net.adapter_state.get("addrs", [])}
     # external switches: the host's own addresses there are taken too
@@ -404,8 +389,12 @@ def plan_endpoint(
             )
     mappings = ports.resolve(requests, index.port_index)
     eid = new_id()
-    first = addr4 or addr6
-    assert first is not None  # a network that is not DHCP has a subnet
+    if addr4 is not None:
+        mac = mac_for(addr4)
+    elif addr6 is not None and not net.dhcp:
+        mac = mac_for(addr6)
+    else:  # every address comes at attach (DHCP, SLAAC): nothing to derive it from
+        mac = "02:42:" + ":".join(f"{b:02x}" for b in secrets.token_bytes(4))
     return Endpoint(
         id=eid,
         network_id=net.id,
@@ -416,8 +405,10 @@ def plan_endpoint(
         ip6=str(addr6) if addr6 else "",
         prefix_len6=net.ipv6_network().prefixlen if addr6 else 0,
         gateway6=net.gateway6 if addr6 else "",
-        mac=mac_for(first),
+        mac=mac,
         ifname=ifname,
         host_ifname=VETH_PREFIX + eid[:10],
+        dhcp=net.dhcp,
+        slaac=net.slaac,
         ports=mappings,
     )

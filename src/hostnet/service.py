@@ -470,7 +470,7 @@ class HostNetworkingService:
                     f"container {c.name!r} or its network was removed during the attach",
                     "create it again if it is still wanted",
                 )
-            if ep.dhcp:  # the driver filled in the lease
+            if ep.dhcp or ep.slaac:  # the driver filled in the lease or the SLAAC address
                 self.index.remember(ep)
                 with self._store_io():
                     self.store.update_endpoint(ep)

@@ -280,3 +280,34 @@ def test_l2bridge_hides_ipv6_endpoints_behind_the_host_mac_and_transparent_does_
     d.cli("rm", "t")
     d.cli("network", "rm", "tr")
     assert ping(client, host6)  # and back on the adapter
+
+
+def test_transparent_takes_ipv6_from_router_advertisements(lab: Lab) -> None:
+    """SLAAC: a router on the segment advertises a prefix (dnsmasq --enable-ra); a
+    transparent endpoint with --ipv6 and no IPv6 subnet takes its address from it."""
+    router, gw = lab.router()
+    router6 = lab.with_ipv6(router, gw)
+    lab.spawn(
+        router, "dnsmasq", "--no-daemon", "--port=0", "--interface=eth0", "--bind-interfaces",
+        "--enable-ra", f"--dhcp-range={SEGMENT6},ra-only,64", "--ra-param=eth0,4,600",
+        "--dhcp-leasefile=/dev/null",
+    )  # fmt: skip
+    d, host_ip = lab.host()
+    client, client_ip = lab.node("client")
+    client6 = lab.with_ipv6(client, client_ip)
+    d.cli(
+        "network", "create", "-d", "transparent", "--ipv6", "--subnet", f"{SEGMENT}.0/24",
+        "--gateway", f"{SEGMENT}.1", "-o", "interface=eth0", "ra",
+    )  # fmt: skip
+    assert _net(d, "ra")["EnableIPv6"] is True
+    t = serve(d, "ra", "t", 80, False, "--ip", f"{SEGMENT}.107")
+    addr = ipaddress.ip_address(t["ip6"])
+    assert addr in ipaddress.ip_network(f"{SEGMENT6}/64"), t
+    routes = in_ns(t["netns"], "ip", "-6", "route", "show", "default").stdout
+    assert "via fe80::" in routes, routes  # the router's link-local address, from its RA
+    assert ping(client, t["ip6"]) and ask(client, t["ip6"], 80) == "t"
+    assert ping(t["netns"], client6) and ping(t["netns"], router6)
+    res = d.cli("run", "--net", "ra", "--ip6", f"{SEGMENT6}99", "--", "true", check=False)
+    assert res.returncode != 0 and "router advertisements" in res.stderr, res.stderr
+    d.cli("rm", "t")
+    d.cli("network", "rm", "ra")

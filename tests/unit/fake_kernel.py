@@ -75,6 +75,9 @@ class FakeKernel:
     def sysctl(self, key: str, value: str) -> None:
         self.calls.append(("sysctl", key, value))
 
+    def ipv6_forwarding(self) -> None:
+        self.calls.append(("sysctl", "net/ipv6/conf/all/forwarding", "1"))
+
 
 class _Host:
     """pyroute2's side: bridges and addresses in the daemon's namespace."""
@@ -88,7 +91,7 @@ class _Host:
             self.k.new_link(self.k.links, name, kind="bridge")
         return int(self.k.links[name]["index"])
 
-    def ensure_addr(self, index: int, ip: str, prefixlen: int) -> None:
+    def ensure_addr(self, index: int, ip: str, prefixlen: int, nodad: bool = False) -> None:
         self.k.step("ensure_addr", ip)
 
     def prefixes(self, skip_prefix: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
@@ -156,6 +159,7 @@ class _Rtnl:
         ip6: str = "",
         prefixlen6: int = 0,
         gateway6: str | None = None,
+        autoconf: bool = False,
     ) -> None:
         self.k.step(
             "configure_inside", self.ns, ifname, ip, gateway, *((ip6, gateway6) if ip6 else ())

@@ -10,6 +10,7 @@ from fake_kernel import FakeKernel
 
 from hostnet.errors import Conflict, KernelError
 from hostnet.model import PortMapping
+from hostnet.planning import AddressPlan
 from hostnet.service import HostNetworkingService
 from hostnet.store import open_store
 
@@ -172,3 +173,28 @@ def test_a_container_removed_during_its_store_write_is_not_left_behind(
     )
     again = svc.create_container("a", [{"network": "n1"}], ["8080:80"])
     assert [e.ip for e in svc.endpoints_of(again)] == ["10.9.0.2"]
+
+
+def test_a_dual_stack_attach_configures_both_families_and_a_failure_frees_both(
+    svc: HostNetworkingService,
+) -> None:
+    k = fake(svc)
+    svc.create_network("ds", "nat", "10.7.0.0/24", addresses=AddressPlan(subnets=["fd12::/64"]))
+    assert ("sysctl", "net/ipv6/conf/all/forwarding", "1") in k.calls
+    k.calls.clear()
+    c = svc.create_container("a", [{"network": "ds"}], ["8080:80"])
+    inside = next(x for x in k.calls if x[0] == "configure_inside")
+    assert inside[3:] == ("10.7.0.2", "10.7.0.1", "fd12::2", "fd12::1"), inside
+    script = k.nft_scripts[-1]
+    assert "add element ip hostnet pm_any { tcp . 8080 : 10.7.0.2 . 80 }" in script
+    assert "add element ip6 hostnet pm_any { tcp . 8080 : fd12::2 . 80 }" in script
+    (ep,) = svc.endpoints_of(c)
+    assert (ep.ip, ep.ip6) == ("10.7.0.2", "fd12::2")
+    k.fail = {"configure_inside"}
+    with pytest.raises(KernelError):
+        svc.create_container("b", [{"network": "ds", "ip6": "fd12::9"}])
+    k.fail = set()
+    used = {str(a) for a in svc.index.addresses_used(svc.network("ds"))}
+    assert used == {"10.7.0.2", "fd12::2"}, used  # b's two addresses went back
+    b = svc.create_container("b", [{"network": "ds", "ip6": "fd12::9"}])
+    assert [e.ip6 for e in svc.endpoints_of(b)] == ["fd12::9"]

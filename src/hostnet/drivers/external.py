@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import time
 from typing import Any, ClassVar
 
 from hostnet.drivers import l2_rules, team, vnic
 from hostnet.drivers.base import Driver
-from hostnet.errors import Conflict, HostnetError, InvalidRequest
+from hostnet.errors import Conflict, HostnetError, InvalidRequest, KernelError
 from hostnet.kernel import adapters, bpf
 from hostnet.kernel.dhcp import DhcpClients
 from hostnet.kernel.handles import Kernel
 from hostnet.kernel.nft import Nft
 from hostnet.model import Container, Endpoint, Network, PortMapping
+
+SLAAC_WAIT_S = 10.0  # router solicitation, advertisement, duplicate detection (about 1 s)
 
 SWITCH_PREFIX = "hx-"
 
@@ -156,6 +159,8 @@ class ExternalDriver(Driver):
             bpf.tag_port(self.host, ep.host_ifname, int(net.options["vlanid"]))
         if ep.dhcp:
             self._lease(ep, c)
+        if ep.slaac:
+            self._autoconf(ep, c)
         if ep.bandwidth:
             vnic.limit(self.kernel, ep, c)
         self.apply_acl(ep, net)
@@ -170,6 +175,27 @@ class ExternalDriver(Driver):
             ep.dns["nameservers"] = lease["dns"].split()
         if lease.get("domain"):
             ep.dns["search"] = [lease["domain"]]
+
+    def _autoconf(self, ep: Endpoint, c: Container, timeout: float = SLAAC_WAIT_S) -> None:
+        """Wait (letting other requests run) for the vNIC's address from the physical
+        network's router advertisements, past duplicate detection."""
+        deadline = time.monotonic() + timeout
+        with self.dhcp.idle():
+            while True:
+                with self.kernel.netlink_inside(c.netns) as inside:
+                    got = inside.autoconf_ipv6(ep.ifname)
+                if got is not None:
+                    break
+                if time.monotonic() > deadline:
+                    raise KernelError(
+                        f"no IPv6 address from router advertisements on {ep.ifname} within "
+                        f"{timeout:.0f} s",
+                        "check that a router advertises a prefix on the adapter's network "
+                        "(radvd, dnsmasq --enable-ra), or give the network an IPv6 --subnet "
+                        "and --ip6 for static addresses",
+                    )
+                time.sleep(0.1)
+        ep.ip6, ep.prefix_len6, ep.gateway6 = got
 
     def detach(self, net: Network, ep: Endpoint, c: Container) -> None:
         if ep.dhcp:  # release the lease first, while the vNIC still reaches the server

@@ -58,22 +58,20 @@ def plug(
         no_ipv6(kernel, ep.host_ifname)
     rt.set_bridge_port(ep.host_ifname, owner, hairpin=True, isolated=isolated)
     if not ep.runtime_moves_peer:
+        # a DHCP endpoint comes up without an IPv4 address (its client configures it); a
+        # SLAAC one takes its IPv6 address from the router advertisements
+        routed = default_route and not net.internal  # an internal network: no way out
         with kernel.inside(c.netns) as inside:
-            if ep.dhcp:  # up, unaddressed: the DHCP client configures it
-                inside.set_up("lo")
-                inside.without_ipv6_linklocal(ep.ifname)
-                inside.set_up(ep.ifname)
-            else:
-                routed = default_route and not net.internal  # an internal network: no way out
-                inside.configure_inside(
-                    ep.ifname,
-                    ep.ip,
-                    ep.prefix_len,
-                    ep.gateway if routed and ep.gateway else None,
-                    ep.ip6,
-                    ep.prefix_len6,
-                    ep.gateway6 if routed and ep.gateway6 else None,
-                )
+            inside.configure_inside(
+                ep.ifname,
+                "" if ep.dhcp else ep.ip,
+                ep.prefix_len,
+                ep.gateway if routed and ep.gateway and not ep.dhcp else None,
+                "" if ep.slaac else ep.ip6,
+                ep.prefix_len6,
+                ep.gateway6 if routed and ep.gateway6 and not ep.slaac else None,
+                autoconf=ep.slaac,
+            )
     return created
 
 

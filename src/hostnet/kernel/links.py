@@ -16,6 +16,7 @@ from hostnet.errors import Conflict, KernelError
 from hostnet.kernel import netns
 
 IFA_F_NODAD = 0x02  # an IPv6 address without duplicate address detection
+IFA_F_TENTATIVE = 0x40  # still in duplicate address detection
 
 
 def _kernel_error(what: str, exc: NetlinkError) -> KernelError:
@@ -191,6 +192,27 @@ class Netlink:
                 if mac in fdb:
                     out.add((mac, ip, fdb[mac]))
         return out
+
+    def autoconf_ipv6(self, name: str) -> tuple[str, int, str] | None:
+        """The global IPv6 address ``name`` made from a router advertisement (SLAAC), its
+        prefix length and the router (the default route's gateway), once the address has
+        passed duplicate detection; None until then."""
+        idx = self.index(name)
+        if idx is None:
+            return None
+        addrs = [
+            (a.get_attr("IFA_ADDRESS"), a["prefixlen"])
+            for a in self.ipr.get_addr(family=socket.AF_INET6, index=idx)
+            if a["scope"] == 0 and not (a.get_attr("IFA_FLAGS") or a["flags"]) & IFA_F_TENTATIVE
+        ]
+        routers = [
+            r.get_attr("RTA_GATEWAY")
+            for r in self.ipr.get_routes(family=socket.AF_INET6, table=254)
+            if r["dst_len"] == 0 and r.get_attr("RTA_OIF") == idx and r.get_attr("RTA_GATEWAY")
+        ]
+        if not addrs or not routers:
+            return None
+        return str(addrs[0][0]), int(addrs[0][1]), str(routers[0])
 
     def ensure_addr(self, idx: int, ip: str, prefixlen: int, nodad: bool = False) -> None:
         """``nodad``: an IPv6 address usable at once (no duplicate address detection)."""

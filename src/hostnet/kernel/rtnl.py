@@ -317,18 +317,21 @@ class Rtnl:
         ip6: str = "",
         prefixlen6: int = 0,
         gateway6: str | None = None,
+        autoconf: bool = False,
     ) -> None:
         """Inside a compartment: loopback up, the vNIC addressed (IPv4, IPv6 or both) and
         up, default routes. No IPv6 link-local address: on-link neighbours are found from
         the global addresses, and a vNIC without one sends no router solicitations or
-        address detection to every port of its switch."""
+        address detection to every port of its switch. ``autoconf``: it keeps its
+        link-local address and takes its IPv6 address from router advertisements."""
         self.set_up("lo")
         info = self.link(ifname)
         if info is None:
             raise KernelError(f"{ifname} is missing inside the compartment")
         if ip:
             self.add_address(info["index"], ip, prefixlen)
-        self.without_ipv6_linklocal(ifname)
+        if not autoconf:
+            self.without_ipv6_linklocal(ifname)
         if ip6:
             self.add_address(info["index"], ip6, prefixlen6)
         self.set_up(ifname)
