@@ -293,14 +293,17 @@ def with_policies(net: Network, drv: Driver, ep: Endpoint, given: list[Any]) -> 
                 raise InvalidRequest("an endpoint takes one OutBoundNAT policy", "merge them")
             ep.outbound_nat = pol
         else:
-            if ep.dhcp or not net.subnet:
+            hop = ipaddress.ip_address(pol.next_hop)
+            subnet = net.subnet if hop.version == 4 else net.subnet6
+            dynamic = ep.dhcp if hop.version == 4 else ep.slaac
+            if dynamic or not subnet:
                 raise InvalidRequest(
-                    "SDNRoute needs an endpoint with a static subnet", "use a network with --subnet"
+                    f"SDNRoute via {hop} needs an endpoint with a static IPv{hop.version} subnet",
+                    f"use a network with an IPv{hop.version} --subnet",
                 )
-            if ipaddress.IPv4Address(pol.next_hop) not in net.ipv4_network():
+            if hop not in ipaddress.ip_network(subnet):
                 raise InvalidRequest(
-                    f"SDNRoute next hop {pol.next_hop} is not on the endpoint's subnet "
-                    f"{net.subnet}",
+                    f"SDNRoute next hop {pol.next_hop} is not on the endpoint's subnet {subnet}",
                     "give a next hop the endpoint reaches directly",
                 )
             ep.routes.append(pol)

@@ -58,24 +58,32 @@ def _bad(what: str, remedy: str = f"give an HNS policy object, e.g. {EXAMPLE}") 
 
 
 def _prefixes(key: str, value: Any) -> list[str]:
+    """Prefixes of either family (a rule applies to the endpoint's address of its family)."""
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise _bad(f"{key} must be a list of IPv4 prefixes", f'e.g. "{key}": ["10.0.0.0/8"]')
+        raise _bad(f"{key} must be a list of prefixes", f'e.g. "{key}": ["10.0.0.0/8", "fd00::/8"]')
     out = []
     for v in value:
         try:
-            out.append(str(ipaddress.IPv4Network(v, strict=False)))
+            out.append(str(ipaddress.ip_network(v, strict=False)))
         except ValueError:
             raise _bad(
-                f"{key} entry {v!r} is not an IPv4 prefix", "write it as A.B.C.D/N"
+                f"{key} entry {v!r} is not a prefix", "write it as A.B.C.D/N or an IPv6 X:Y::/N"
             ) from None
     return out
 
 
 def _address(key: str, value: Any) -> str:
     try:
-        return str(ipaddress.IPv4Address(str(value)))
+        return str(ipaddress.ip_address(str(value)))
     except ValueError:
-        raise _bad(f"{key} {value!r} is not an IPv4 address", "write it as A.B.C.D") from None
+        raise _bad(
+            f"{key} {value!r} is not an IP address", "write it as A.B.C.D or an IPv6 address"
+        ) from None
+
+
+def of_family(items: list[str], version: int) -> list[str]:
+    """The prefixes or addresses of one family (IPv6 ones have a ':')."""
+    return [x for x in items if (":" in x) == (version == 6)]
 
 
 def parse(given: str | dict[str, Any]) -> OutboundNatPolicy | RoutePolicy:
@@ -119,7 +127,13 @@ def parse(given: str | dict[str, Any]) -> OutboundNatPolicy | RoutePolicy:
         if "DestinationPrefix" not in settings or "NextHop" not in settings:
             raise _bad("SDNRoute needs DestinationPrefix and NextHop")
         dst = _prefixes("DestinationPrefix", [settings["DestinationPrefix"]])[0]
-        return RoutePolicy(destination=dst, next_hop=_address("NextHop", settings["NextHop"]))
+        hop = _address("NextHop", settings["NextHop"])
+        if (":" in dst) != (":" in hop):
+            raise _bad(
+                f"SDNRoute DestinationPrefix {dst} and NextHop {hop} are of different families",
+                "route an IPv4 prefix via an IPv4 next hop, an IPv6 prefix via an IPv6 one",
+            )
+        return RoutePolicy(destination=dst, next_hop=hop)
     raise _bad(
         f"type {kind!r} is not supported here",
         "ACL and QoS have their own flags (--acl, --max-bandwidth); "

@@ -311,3 +311,54 @@ def test_transparent_takes_ipv6_from_router_advertisements(lab: Lab) -> None:
     assert res.returncode != 0 and "router advertisements" in res.stderr, res.stderr
     d.cli("rm", "t")
     d.cli("network", "rm", "ra")
+
+
+def test_outbound_nat_and_sdn_route_policies_in_ipv6(lab: Lab) -> None:
+    d, host_ip = lab.host()
+    host6 = lab.with_ipv6(d.host, host_ip)
+    vip6 = f"{SEGMENT6}200"
+    # deprecated: never the host's own choice of source, so only the policy uses it
+    in_ns(
+        d.host,
+        "ip",
+        "-6",
+        "addr",
+        "add",
+        f"{vip6}/64",
+        "dev",
+        "eth0",
+        "nodad",
+        "preferred_lft",
+        "0",
+    )
+    client, client_ip = lab.node("client")
+    client6 = lab.with_ipv6(client, client_ip)
+    d.cli("network", "create", "--subnet", "172.20.14.0/24", "--subnet", V6, "pol")
+    nat = json.dumps({"Type": "OutBoundNAT", "Settings": {"VirtualIP": vip6}})
+    route = json.dumps(
+        {
+            "Type": "SDNRoute",
+            "Settings": {
+                "DestinationPrefix": "2001:db8:99::/64",
+                "NextHop": "fd12:3456:789a:10::1",
+            },
+        }
+    )
+    a = serve(d, "pol", "a", 80, False, "--policy", nat, "--policy", route)
+    b = serve(d, "pol", "b")
+    peer_server(lab.spawn, client, 7000)
+    assert ask(a["netns"], client6, 7000) == vip6  # the policy's VirtualIP, in IPv6
+    assert ask(a["netns"], client_ip, 7000) == host_ip  # IPv4: the network's masquerade
+    assert ask(b["netns"], client6, 7000) == host6  # others: the host's address
+    routes = in_ns(a["netns"], "ip", "-6", "route").stdout
+    assert "2001:db8:99::/64 via fd12:3456:789a:10::1" in routes, routes
+    bad = json.dumps(
+        {
+            "Type": "SDNRoute",
+            "Settings": {"DestinationPrefix": "2001:db8:99::/64", "NextHop": "172.20.14.1"},
+        }
+    )
+    res = d.cli("run", "--net", "pol", "--policy", bad, "--", "true", check=False)
+    assert res.returncode != 0 and "different families" in res.stderr, res.stderr
+    d.cli("rm", "a", "b")
+    d.cli("network", "rm", "pol")

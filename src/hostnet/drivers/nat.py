@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any, ClassVar
 
+from hostnet import policies
 from hostnet.drivers import nat_rules, vnic
 from hostnet.drivers.base import Driver
 from hostnet.errors import KernelError
@@ -118,16 +119,7 @@ class NatDriver(Driver):
         ours = [n for n in nets if n.driver == self.name]
         ids = {n.id for n in ours}
         mine = [ep for ep in eps if ep.network_id in ids]
-        ep_nat = [
-            nat_rules.EndpointNat(
-                ep.ip,
-                ep.outbound_nat.virtual_ip,
-                tuple(ep.outbound_nat.exceptions),
-                tuple(ep.outbound_nat.destinations),
-            )
-            for ep in mine
-            if ep.outbound_nat is not None and ep.ip
-        ]
+        ep_nat4, ep_nat6 = _endpoint_nat(mine, 4), _endpoint_nat(mine, 6)
         v4 = [nat_rules.NatNet(n.switch, n.subnet, n.gateway, n.internal) for n in ours if n.subnet]
         v6 = [
             nat_rules.NatNet(n.switch, n.subnet6, n.gateway6, n.internal) for n in ours if n.subnet6
@@ -135,8 +127,8 @@ class NatDriver(Driver):
         maps4 = [m for ep in mine for m in mappings(ep, ep.ports, 4)]
         maps6 = [m for ep in mine for m in mappings(ep, ep.ports, 6)]
         self.nft.run(
-            nat_rules.render_table(v4, maps4, outbound, ep_nat)
-            + nat_rules.render_table(v6, maps6, fam=nat_rules.V6)
+            nat_rules.render_table(v4, maps4, outbound, ep_nat4)
+            + nat_rules.render_table(v6, maps6, None, ep_nat6, fam=nat_rules.V6)
         )
         if self.loopback is not None:
             self.loopback.sync([r for ep in mine for r in relays(ep, ep.ports)])
@@ -152,6 +144,22 @@ def mappings(ep: Endpoint, ports: list[PortMapping], version: int) -> list[nat_r
     if not to:
         return []
     return [nat_rules.Mapping(p, to) for p in ports if p.family in (0, version)]
+
+
+def _endpoint_nat(eps: list[Endpoint], version: int) -> list[nat_rules.EndpointNat]:
+    """The endpoints' OutBoundNAT policies in one family (a VirtualIP, exceptions and
+    destinations of the other family do not apply to it)."""
+    out = []
+    for ep in eps:
+        pol, ip = ep.outbound_nat, ep.ip if version == 4 else ep.ip6
+        if pol is None or not ip:
+            continue
+        vip = pol.virtual_ip if (":" in pol.virtual_ip) == (version == 6) else ""
+        exceptions = tuple(policies.of_family(pol.exceptions, version))
+        destinations = tuple(policies.of_family(pol.destinations, version))
+        exempt = bool(pol.destinations) and not destinations
+        out.append(nat_rules.EndpointNat(ip, vip, exceptions, destinations, exempt))
+    return out
 
 
 def relays(ep: Endpoint, ports: list[PortMapping]) -> list[Relay]:

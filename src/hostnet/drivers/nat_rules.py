@@ -83,23 +83,27 @@ class OutboundNat:
 
 @dataclass(frozen=True)
 class EndpointNat:
-    """An endpoint's OutBoundNAT policy: exceptions and non-destinations leave un-NATed,
-    the rest leaves as ``vip`` (else the network's masquerade applies)."""
+    """An endpoint's OutBoundNAT policy in one family: exceptions and non-destinations
+    leave un-NATed, the rest leaves as ``vip`` (else the network's masquerade applies)."""
 
     ip: str
     vip: str = ""
     exceptions: tuple[str, ...] = ()
     destinations: tuple[str, ...] = ()
+    exempt: bool = False  # NAT only to destinations of the other family: none in this one
 
     def rules(self) -> list[str]:
-        out = f"ip saddr {self.ip} oifname != @bridges"
+        f = "ip6" if ":" in self.ip else "ip"
+        out = f"{f} saddr {self.ip} oifname != @bridges"
+        if self.exempt:
+            return [f"{out} accept"]
         rules = []
         if self.exceptions:
-            rules.append(f"{out} ip daddr {{ {', '.join(self.exceptions)} }} accept")
+            rules.append(f"{out} {f} daddr {{ {', '.join(self.exceptions)} }} accept")
         if self.destinations:
-            rules.append(f"{out} ip daddr != {{ {', '.join(self.destinations)} }} accept")
+            rules.append(f"{out} {f} daddr != {{ {', '.join(self.destinations)} }} accept")
         if self.vip:
-            rules.append(f"{out} snat ip to {self.vip}")
+            rules.append(f"{out} snat {f} to {self.vip}")
         return rules
 
 
@@ -111,7 +115,8 @@ def render_table(
     fam: Family = V4,
 ) -> str:
     """One family's whole table, as one script that replaces any previous version
-    atomically. OutBoundNAT (``outbound``, ``endpoint_nat``) is IPv4's."""
+    atomically. ``endpoint_nat``: the endpoints' OutBoundNAT in this family; ``outbound``
+    (l2bridge's enable_outboundnat) is IPv4's."""
     ip, t = fam.nft, fam.addr_type
     bridges = sorted(n.bridge for n in nets)
     any_elems = [e for s, e in map(_element, mappings) if s == "pm_any"]
