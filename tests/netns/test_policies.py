@@ -103,7 +103,7 @@ def test_bad_policies_are_refused_and_change_nothing(lab: Lab) -> None:
         ("not json", "not JSON"),
         (policy("Bogus"), "type 'Bogus' is not supported"),
         (policy("OutBoundNAT", Exceptions="10.0.0.0/8"), "must be a list"),
-        (policy("OutBoundNAT", Exceptions=["10.0.0.300/8"]), "not an IPv4 prefix"),
+        (policy("OutBoundNAT", Exceptions=["10.0.0.300/8"]), "is not a prefix"),
         (policy("OutBoundNAT", VIP="1.2.3.4"), "VIP not supported"),
         (policy("SDNRoute", DestinationPrefix="10.0.0.0/8"), "needs DestinationPrefix and NextHop"),
         (
