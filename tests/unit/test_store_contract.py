@@ -203,3 +203,29 @@ def test_etcd_claims_are_exclusive_across_hosts(request: pytest.FixtureRequest) 
     every, _ = stores[1].cluster_endpoints()
     assert sorted(e.ip for e in every) == sorted(ips)
     assert {e.host for e in stores[0].endpoints()} <= {"h0"}
+
+
+def test_both_addresses_of_a_dual_stack_endpoint_are_claimed(store: Store) -> None:
+    n = net()
+    store.create_network(n)
+    a = ep(n.id, "172.16.1.2").model_copy(update={"ip6": "fd12::2", "prefix_len6": 64})
+    store.create_endpoint(a)
+    b = ep(n.id, "172.16.1.3").model_copy(update={"ip6": "fd12::2", "prefix_len6": 64})
+    with pytest.raises(Conflict, match="fd12::2") as err:
+        store.create_endpoint(b)
+    assert err.value.details.get("address") == "fd12::2"
+    assert len(store.endpoints()) == 1
+    store.delete_endpoint(a.id)
+    store.create_endpoint(b)  # both of a's claims went with it
+    assert [e.ip6 for e in store.endpoints()] == ["fd12::2"]
+
+
+def test_port_claims_per_family(store: Store) -> None:
+    n = net()
+    store.create_network(n)
+    store.create_endpoint(ep(n.id, "172.16.1.2", [pm(8080, "0.0.0.0")]))
+    store.create_endpoint(ep(n.id, "172.16.1.3", [pm(8080, "::")]))  # the other family
+    for clash in ("", "10.1.1.1", "2001:db8::5"):
+        with pytest.raises(Conflict, match="8080"):
+            store.create_endpoint(ep(n.id, "172.16.1.4", [pm(8080, clash)]))
+    assert len(store.endpoints()) == 2

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from hostnet.errors import Conflict, HostnetError
-from hostnet.model import Container, Endpoint, Network, PortMapping
+from hostnet.model import Container, Endpoint, Network, PortMapping, host_ips_clash
 from hostnet.store.base import Store
 from hostnet.store.etcdv3 import (
     KV,
@@ -254,7 +254,7 @@ class EtcdStore(Store):
                 kv = self.etcd.get(key)
                 held[key] = (kv, json.loads(kv.value) if kv else {})
             _, owners = held[key]
-            if pm.host_ip in owners or "" in owners or (pm.host_ip == "" and owners):
+            if any(host_ips_clash(pm.host_ip, h) for h in owners):
                 raise Conflict(
                     f"host port {pm.host_port}/{pm.protocol} is already mapped",
                     "choose another host port (see 'hostnet nat ls')",

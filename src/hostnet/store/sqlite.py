@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 
 from hostnet.errors import Conflict
-from hostnet.model import Container, Endpoint, Network, PortMapping
+from hostnet.model import Container, Endpoint, Network, PortMapping, host_ips_clash
 from hostnet.store.base import Store
 
 SCHEMA = """
@@ -103,16 +103,19 @@ class SqliteStore(Store):
         cur = self.db.cursor()
         cur.execute("BEGIN IMMEDIATE")
         try:
-            try:
-                if ep.ip:  # a DHCP endpoint's address belongs to the DHCP server
+            # each address IPAM gave (a DHCP lease's or a SLAAC one belongs to the network)
+            for ip in ("" if ep.dhcp else ep.ip, "" if ep.slaac else ep.ip6):
+                if not ip:
+                    continue
+                try:
                     cur.execute(
                         "INSERT INTO addresses (network_id, ip, endpoint_id) VALUES (?, ?, ?)",
-                        (ep.network_id, ep.ip, ep.id),
+                        (ep.network_id, ip, ep.id),
                     )
-            except sqlite3.IntegrityError:
-                raise Conflict(
-                    f"address {ep.ip} is already in use", "choose another address"
-                ) from None
+                except sqlite3.IntegrityError:
+                    raise Conflict(
+                        f"address {ip} is already in use", "choose another address", address=ip
+                    ) from None
             self._claim_ports(cur, ep.id, ep.ports)
             cur.execute(
                 "INSERT INTO endpoints (id, network_id, doc) VALUES (?, ?, ?)",
@@ -126,12 +129,11 @@ class SqliteStore(Store):
     @staticmethod
     def _claim_ports(cur: sqlite3.Cursor, ep_id: str, ports: list[PortMapping]) -> None:
         for pm in ports:
-            clash = cur.execute(
-                "SELECT host_ip FROM host_ports WHERE protocol = ? AND port = ? "
-                "AND (host_ip = ? OR host_ip = '' OR ? = '')",
-                (pm.protocol, pm.host_port, pm.host_ip, pm.host_ip),
-            ).fetchone()
-            if clash is not None:
+            bound = cur.execute(
+                "SELECT host_ip FROM host_ports WHERE protocol = ? AND port = ?",
+                (pm.protocol, pm.host_port),
+            ).fetchall()
+            if any(host_ips_clash(pm.host_ip, row[0]) for row in bound):
                 raise Conflict(
                     f"host port {pm.host_port}/{pm.protocol} is already mapped",
                     "choose another host port (see 'hostnet nat ls')",
