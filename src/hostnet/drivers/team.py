@@ -67,11 +67,13 @@ def render(teams: list[Team]) -> str:
         if live:
             spread = ", ".join(f'{i} : "{m}"' for i, m in enumerate(live))
             n = len(live)
-            lines += [
-                f"    tcp dport 0-65535 fwd to jhash ip saddr . tcp sport . tcp dport mod {n} map {{ {spread} }}",
-                f"    udp dport 0-65535 fwd to jhash ip saddr . udp sport . udp dport mod {n} map {{ {spread} }}",
-                f"    fwd to jhash ether saddr . ether daddr mod {n} map {{ {spread} }}",
+            lines += [  # a flow sticks to one member: by its source and ports, either family
+                f"    meta protocol {ip} {l4} dport 0-65535 "
+                f"fwd to jhash {ip} saddr . {l4} sport . {l4} dport mod {n} map {{ {spread} }}"
+                for ip in ("ip", "ip6")
+                for l4 in ("tcp", "udp")
             ]
+            lines.append(f"    fwd to jhash ether saddr . ether daddr mod {n} map {{ {spread} }}")
         members = ", ".join(f'"{m}"' for m in sorted(t.members))
         lines += [
             "  }",
