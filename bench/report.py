@@ -699,6 +699,122 @@ def scale_section(d: dict[str, Any] | None) -> list[str]:
     return out
 
 
+DS_ATTACH_ROWS = {
+    "v4": "IPv4-only nat network, no port mapping",
+    "ds": "dual-stack nat network, no port mapping",
+    "v4_map": "IPv4-only nat network, 1 port mapping (IPv4)",
+    "ds_map": "dual-stack nat network, 1 port mapping (both families)",
+}
+DS_PATHS = {
+    "c2c_hostnet6": "(2) container -> container over IPv6, hostnet dual-stack network",
+    "c2c_raw6_bridge": "(2) baseline: raw IPv6 veth + bridge, two namespaces, no nftables",
+    "mapped_hostnet6": "(3) client -> [host IPv6]:15201 -> container (hostnet mapping, DNAT)",
+    "mapped_raw6_routed": "(3) baseline: client -> router -> bridge -> namespace over IPv6, no NAT",
+}
+
+
+def dualstack_section(d: dict[str, Any] | None) -> list[str]:
+    out = ["## 11. Dual stack", ""]
+    if d is None:
+        return [*out, "**Did not run or failed**: see `bench/out/dualstack.log`.", ""]
+    m, nets, t = d["machine"], d["networks"], d["targets"]
+    ar, apr = d["attach_ratios"], d["attach_paired_ratio_median"]
+    out += [
+        f"Measured at git {m.get('git')} on {m.get('date')} (load average at start / end: "
+        f"{m.get('loadavg_start')} / {m.get('loadavg_end')}; the part took "
+        f"{d.get('elapsed_s')} s). One lab host with one hostnetd and two networks: "
+        f"`v4` ({nets['v4']}) and `ds` ({nets['ds']}).",
+        "",
+        f"**(1) Attach and detach.** CNI ADD and DEL, the request the hostnet-cni forwarder "
+        "sends, timed in-process over hostnetd's unix socket (as section 10); the container's "
+        "namespace is created before the ADD and deleted after the DEL, outside the timing. "
+        "Each network has one resident container. Four variants, interleaved with the order "
+        f"rotating every iteration: {d['iterations']} timed ADD+DEL per variant after "
+        f"{d['warmup']} warm-ups. The port mapping is one runtimeConfig portMappings entry "
+        "without hostIP (on `ds` it is bound on both families: an element in the `ip` and in "
+        "the `ip6` table's map).",
+        "",
+        "| variant | ADD median ms | ADD p90 ms | DEL median ms | DEL p90 ms |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for k, label in DS_ATTACH_ROWS.items():
+        a, de = d["add_ms"][k], d["del_ms"][k]
+        out.append(f"| {label} | {a['median']} | {a['p90']} | {de['median']} | {de['p90']} |")
+    checks = d["first_add_check"]
+    out += [
+        "",
+        f"- **ADD dual-stack / IPv4-only = {fmt(ar['add_ds_over_v4'])}** (ratio of medians, no "
+        f"mapping): {verdict(ar['add_ds_over_v4'], t['attach_ratio_at_most'], True)}; median "
+        f"of iteration-by-iteration ratios {fmt(apr['add_ds_over_v4'])}",
+        f"- **ADD with 1 port mapping, dual-stack / IPv4-only = "
+        f"{fmt(ar['add_ds_map_over_v4_map'])}**: "
+        f"{verdict(ar['add_ds_map_over_v4_map'], t['attach_ratio_at_most'], True)}; "
+        f"iteration-by-iteration {fmt(apr['add_ds_map_over_v4_map'])}",
+        f"- DEL dual-stack / IPv4-only = {fmt(ar['del_ds_over_v4'])} (no mapping), "
+        f"{fmt(ar['del_ds_map_over_v4_map'])} (1 mapping); no target for detach",
+        "- sanity check right after the first ADD of each variant (the result's addresses, "
+        "the same on eth0 inside the namespace and the IPv6 one not tentative, i.e. usable at "
+        "once; the mapping in the `ip` / `ip6` map `pm_any`): "
+        + "; ".join(
+            f"{k}: {', '.join(v['result_ips'])}"
+            + (
+                f", mapping ip {v['mapping_ip']} / ip6 {v['mapping_ip6']}"
+                if "mapping_ip" in v
+                else ""
+            )
+            + ("" if v["ok"] else " **FAILED**")
+            for k, v in checks.items()
+        ),
+        "",
+    ]
+    g, a, rt = d["gbps_median"], d["gbps_all"], d["retransmits_median"]
+    tr, tpr = d["throughput_ratios"], d["throughput_paired_ratio_median"]
+    ad, saw, mtu = d["addresses"], d["server_saw_client_as"], d["mtu"]
+    out += [
+        f"**(2), (3) IPv6 throughput** (iperf3 TCP, {d['runs']} runs of {d['seconds']} s each, "
+        "first second omitted; each hostnet run next to its baseline run, the order "
+        "alternating; median Gbit/s received). (2): iperf3 -c from container `ipa` to "
+        f"container `ipb` ({ad['container_b6']}) on `ds`, against two namespaces on a Linux "
+        f"bridge made with ip commands ({ad['raw_b6']}/64, no nftables, no conntrack). "
+        "(3): a client namespace on the lab segment "
+        f"({ad['client6']}) to the lab host's IPv6 address ({ad['host6']}) port 15201, "
+        "mapped (`-p 15201:5201`) to `ipb`. **Baseline for (3):** the same client namespace "
+        f"to the raw server namespace ({ad['raw_b6']}) through a router namespace on the "
+        f"same segment ({ad['router6']}, IPv6 forwarding on, no rules: no NAT, no "
+        "conntrack), which puts it on the raw bridge: one routed hop and one bridge, as the "
+        "mapped path has. The servers logged the client as: "
+        + "; ".join(f"{k} {', '.join(v) or '?'}" for k, v in saw.items())
+        + (
+            " (the client's own address on both (3) paths: no source translation)"
+            if saw.get("mapped_hostnet6") == [ad["client6"]] == saw.get("mapped_raw6_routed")
+            else f" (**not the client's own address {ad['client6']} on both (3) paths**)"
+        )
+        + ". eth0 MTU: hostnet "
+        f"container {mtu['hostnet_container']}, raw namespace {mtu['raw_namespace']}; "
+        "`net.bridge.bridge-nf-call-ip6tables` in the lab host namespace: "
+        f"{d['bridge_nf_call_ip6tables']} (bridged IPv6 passes the host's ip6 hooks).",
+        "",
+        "| path | median Gbit/s | all runs | retransmits (median) |",
+        "|---|---:|---|---:|",
+    ]
+    for k, label in DS_PATHS.items():
+        out.append(f"| {label} | {g[k]} | {', '.join(map(str, a[k]))} | {rt[k]} |")
+    target = t["throughput_ratio_at_least"]
+    out += [
+        "",
+        f"- **(2) container <-> container IPv6, hostnet / raw = "
+        f"{fmt(tr['c2c_hostnet6_over_raw6'])}** (ratio of medians): "
+        f"{verdict(tr['c2c_hostnet6_over_raw6'], target, False)}; median of run-by-run "
+        f"ratios {fmt(tpr['c2c_hostnet6_over_raw6'])}",
+        f"- **(3) mapped port over IPv6, hostnet / raw routed = "
+        f"{fmt(tr['mapped_hostnet6_over_raw6'])}** (ratio of medians): "
+        f"{verdict(tr['mapped_hostnet6_over_raw6'], target, False)}; median of run-by-run "
+        f"ratios {fmt(tpr['mapped_hostnet6_over_raw6'])}",
+        "",
+    ]
+    return out
+
+
 def section(
     render: Callable[[dict[str, Any] | None], list[str]],
     data: dict[str, Any] | None,
@@ -728,6 +844,7 @@ PARTS = (
     ("dnsperf", dnsperf_section, "8. Embedded DNS: dnsperf against hostnet and aardvark-dns"),
     ("overlay", overlay_section, "9. Overlay across hosts (VXLAN, etcd)"),
     ("scale", scale_section, "10. Scale: up to 5,000 compartments on one host"),
+    ("dualstack", dualstack_section, "11. Dual stack"),
 )
 ORDER = (
     "attach",
@@ -740,6 +857,7 @@ ORDER = (
     "dnsperf",
     "overlay",
     "scale",
+    "dualstack",
 )  # sections in RESULTS.md
 
 

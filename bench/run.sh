@@ -27,7 +27,7 @@ done
 
 status=0
 start=$SECONDS
-for part in ${BENCH_PARTS:-attach cni portscale dataplane drivers dockerrun aclcost dnsperf overlay scale}; do
+for part in ${BENCH_PARTS:-attach cni portscale dataplane drivers dockerrun aclcost dnsperf overlay scale dualstack}; do
     echo "== $part ($(date -u +%H:%M:%S))"
     rm -f "$BENCH_OUT/$part.json" "$BENCH_OUT/$part.log"
     if ! "$py" "$here/$part.py" >"$BENCH_OUT/$part.log" 2>&1; then
