@@ -418,8 +418,9 @@ def docker() -> None:
 def docker_expose(ctx: click.Context, docker_cmd: str, names: tuple[str, ...]) -> None:
     """Make hostnet networks (default: all) usable from Docker under the same name.
 
-    Each becomes a Docker network of the same driver bound to the hostnet network
-    (addresses come from hostnet's IPAM), so 'docker run --network nat' works.
+    Each becomes a Docker network of the same driver bound to the hostnet network, with
+    its subnets (IPv4, and IPv6 with --ipv6 when it has one) and addresses from hostnet's
+    IPAM, so 'docker run --network nat' works.
     """
     import subprocess
 
@@ -434,7 +435,13 @@ def docker_expose(ctx: click.Context, docker_cmd: str, names: tuple[str, ...]) -
         # would fail forever
         argv = [docker_cmd, "network", "create", "-d", driver, "--ipam-driver", "hostnet-ipam"]
         argv += ["--ipam-opt", f"hostnet.network={name}", "-o", f"hostnet.network={name}"]
-        argv += ["--subnet", n["Subnet"], "--gateway", n["Gateway"], name]
+        if n.get("Subnet"):
+            argv += ["--subnet", n["Subnet"], "--gateway", n["Gateway"]]
+        if n.get("SubnetIPv6"):  # dual stack: Docker asks hostnet-ipam for both pools
+            argv += ["--ipv6", "--subnet", n["SubnetIPv6"], "--gateway", n["GatewayIPv6"]]
+        if n.get("Internal"):
+            argv.append("--internal")
+        argv.append(name)
         res = subprocess.run(argv, capture_output=True, text=True)
         if res.returncode == 0:
             click.echo(f"{name}: exposed to Docker")

@@ -8,15 +8,20 @@ see each other's plugins and the machine's own Docker (if any) is untouched.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
 import time
+from typing import Any
 
 from lab import Daemon
 
 DOCKER = "/usr/bin/docker"
-SERVER = "printf '#!/bin/sh\\nread l\\necho {name}\\n' >/tmp/h; chmod +x /tmp/h; while true; do nc -l -p {port} -e /tmp/h; done"
+# A server answering each TCP connection (IPv4 or IPv6) with a name. nc -ll keeps
+# listening, one child per connection: a plain -l serves one and exits, and a connection
+# coming before the loop listened again was refused (a flaky '').
+SERVER = "printf '#!/bin/sh\\nread l\\necho {name}\\n' >/tmp/h; chmod +x /tmp/h; while true; do nc -ll -p {port} -e /tmp/h; done"
 
 
 class Dockerd:
@@ -77,6 +82,18 @@ class Dockerd:
         if check and res.returncode != 0:
             raise AssertionError(f"docker {' '.join(args)} failed: {res.stderr}{res.stdout}")
         return res
+
+    def endpoint(self, name: str, net: str = "") -> dict[str, Any]:
+        """A container's entry in NetworkSettings.Networks (its first network by default):
+        IPAddress, GlobalIPv6Address, IPv6Gateway, ..."""
+        nets = json.loads(self.docker("inspect", name).stdout)[0]["NetworkSettings"]["Networks"]
+        entry: dict[str, Any] = nets[net or next(iter(nets))]
+        return entry
+
+    def network(self, name: str) -> dict[str, Any]:
+        """``docker network inspect``'s view of one network."""
+        view: dict[str, Any] = json.loads(self.docker("network", "inspect", name).stdout)[0]
+        return view
 
     def cleanup(self) -> None:
         """Remove every container and user network (so hostnet sees the Docker calls)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import subprocess
@@ -40,6 +41,29 @@ networks:
       driver: default
       config:
       - subnet: 172.16.3.0/24
+"""
+
+DUAL_STACK = """version: "2.4"
+services:
+  web:
+    image: busybox
+    command: ["sh", "-c", "{server}"]
+    networks:
+      ds:
+        ipv6_address: fd12:3456:7::10
+  client:
+    image: busybox
+    command: ["sleep", "300"]
+    networks: [ds]
+networks:
+  ds:
+    driver: nat
+    enable_ipv6: true
+    ipam:
+      driver: hostnet-ipam
+      config:
+      - subnet: 172.16.7.0/24
+      - subnet: fd12:3456:7::/64
 """
 
 
@@ -99,5 +123,40 @@ def test_custom_nat_network_with_subnet(w: World, tmp_path: object) -> None:
     assert w.ip_of("cust_web_1").startswith("172.16.3.")
     assert reach_by_name(w, "cust") == "web"
     compose(w, "cust", path, "down")
+    assert w.d.json("ps", "--format", "json") == []
+    assert [n["Name"] for n in w.d.json("network", "ls", "--format", "json")] == ["nat"]
+
+
+def test_dual_stack_network_with_ipv6_address(w: World, tmp_path: object) -> None:
+    path = os.path.join(str(tmp_path), "dual.yml")
+    with open(path, "w") as fh:
+        fh.write(DUAL_STACK.format(server=SERVER.format(name="web", port=80)))
+    compose(w, "ds", path, "up", "-d")
+    try:
+        view = w.dk.network("ds_ds")
+        assert view["EnableIPv6"] is True
+        assert {c["Subnet"] for c in view["IPAM"]["Config"]} == {
+            "172.16.7.0/24",
+            "fd12:3456:7::/64",
+        }
+        web = w.dk.endpoint("ds_web_1")
+        assert web["GlobalIPv6Address"] == "fd12:3456:7::10", web
+        assert web["IPAddress"].startswith("172.16.7.")
+        client6 = w.dk.endpoint("ds_client_1")["GlobalIPv6Address"]
+        assert ipaddress.ip_address(client6) in ipaddress.ip_network("fd12:3456:7::/64")
+        hn = [n for n in w.d.json("network", "ls", "--format", "json") if n["Name"] != "nat"]
+        assert [(n["Subnet"], n["SubnetIPv6"]) for n in hn] == [
+            ("172.16.7.0/24", "fd12:3456:7::/64")
+        ]
+        said = w.exec(
+            "ds_client_1",
+            "sh",
+            "-c",
+            "for i in 1 2 3 4 5; do echo hi | nc -w 2 fd12:3456:7::10 80 && break; sleep 0.5; done",
+        )
+        assert said == "web"  # over IPv6
+        assert reach_by_name(w, "ds") == "web"
+    finally:
+        compose(w, "ds", path, "down")
     assert w.d.json("ps", "--format", "json") == []
     assert [n["Name"] for n in w.d.json("network", "ls", "--format", "json")] == ["nat"]

@@ -9,20 +9,22 @@ the docker CLI as ``{"Err": "..."}`` carrying hostnet's own message and remedy.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from hostnet import docker_endpoints as dk
-from hostnet import ipam
+from hostnet import ipam, planning
 from hostnet.api import requests as rq
-from hostnet.errors import HostnetError, InvalidRequest, NotFound
-from hostnet.model import IPAddress, parse_subnet
+from hostnet.errors import Conflict, HostnetError, InvalidRequest, NotFound
+from hostnet.model import IPAddress, IPNetwork, Network, parse_ip, parse_subnet
 from hostnet.service import FUTURE_DRIVERS, HostNetworkingService
 
 log = logging.getLogger("hostnet")
@@ -48,87 +50,219 @@ def _ok(data: dict[str, Any] | None = None) -> web.Response:
 
 
 def _err(exc: HostnetError, key: str = "Err") -> web.Response:
-    text = exc.message + (f". {exc.remedy}" if exc.remedy else "")
-    return web.json_response({key: text}, status=exc.status if exc.status >= 400 else 500)
+    return _err_text(exc.message + (f". {exc.remedy}" if exc.remedy else ""), key, exc.status)
+
+
+def _err_text(text: str, key: str, status: int) -> web.Response:
+    """An error answer. Docker's plugin client reads "Err" from any answer that is not
+    200 (the IPAM protocol's "Error" only from a 200 one), so both carry the text: the
+    docker CLI shows it as written, never the JSON around it."""
+    return web.json_response({key: text, "Err": text}, status=status if status >= 400 else 500)
+
+
+@dataclass
+class _Reserved:
+    """A pool handed to Docker for a network it is about to create (CreateNetwork comes
+    after the gateway and --aux-address requests): its subnet and --ip-range (SubPool)."""
+
+    subnet: IPNetwork
+    sub_pool: str = ""
 
 
 class IpamPools:
-    """IpamDriver pools: each pool is a hostnet network's subnet, or one reserved for a
-    network Docker is about to create; addresses come from the network's own IPAM."""
+    """IpamDriver pools: each pool is one subnet of a hostnet network (``net:ID`` for its
+    IPv4 subnet, ``net6:ID`` for its IPv6 one, adopted with ``-o hostnet.network``), or
+    ``pool:SUBNET`` reserved for a network Docker is about to create, which names that
+    network's subnet once it exists; addresses come from the network's own IPAM."""
 
     def __init__(self, svc: HostNetworkingService) -> None:
         self.svc = svc
-        self.reserved: dict[str, str] = {}  # pool id -> subnet of a network not yet created
-        # addresses handed to Docker but not yet claimed by CreateEndpoint
+        self.reserved: dict[str, _Reserved] = {}  # pool id -> a network not yet created
+        # addresses handed to Docker but not yet claimed by CreateEndpoint, by network id
         self.pending: dict[str, set[IPAddress]] = {}
 
-    def request_pool(self, pool: str, options: dict[str, str], v6: bool) -> dict[str, Any]:
-        if v6:
-            raise InvalidRequest("IPv6 pools are not supported by hostnet yet")
+    # -- pools -------------------------------------------------------------------
+    def request_pool(
+        self, pool: str, sub_pool: str, options: dict[str, str], v6: bool
+    ) -> dict[str, Any]:
+        version = 6 if v6 else 4
         adopt = options.get(dk.ADOPT_OPTION)
         if adopt:
-            net = self.svc.network(adopt)
-            if pool and pool != net.subnet:
-                raise InvalidRequest(
-                    f"network {adopt!r} has subnet {net.subnet}, not {pool}",
-                    f"give --subnet {net.subnet}",
-                )
-            return {
-                "PoolID": f"net:{net.id}",
-                "Pool": net.subnet,
-                "Data": {GATEWAY_TYPE: f"{net.gateway}/{net.ipv4_network().prefixlen}"},
-            }
+            return self._adopted_pool(self.svc.network(adopt), version, pool, sub_pool)
         if pool:
-            subnet = parse_subnet(pool)
+            subnet = parse_subnet(pool, version)
             self.svc.check_overlap(subnet)
+        elif sub_pool:
+            raise InvalidRequest(
+                f"--ip-range {sub_pool} without --subnet", "give --subnet too, or neither"
+            )
         else:
-            used = self.svc.subnets_in_use() + self.svc.host_prefixes()
-            used += [ipaddress.IPv4Network(s) for s in self.reserved.values()]
-            found = ipam.first_free_subnet(24, used)
-            if found is None:
-                raise InvalidRequest("no free /24 left in 172.16.0.0/12", "give --subnet")
-            subnet = found
-        self.reserved[f"pool:{subnet}"] = str(subnet)
-        return {"PoolID": f"pool:{subnet}", "Pool": str(subnet), "Data": {}}
+            subnet = self._free_subnet(version)
+        if sub_pool:
+            _check_sub_pool(subnet, sub_pool)
+        pool_id = f"pool:{subnet}"
+        self.reserved[pool_id] = _Reserved(subnet, sub_pool)
+        return {"PoolID": pool_id, "Pool": str(subnet), "Data": {}}
 
+    def _adopted_pool(self, net: Network, version: int, pool: str, sub_pool: str) -> dict[str, Any]:
+        """The pool of an existing hostnet network's subnet of one family."""
+        subnet, gateway, ip_range = _family(net, version)
+        if not subnet:
+            hint = (
+                "leave --ipv6 out, or create the hostnet network with --ipv6"
+                if version == 6
+                else "Docker 20.10 networks always have an IPv4 subnet; expose a network "
+                "that has one"
+            )
+            raise InvalidRequest(f"network {net.name!r} has no IPv{version} subnet", hint)
+        if pool and pool != subnet:
+            raise InvalidRequest(
+                f"network {net.name!r} has IPv{version} subnet {subnet}, not {pool}",
+                f"give --subnet {subnet}",
+            )
+        if sub_pool and sub_pool != ip_range:
+            raise InvalidRequest(
+                f"network {net.name!r} hands out IPv{version} addresses from "
+                f"{ip_range or 'its whole subnet'}, not --ip-range {sub_pool}",
+                "leave --ip-range out: the hostnet network's own range applies",
+            )
+        prefix = ipaddress.ip_network(subnet).prefixlen
+        return {
+            "PoolID": f"{'net6' if version == 6 else 'net'}:{net.id}",
+            "Pool": subnet,
+            "Data": {GATEWAY_TYPE: f"{gateway}/{prefix}"},
+        }
+
+    def _free_subnet(self, version: int) -> IPNetwork:
+        """A pool of hostnet's choice: the first free IPv4 /24, or a unique local /64."""
+        reserved = [r.subnet for r in self.reserved.values()]
+        if version == 6:
+            used = [s for n in self.svc.nets.values() for s in n.subnets()]
+            return ipam.unique_local_subnet([*used, *self.svc.host_prefixes(), *reserved])
+        used4 = self.svc.subnets_in_use() + self.svc.host_prefixes() + reserved
+        found = ipam.first_free_subnet(24, used4)
+        if found is None:
+            raise InvalidRequest("no free /24 left in 172.16.0.0/12", "give --subnet")
+        return found
+
+    def release_pool(self, pool_id: str) -> dict[str, Any]:
+        self.reserved.pop(pool_id, None)
+        return {}
+
+    def sub_pool(self, subnet: str) -> str:
+        """The --ip-range Docker asked for with ``subnet`` (for CreateNetwork)."""
+        got = self.reserved.get(f"pool:{subnet}")
+        return got.sub_pool if got else ""
+
+    def _network(self, pool_id: str) -> tuple[Network | None, int]:
+        """The hostnet network a pool belongs to (None: not created yet), and its family."""
+        kind, _, rest = pool_id.partition(":")
+        if kind in ("net", "net6"):
+            net = self.svc.nets.get(rest)
+            if net is None:
+                raise NotFound(
+                    f"address pool {pool_id} belongs to a hostnet network that no longer exists",
+                    "remove the Docker network and create it again ('hostnet docker expose')",
+                )
+            return net, 6 if kind == "net6" else 4
+        if kind != "pool":
+            raise InvalidRequest(
+                f"address pool {pool_id!r} is not one hostnet-ipam handed out",
+                "recreate the Docker network with --ipam-driver hostnet-ipam",
+            )
+        subnet = parse_subnet(rest, None)
+        for n in self.svc.nets.values():
+            if str(subnet) in (n.subnet, n.subnet6):
+                return n, subnet.version
+        return None, subnet.version
+
+    # -- addresses ---------------------------------------------------------------
     def release_address(self, pool_id: str, address: str) -> dict[str, Any]:
-        if pool_id.startswith("net:") and address:
-            addr = ipaddress.IPv4Address(address.split("/")[0])
-            self.pending.get(pool_id[4:], set()).discard(addr)
+        if not address:
+            return {}
+        with contextlib.suppress(HostnetError, ValueError):
+            net, _ = self._network(pool_id)
+            if net is not None:
+                addr = ipaddress.ip_address(address.split("/")[0])
+                self.pending.get(net.id, set()).discard(addr)
         return {}
 
     def request_address(
         self, pool_id: str, address: str, options: dict[str, str]
     ) -> dict[str, Any]:
         gateway_wanted = options.get("RequestAddressType") == GATEWAY_TYPE
-        if pool_id.startswith("net:"):
-            net = self.svc.nets.get(pool_id[4:])
-            if net is None:
-                raise NotFound(
-                    f"address pool {pool_id} belongs to a hostnet network that no longer exists",
-                    "remove the Docker network and create it again ('hostnet docker expose')",
+        net, version = self._network(pool_id)
+        if net is None:
+            return self._reserving(pool_id, version, address, gateway_wanted)
+        subnet_text, gateway, ip_range = _family(net, version)
+        if not subnet_text:
+            raise Conflict(
+                f"network {net.name!r} no longer has an IPv{version} subnet",
+                "remove the Docker network and create it again",
+            )
+        subnet = ipaddress.ip_network(subnet_text)
+        gw = ipaddress.ip_address(gateway)
+        flag = "--ip6" if version == 6 else "--ip"
+        if gateway_wanted:
+            if address and parse_ip(address, "--gateway", version) != gw:
+                raise InvalidRequest(
+                    f"network {net.name!r} has IPv{version} gateway {gw}, not {address}",
+                    f"give --gateway {gw}, or leave --gateway out",
                 )
-            subnet, gw = net.ipv4_network(), ipaddress.IPv4Address(net.gateway)
-            if gateway_wanted:
-                return {"Address": f"{gw}/{subnet.prefixlen}"}
-            pending = self.pending.setdefault(net.id, set())
-            used = self.svc.addresses_used(net) | pending
-            addr = (
-                ipaddress.IPv4Address(address)
-                if address
-                else ipam.allocate(subnet, gw, used, None, self.svc.carved(net))
-            )
-            pending.add(addr)
-            return {"Address": f"{addr}/{subnet.prefixlen}"}
-        subnet = ipaddress.IPv4Network(self.reserved.get(pool_id, pool_id.split(":", 1)[-1]))
-        if gateway_wanted and not address:
-            return {"Address": f"{ipam.default_gateway(subnet)}/{subnet.prefixlen}"}
+            return {"Address": f"{gw}/{subnet.prefixlen}"}
+        pending = self.pending.setdefault(net.id, set())
+        aux = {ipaddress.ip_address(a) for a in net.aux_addresses.values()}
+        taken = planning.Taken(self.svc.addresses_used(net), pending, aux)
+        carved = self.svc.carved(net) if version == 4 else []
+        if address:
+            addr = parse_ip(address, f"{flag} address", version)
+            ipam.check_static(subnet, gw, addr, taken, carved)
+        else:
+            within = ipaddress.ip_network(ip_range) if ip_range else None
+            addr = ipam.allocate(subnet, gw, taken, None, carved, within=within)
+        pending.add(addr)
+        return {"Address": f"{addr}/{subnet.prefixlen}"}
+
+    def _reserving(
+        self, pool_id: str, version: int, address: str, gateway_wanted: bool
+    ) -> dict[str, Any]:
+        """The gateway and --aux-address requests of a network Docker is creating; the
+        network checks them again when it is created."""
+        got = self.reserved.get(pool_id)
+        subnet = got.subnet if got else parse_subnet(pool_id.split(":", 1)[1], version)
         if not address:
+            if gateway_wanted:
+                return {"Address": f"{ipam.default_gateway(subnet)}/{subnet.prefixlen}"}
             raise InvalidRequest(
-                "hostnet allocates endpoint addresses itself",
-                "leave the address to hostnet: it assigns one at CreateEndpoint",
+                f"address pool {subnet} belongs to no hostnet network",
+                "use hostnet-ipam with a hostnet driver (-d nat, transparent, l2bridge, "
+                "l2tunnel), or leave --ipam-driver out",
             )
-        return {"Address": f"{address}/{subnet.prefixlen}"}
+        what = "--gateway" if gateway_wanted else "--aux-address"
+        addr = parse_ip(address, what, version)
+        if gateway_wanted:
+            ipam.check_gateway(subnet, addr)
+        elif addr not in subnet:
+            raise InvalidRequest(
+                f"{what} {addr} is outside subnet {subnet}", f"give an address inside {subnet}"
+            )
+        return {"Address": f"{addr}/{subnet.prefixlen}"}
+
+
+def _family(net: Network, version: int) -> tuple[str, str, str]:
+    """A network's subnet, gateway and --ip-range of one family ("" when it has none)."""
+    if version == 6:
+        return net.subnet6, net.gateway6, net.ip_range6
+    return net.subnet, net.gateway, net.ip_range
+
+
+def _check_sub_pool(subnet: IPNetwork, sub_pool: str) -> None:
+    rng = parse_subnet(sub_pool, subnet.version)
+    if not rng.subnet_of(subnet):  # type: ignore[arg-type]
+        raise InvalidRequest(
+            f"--ip-range {rng} is not inside subnet {subnet}",
+            f"give a prefix of {subnet}, e.g. {next(subnet.subnets(prefixlen_diff=1))}",
+        )
 
 
 def build_driver_app(
@@ -173,17 +307,24 @@ def build_driver_app(
             opts,
             [x.model_dump() for x in d.IPv4Data or []],
             [x.model_dump() for x in d.IPv6Data or []],
+            ranges=pools.sub_pool,
         )
         return {}
 
     def create_endpoint(d: rq.CreateEndpoint) -> dict[str, Any]:
         iface = d.Interface or rq.DockerInterface()
-        ep = dk.create_endpoint(svc, d.NetworkID, d.EndpointID, iface.Address, iface.MacAddress)
+        ep = dk.create_endpoint(
+            svc, d.NetworkID, d.EndpointID, iface.Address, iface.MacAddress, iface.AddressIPv6
+        )
+        # Docker takes from the answer only what it did not send (it refuses to change an
+        # address it set)
         out: dict[str, Any] = {}
         if not iface.MacAddress:
             out["MacAddress"] = ep.mac
-        if not iface.Address:
+        if not iface.Address and ep.ip:
             out["Address"] = f"{ep.ip}/{ep.prefix_len}"
+        if not iface.AddressIPv6 and ep.ip6:
+            out["AddressIPv6"] = f"{ep.ip6}/{ep.prefix_len6}"
         return {"Interface": out} if out else {}
 
     def join(d: rq.Join) -> dict[str, Any]:
@@ -191,6 +332,7 @@ def build_driver_app(
         return {
             "InterfaceName": {"SrcName": ep.ifname, "DstPrefix": "eth"},
             "Gateway": ep.gateway,
+            "GatewayIPv6": ep.gateway6 if ep.ip6 else "",
             "StaticRoutes": [],
             "DisableGatewayService": False,
         }
@@ -202,30 +344,14 @@ def build_driver_app(
 
     def oper_info(d: rq.EndpointRef) -> dict[str, Any]:
         _, ep = dk.endpoint(svc, d.EndpointID)
-        return {
-            "Value": {
-                "com.docker.network.portmap": [
-                    {
-                        "Proto": 6 if p.protocol == "tcp" else 17,
-                        "IP": ep.ip,
-                        "Port": p.container_port,
-                        "HostIP": p.host_ip or "0.0.0.0",
-                        "HostPort": p.host_port,
-                    }
-                    for p in ep.ports
-                ]
-            }
-        }
+        return {"Value": {"com.docker.network.portmap": dk.port_bindings(ep)}}
 
     def request_pool(d: rq.RequestPool) -> dict[str, Any]:
-        return pools.request_pool(d.Pool, rq.strings(d.Options or {}, "Options"), d.V6)
+        opts = rq.strings(d.Options or {}, "Options")
+        return pools.request_pool(d.Pool, d.SubPool, opts, d.V6)
 
     def request_address(d: rq.RequestAddress) -> dict[str, Any]:
         return pools.request_address(d.PoolID, d.Address, rq.strings(d.Options or {}, "Options"))
-
-    def release_pool(d: rq.PoolRef) -> dict[str, Any]:
-        pools.reserved.pop(d.PoolID, None)
-        return {}
 
     A = rq.Anything
     routes: dict[str, tuple[Callable[[Any], Any], type[rq.Plugin]]] = {
@@ -268,7 +394,7 @@ def build_driver_app(
             A,
         ),
         "/IpamDriver.RequestPool": (request_pool, rq.RequestPool),
-        "/IpamDriver.ReleasePool": (release_pool, rq.PoolRef),
+        "/IpamDriver.ReleasePool": (lambda d: pools.release_pool(d.PoolID), rq.PoolRef),
         "/IpamDriver.RequestAddress": (request_address, rq.RequestAddress),
         "/IpamDriver.ReleaseAddress": (
             lambda d: pools.release_address(d.PoolID, d.Address),
@@ -299,12 +425,11 @@ def _json_errors(key: str) -> Any:
             text = f"{request.method} {request.path}: {exc.reason}"
             if exc.status in (404, 405):
                 text += ". This socket serves Docker's plugin protocol (POST /Plugin.Activate)"
-            return web.json_response({key: text}, status=exc.status)
+            return _err_text(text, key, exc.status)
         except Exception:  # a bug: report it, keep serving
             log.exception("docker plugin %s failed", request.path)
-            return web.json_response(
-                {key: "internal error in hostnet. This is a hostnet bug; see the daemon log"},
-                status=500,
+            return _err_text(
+                "internal error in hostnet. This is a hostnet bug; see the daemon log", key, 500
             )
 
     return mw
