@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from hostnet import docker_endpoints as dk
-from hostnet import ipam, planning
+from hostnet import ipam
 from hostnet.api import requests as rq
 from hostnet.errors import Conflict, HostnetError, InvalidRequest, NotFound
 from hostnet.model import IPAddress, IPNetwork, Network, parse_ip, parse_subnet
@@ -212,7 +212,7 @@ class IpamPools:
             return {"Address": f"{gw}/{subnet.prefixlen}"}
         pending = self.pending.setdefault(net.id, set())
         aux = {ipaddress.ip_address(a) for a in net.aux_addresses.values()}
-        taken = planning.Taken(self.svc.addresses_used(net), pending, aux)
+        taken = ipam.Taken(self.svc.addresses_used(net), pending, aux)
         carved = self.svc.carved(net) if version == 4 else []
         if address:
             addr = parse_ip(address, f"{flag} address", version)
