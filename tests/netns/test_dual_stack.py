@@ -362,3 +362,48 @@ def test_outbound_nat_and_sdn_route_policies_in_ipv6(lab: Lab) -> None:
     assert res.returncode != 0 and "different families" in res.stderr, res.stderr
     d.cli("rm", "a", "b")
     d.cli("network", "rm", "pol")
+
+
+def test_vlan_tags_ipv6_frames_and_isolates_ipv6_as_ipv4(lab: Lab) -> None:
+    """VLANs are L2: IPv6 frames (neighbour discovery included) leave tagged, and another
+    VLAN's IPv6 endpoints are out of reach."""
+    lab.router()
+    d1, _ = lab.host("h1")
+    d2, _ = lab.host("h2")
+    client, client_ip = lab.node("client")
+    client6 = lab.with_ipv6(client, client_ip)
+    lab.adapter(d2.host, "eth1")
+
+    def vlan_net(d: Daemon, name: str, adapter: str, vid: int) -> None:
+        d.cli(
+            "network", "create", "-d", "transparent", "--subnet", f"{SEGMENT}.0/24",
+            "--gateway", f"{SEGMENT}.1", "--subnet", f"{SEGMENT6}/64", "-o",
+            f"interface={adapter}", "-o", f"vlanid={vid}", name,
+        )  # fmt: skip
+
+    vlan_net(d1, "v11", "eth0", 11)
+    vlan_net(d2, "v11", "eth0", 11)
+    vlan_net(d2, "v12", "eth1", 12)
+    a = serve(d1, "v11", "a", 80, False, "--ip", f"{SEGMENT}.105", "--ip6", f"{SEGMENT6}105")
+    b = serve(d2, "v11", "b", 80, False, "--ip", f"{SEGMENT}.106", "--ip6", f"{SEGMENT6}106")
+    c = serve(d2, "v12", "c", 80, False, "--ip", f"{SEGMENT}.107", "--ip6", f"{SEGMENT6}107")
+    pcap = f"{lab.tmp}/vlan6.pcap"
+    cap = subprocess.Popen(
+        ["nsenter", f"--net=/run/netns/{client}", "tcpdump", "-U", "-eni", "eth0", "-w", pcap],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(0.5)
+    assert ask(a["netns"], b["ip6"], 80) == "b" and ask(b["netns"], a["ip6"], 80) == "a"
+    assert ask(c["netns"], a["ip6"], 80, timeout=1) == ""  # VLAN 12 cannot reach VLAN 11
+    assert ask(client, a["ip6"], 80, timeout=1) == ""  # nor can untagged traffic
+    assert not ping(a["netns"], client6)
+    time.sleep(0.3)
+    cap.terminate()
+    cap.wait(5)
+    frames = subprocess.run(["tcpdump", "-enr", pcap], capture_output=True, text=True).stdout
+    mac_a = json.loads(in_ns(a["netns"], "ip", "-j", "link", "show", "eth0").stdout)[0]["address"]
+    from_a6 = [ln for ln in frames.splitlines() if mac_a in ln.split(">")[0] and "IPv6" in ln]
+    assert from_a6 and all("vlan 11" in ln for ln in from_a6), from_a6[:3]
+    d1.cli("rm", "a")
+    d2.cli("rm", "b", "c")
