@@ -34,13 +34,20 @@ class Firewall:
     def sync(self) -> None:
         """Every table: NAT and mappings, the default ACL, the rewrites and the teams."""
         ix = self.index
-        outbound = []
+        outbound: dict[int, list[OutboundNat]] = {4: [], 6: []}
         for n in ix.nets.values():
             keep = self.driver_of(n).nat_keep(n)
-            if keep is not None:
-                ips = tuple(sorted(e.ip for e in ix.endpoints_on(n) if e.ip))
-                outbound.append(OutboundNat(n.switch, ips, keep))
-        self.nat.sync_firewall(list(ix.nets.values()), list(ix.eps.values()), outbound)
+            if keep is None:
+                continue
+            for version, out in outbound.items():
+                ips = tuple(
+                    sorted(a for e in ix.endpoints_on(n) if (a := e.ip if version == 4 else e.ip6))
+                )
+                mine = tuple(p for p in keep if (":" in p) == (version == 6))
+                out.append(OutboundNat(n.switch, ips, mine))
+        self.nat.sync_firewall(
+            list(ix.nets.values()), list(ix.eps.values()), outbound[4], outbound[6]
+        )
         ruled = [
             e.host_ifname
             for e in ix.eps.values()

@@ -407,3 +407,31 @@ def test_vlan_tags_ipv6_frames_and_isolates_ipv6_as_ipv4(lab: Lab) -> None:
     assert from_a6 and all("vlan 11" in ln for ln in from_a6), from_a6[:3]
     d1.cli("rm", "a")
     d2.cli("rm", "b", "c")
+
+
+def test_l2bridge_outbound_nat_in_ipv6_with_exceptions(lab: Lab) -> None:
+    router, gw = lab.router()
+    router6 = lab.with_ipv6(router, gw)
+    for addr in ("2001:db8:77::1/128", "2001:db8:77::2/128"):
+        in_ns(router, "ip", "-6", "addr", "add", addr, "dev", "lo")
+    lab.spawn(
+        router, "socat", "TCP6-LISTEN:7001,reuseaddr,fork", "SYSTEM:read l; echo $SOCAT_PEERADDR"
+    )
+    d, host_ip = lab.host()
+    host6 = lab.with_ipv6(d.host, host_ip)
+    in_ns(d.host, "ip", "-6", "route", "add", "default", "via", router6)
+    d.cli(
+        "network", "create", "-d", "l2bridge", "--subnet", f"{SEGMENT}.0/24", "--gateway", gw,
+        "--subnet", f"{SEGMENT6}/64", "--gateway", router6, "-o", "interface=eth0",
+        "-o", "enable_outboundnat=true", "-o", "outboundnat_exceptions=2001:db8:77::2/128",
+        "onat6",
+    )  # fmt: skip
+    a6 = f"{SEGMENT6}105"
+    a = serve(d, "onat6", "a", 80, False, "--ip", f"{SEGMENT}.105", "--ip6", a6)
+    assert ask(a["netns"], "2001:db8:77::1", 7001) == host6  # NATed to the host's address
+    assert ask(a["netns"], "2001:db8:77::2", 7001) == a6  # the exception keeps its own
+    assert ask(a["netns"], router6, 7001) == a6  # its own subnet is never NATed
+    redirects = in_ns(a["netns"], "ip", "-6", "route", "show", "cache").stdout
+    assert "2001:db8:77::1" not in redirects, redirects  # no redirect around the NAT
+    d.cli("rm", "a")
+    d.cli("network", "rm", "onat6")

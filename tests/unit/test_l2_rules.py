@@ -95,3 +95,19 @@ def test_the_nd_fix_word_keeps_the_icmpv6_checksum_of_a_rewritten_option() -> No
         after = before[:6] + fix + before[8:26] + bytes.fromhex(host_mac.replace(":", ""))
         a, b = ones_sum(before), ones_sum(after)
         assert a == b or {a, b} == {0, 0xFFFF}, (ep_mac, host_mac)  # ones' complement
+
+
+def test_outbound_nat_hands_ipv6_to_the_host_but_never_neighbour_discovery() -> None:
+    from hostnet.drivers.l2_rules import RewriteNet, render_table
+
+    n = RewriteNet(
+        "k1", "up0", "0a:aa:aa:aa:aa:aa",
+        {"10.0.0.2": "02:42:0a:00:00:02", "2001:db8:1::2": "02:42:0a:00:00:02"},
+        (), ("10.0.0.0/24", "2001:db8:1::/64"),
+    )  # fmt: skip
+    text = render_table([n])
+    assert "ether type ip ip daddr != { 10.0.0.0/24 } ether daddr set" in text
+    assert (
+        "ether type ip6 ip6 daddr != { 2001:db8:1::/64, fe80::/10, ff00::/8 } ether daddr set"
+        in text
+    )

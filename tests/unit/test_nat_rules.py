@@ -89,3 +89,16 @@ def test_family_bound_mappings_go_to_their_family_only() -> None:
     assert [m.port.host_port for m in family_maps(ep, ports, 4)] == [1, 2]
     assert [m.port.host_port for m in family_maps(ep, ports, 6)] == [1, 3]
     assert {m.container_ip for m in family_maps(ep, ports, 6)} == {"fd12::2"}
+
+
+def test_l2bridge_outbound_nat_in_ipv6_masquerades_and_drops_redirects() -> None:
+    from hostnet.drivers.nat_rules import OutboundNat
+
+    out = [OutboundNat("hb-aaaa", ("2001:db8:100::105",), ("2001:db8:100::/64",))]
+    table = render_table([], [], out, fam=V6)
+    assert (
+        'oifname "hb-aaaa" ip6 saddr { 2001:db8:100::105 } '
+        "ip6 daddr != { 2001:db8:100::/64 } masquerade"
+    ) in table
+    assert 'oifname { "hb-aaaa" } icmpv6 type nd-redirect drop' in table
+    assert "nd-redirect" not in render_table([], [], fam=V6)  # only with outbound NAT

@@ -274,11 +274,12 @@ class L2BridgeDriver(ExternalDriver):
         opts = super().normalize_options(given)
         for prefix in filter(None, opts.get("outboundnat_exceptions", "").split(",")):
             try:
-                ipaddress.IPv4Network(prefix.strip(), strict=True)
+                ipaddress.ip_network(prefix.strip(), strict=True)
             except ValueError as exc:
                 raise InvalidRequest(
-                    f"outboundnat_exceptions: {prefix.strip()!r} is not an IPv4 prefix ({exc})",
-                    "give comma-separated prefixes, e.g. 10.0.0.0/8,192.0.2.7/32",
+                    f"outboundnat_exceptions: {prefix.strip()!r} is not a prefix ({exc})",
+                    "give comma-separated prefixes of either family, e.g. "
+                    "10.0.0.0/8,192.0.2.7/32,2001:db8:5::/48",
                 ) from None
         return opts
 
@@ -289,14 +290,17 @@ class L2BridgeDriver(ExternalDriver):
         extra = [
             p.strip() for p in net.options.get("outboundnat_exceptions", "").split(",") if p.strip()
         ]
-        return (net.subnet, *extra) if net.subnet else tuple(extra)
+        return (*(s for s in (net.subnet, net.subnet6) if s), *extra)
 
     def ensure_network(self, net: Network) -> None:
         super().ensure_network(net)
         if net.flag("enable_outboundnat"):
             self.kernel.sysctl("net/ipv4/ip_forward", "1")
             # the host hands NATed traffic back out of the same switch: no redirects
+            # (IPv6's are dropped in the ip6 table: it has no such setting)
             self.kernel.sysctl(f"net/ipv4/conf/{net.switch}/send_redirects", "0")
+            if net.subnet6:
+                self.kernel.ipv6_forwarding()
 
 
 class L2TunnelDriver(ExternalDriver):

@@ -104,12 +104,18 @@ def render_table(nets: list[RewriteNet]) -> str:
                 f'iifname "{ad}" ether saddr {hm} arp daddr ip {hips} arp saddr ether set arp saddr ip map {m}'
             )
         if n.nat_keep is not None and n.endpoints:
-            keep = "{ " + ", ".join(n.nat_keep) + " }"
-            pre.append(
-                # to the host's IP stack: its MAC, and "for this host" (IP drops other hosts')
-                f'iifname != "{ad}" ether saddr @epmac_{n.key} ether type ip ip daddr != {keep} '
-                f"ether daddr set {hm} meta pkttype set host"
-            )
+            # to the host's IP stack: its MAC, and "for this host" (IP drops other hosts');
+            # in IPv6 never link-local or multicast (neighbour discovery stays on the wire)
+            keep4 = [p for p in n.nat_keep if ":" not in p]
+            keep6 = [p for p in n.nat_keep if ":" in p] + ["fe80::/10", "ff00::/8"]
+            for fam, keep in (("ip", keep4), ("ip6", keep6)):
+                if fam == "ip6" and not pairs6:
+                    continue
+                match = f"{fam} daddr != {{ {', '.join(keep)} }} " if keep else ""
+                pre.append(
+                    f'iifname != "{ad}" ether saddr @epmac_{n.key} ether type {fam} {match}'
+                    f"ether daddr set {hm} meta pkttype set host"
+                )
         pre += [
             f'iifname "{ad}" ether daddr {hm} ether type ip ether daddr set ip daddr map @ip2mac_{n.key}',
             f'iifname "{ad}" ether daddr {hm} ether type ip6 ether daddr set ip6 daddr map @ip6mac_{n.key}',

@@ -113,6 +113,7 @@ class NatDriver(Driver):
         nets: list[Network],
         eps: list[Endpoint],
         outbound: list[nat_rules.OutboundNat] | None = None,
+        outbound6: list[nat_rules.OutboundNat] | None = None,
     ) -> None:
         """Replace hostnet's whole nftables tables (IPv4 and IPv6) with what intent says,
         atomically."""
@@ -128,7 +129,7 @@ class NatDriver(Driver):
         maps6 = [m for ep in mine for m in mappings(ep, ep.ports, 6)]
         self.nft.run(
             nat_rules.render_table(v4, maps4, outbound, ep_nat4)
-            + nat_rules.render_table(v6, maps6, None, ep_nat6, fam=nat_rules.V6)
+            + nat_rules.render_table(v6, maps6, outbound6, ep_nat6, fam=nat_rules.V6)
         )
         if self.loopback is not None:
             self.loopback.sync([r for ep in mine for r in relays(ep, ep.ports)])

@@ -115,8 +115,8 @@ def render_table(
     fam: Family = V4,
 ) -> str:
     """One family's whole table, as one script that replaces any previous version
-    atomically. ``endpoint_nat``: the endpoints' OutBoundNAT in this family; ``outbound``
-    (l2bridge's enable_outboundnat) is IPv4's."""
+    atomically. ``endpoint_nat``, ``outbound`` (l2bridge's enable_outboundnat): the
+    endpoints' outbound NAT in this family."""
     ip, t = fam.nft, fam.addr_type
     bridges = sorted(n.bridge for n in nets)
     any_elems = [e for s, e in map(_element, mappings) if s == "pm_any"]
@@ -133,6 +133,7 @@ def render_table(
         # bridged traffic inside one network (seen here when br_netfilter is loaded)
         fwd.append(f'iifname "{n.bridge}" oifname "{n.bridge}" accept')
     bridge_elems = ", ".join(f'"{b}"' for b in bridges)
+    nat_bridges = ", ".join(sorted({f'"{o.bridge}"' for o in outbound or []}))
     gateways = ", ".join(sorted({n.gateway for n in nets if n.gateway}))
     lines = [
         f"add table {ip} {TABLE}",
@@ -183,12 +184,26 @@ def render_table(
         *(f"    {r}" for e in sorted(endpoint_nat or [], key=lambda e: e.ip) for r in e.rules()),
         *(f"    {r}" for r in post),
         *(
-            f'    oifname "{o.bridge}" ip saddr {{ {", ".join(o.endpoints)} }} '
-            f"ip daddr != {{ {', '.join(o.keep)} }} masquerade"
+            f'    oifname "{o.bridge}" {ip} saddr {{ {", ".join(o.endpoints)} }} '
+            + (f"{ip} daddr != {{ {', '.join(o.keep)} }} " if o.keep else "")
+            + "masquerade"
             for o in outbound or []
             if o.endpoints
         ),
         "  }",
+        # l2bridge outbound NAT sends traffic back out of the switch it came from: no
+        # redirect may tell an endpoint to go around the NAT (IPv4 turns them off per
+        # switch, send_redirects; IPv6 has no such setting)
+        *(
+            [
+                "  chain out {",
+                "    type filter hook output priority filter; policy accept;",
+                f"    oifname {{ {nat_bridges} }} icmpv6 type nd-redirect drop",
+                "  }",
+            ]
+            if fam.version == 6 and outbound
+            else []
+        ),
         "  chain forward {",
         "    type filter hook forward priority filter; policy accept;",
         *(f"    {r}" for r in closed),
