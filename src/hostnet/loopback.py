@@ -14,7 +14,6 @@ what intent says, at start and reconcile).
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import logging
 import socket
@@ -22,6 +21,8 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
+
+from hostnet.loops import call_in
 
 log = logging.getLogger("hostnet")
 
@@ -52,16 +53,7 @@ class LoopbackProxy:
 
     # -- called from the service's threads ----------------------------------
     def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
-
-        def run() -> None:
-            try:
-                fut.set_result(fn(*args))
-            except BaseException as exc:  # handed to the caller
-                fut.set_exception(exc)
-
-        self.loop.call_soon_threadsafe(run)
-        return fut.result(timeout=10)
+        return call_in(self.loop, fn, *args)
 
     def open(self, relays: Iterable[Relay]) -> None:
         for r in relays:

@@ -15,7 +15,6 @@ above 0 BADVERS; only class IN questions with plain labels match local names.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import functools
 import logging
@@ -32,6 +31,7 @@ from hostnet.dns import wire
 from hostnet.dns.forward import Forwarder
 from hostnet.dns.names import LISTEN_ADDR, Directory, read_resolv_conf
 from hostnet.kernel import compartment_dns
+from hostnet.loops import call_in
 
 log = logging.getLogger("hostnet")
 CACHE_MAX = 4096
@@ -94,16 +94,7 @@ class Resolver:
 
     # -- called from other threads ----------------------------------------
     def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
-
-        def run() -> None:
-            try:
-                fut.set_result(fn(*args))
-            except BaseException as exc:  # handed to the caller
-                fut.set_exception(exc)
-
-        self.loop.call_soon_threadsafe(run)
-        return fut.result(timeout=10)
+        return call_in(self.loop, fn, *args)
 
     def publish(self, directory: Directory) -> None:
         """Answer from ``directory`` from now on; the service then changes it in place."""
