@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+import hostnet
 from hostnet.client import Client, q
 from hostnet.errors import HostnetError
 
@@ -63,6 +64,9 @@ def parse_aux(values: tuple[str, ...]) -> dict[str, str]:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(
+    hostnet.__version__, "--version", prog_name="hostnet", message="%(prog)s %(version)s"
+)
 @click.option(
     "--socket",
     envvar="HOSTNET_SOCKET",
@@ -461,6 +465,86 @@ def system() -> None:
 def system_reconcile(ctx: click.Context) -> None:
     """Make the kernel match intent now (also done at every daemon start)."""
     click.echo(json.dumps(_client(ctx).post("/system/reconcile"), indent=2))
+
+
+@system.command("info")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.pass_context
+def system_info(ctx: click.Context, fmt: str) -> None:
+    """Versions, the store, this daemon's instance and the kernel pieces it uses."""
+    info = _client(ctx).get("/system/info")
+    info["Client"] = {"Version": hostnet.__version__, "Executable": sys.executable}
+    if fmt == "json":
+        click.echo(json.dumps(info, indent=2))
+        return
+    kernel, store = info["Kernel"], info["Store"]
+    rows = [
+        ("hostnet", f"{info['Client']['Version']} (CLI), {info['Version']} (daemon)"),
+        ("python", f"{info['Python']} ({info['Executable']})"),
+        ("instance", f"{info['Instance']}" + (f", host {info['Host']}" if info["Host"] else "")),
+        ("state", info["StateDir"]),
+        ("store", f"{store['Kind']} {store['Location']}"),
+        (
+            "objects",
+            f"{info['Networks']} networks, {info['Containers']} containers, "
+            f"{info['Endpoints']} endpoints",
+        ),
+        ("drivers in use", ", ".join(info["DriversInUse"]) or "-"),
+        ("kernel", kernel["Release"]),
+        ("nft tables", ", ".join(kernel["NftTables"]) or "-"),
+        ("links", ", ".join(f"{n} {k}" for k, n in kernel["Links"].items()) or "-"),
+        ("modules", ", ".join(f"{m} {'yes' if v else 'no'}" for m, v in kernel["Modules"].items())),
+    ]
+    for k, v in rows:
+        click.echo(f"{k + ':':<16}{v}")
+
+
+@system.command("reset")
+@click.option("--force", "-f", is_flag=True, help="do not ask for confirmation")
+@click.pass_context
+def system_reset(ctx: click.Context, force: bool) -> None:
+    """Remove everything this daemon made and its state; the daemon then stops.
+
+    Compartments it owns, switches, bound adapters (given back their addresses), nft
+    tables, tc programs, DHCP clients; then the state. On an etcd store the cluster's
+    overlay networks stay in the cluster (only this host's share of them goes).
+    """
+    c = _client(ctx)
+    plan = c.get("/system/reset")
+    if not force:
+        click.echo(
+            f"This removes {len(plan['Containers'])} container(s) "
+            f"({plan['Endpoints']} endpoint(s)) and {len(plan['Networks'])} network(s)"
+            + (f": {', '.join(plan['Networks'])}" if plan["Networks"] else "")
+            + f", then {plan['Store']['Kind']} state in {plan['StateDir']}; hostnetd stops."
+        )
+        if plan["KeptInCluster"]:
+            click.echo(f"Kept in the cluster: {', '.join(plan['KeptInCluster'])}.")
+        if not click.confirm("Reset hostnet?", default=False):
+            click.echo("cancelled: nothing changed")
+            sys.exit(1)
+    out = c.post("/system/reset")
+    click.echo(
+        f"removed {len(out['Containers'])} container(s), {len(out['Networks'])} network(s), "
+        f"{len(out['Tables'])} nft table(s), {len(out['Swept'])} stale object(s); "
+        "hostnetd stopped and its state is gone"
+    )
+    for e in out["Errors"]:
+        click.echo(f"warning: {e}", err=True)
+
+
+@cli.command("completion")
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the shell completion script (the installer puts bash's in place).
+
+    e.g. eval "$(hostnet completion bash)" or hostnet completion zsh > ~/.zfunc/_hostnet
+    """
+    from click.shell_completion import get_completion_class
+
+    cls = get_completion_class(shell)
+    assert cls is not None
+    click.echo(cls(cli, {}, "hostnet", "_HOSTNET_COMPLETE").source())
 
 
 @cli.group()

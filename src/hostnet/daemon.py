@@ -13,6 +13,7 @@ import grp
 import hashlib
 import logging
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -25,6 +26,7 @@ from typing import IO, Any, TypeVar
 
 from aiohttp import web
 
+import hostnet
 from hostnet import identity
 from hostnet.api.docker_plugin import SOCKET_NAMES, serve_plugins
 from hostnet.api.rest import build_app
@@ -48,6 +50,7 @@ IDENTITY_RENEW_S = 3.0  # the identity lease lives 10 s: renewed well before
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="hostnetd", description="hostnet's host networking daemon")
+    p.add_argument("--version", action="version", version=f"hostnetd {hostnet.__version__}")
     p.add_argument("--state-dir", default=DEFAULT_STATE_DIR, help="where intent is kept (SQLite)")
     p.add_argument("--socket", default=DEFAULT_SOCKET, help="the API's unix socket")
     p.add_argument(
@@ -284,14 +287,21 @@ async def serve(args: argparse.Namespace) -> None:
     svc.on_container_started = started
     for c in list(svc.containers.values()):
         watcher.watch(c)
-    runner = web.AppRunner(build_app(svc, worker), access_log=None)
+    stop = asyncio.Event()
+    wiped = False
+
+    def on_reset() -> None:  # after a reset: stop, and take the state directory along
+        nonlocal wiped
+        wiped = True
+        loop.call_soon_threadsafe(stop.set)
+
+    runner = web.AppRunner(build_app(svc, worker, on_reset), access_log=None)
     await runner.setup()
     site = web.SockSite(runner, make_socket(args.socket, args.group))
     await site.start()
     plugin_runners = []
     if args.docker_plugins != "none":
         plugin_runners = await serve_plugins(svc, worker, args.docker_plugins)
-    stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(
@@ -312,7 +322,7 @@ async def serve(args: argparse.Namespace) -> None:
     _notify_ready()
     await stop.wait()
     watch.cancel()
-    log.info("hostnetd stopping; kernel state stays in place")
+    log.info("hostnetd stopping%s", "" if wiped else "; kernel state stays in place")
     for r in plugin_runners:
         await r.cleanup()
     for name in SOCKET_NAMES if args.docker_plugins != "none" else ():
@@ -329,6 +339,9 @@ async def serve(args: argparse.Namespace) -> None:
     svc.kernel.flush_cuts()  # vNICs cut before the stop are deleted before it ends
     store.close()
     lock.close()
+    if wiped:
+        shutil.rmtree(args.state_dir, ignore_errors=True)
+        log.info("hostnetd reset: state %s removed", args.state_dir)
 
 
 async def _watch_teams(svc: HostNetworkingService, worker: ServiceExecutor) -> None:

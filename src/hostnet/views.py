@@ -242,3 +242,55 @@ def endpoint_hns(svc: HostNetworkingService, ep: Endpoint) -> dict[str, Any]:
         "Dns": ep.dns or (net.dns() if net else {}),
         "Policies": policies,
     }
+
+
+def system_info(svc: HostNetworkingService) -> dict[str, Any]:
+    """``hostnet system info``: versions, store, instance, and the kernel pieces in use."""
+    import os
+    import platform
+    import sys
+
+    import hostnet
+
+    tables = sorted(
+        line.removeprefix("table ")
+        for line in svc.nft.output("list tables").splitlines()
+        if line.split()[-1:] and line.split()[-1].startswith("hostnet")
+    )
+    kinds: dict[str, int] = {}
+    for link in svc.host.links():
+        if link["alias"] == svc.owner:
+            kinds[link["kind"] or "device"] = kinds.get(link["kind"] or "device", 0) + 1
+    drivers = sorted({n.driver for n in svc.nets.values()})
+    return {
+        "Version": hostnet.__version__,
+        "Python": platform.python_version(),
+        "Executable": sys.executable,
+        "Instance": svc.instance,
+        "Host": svc.host_id,
+        "StateDir": svc.state_dir,
+        "Store": svc.store.describe(),
+        "Networks": len(svc.nets),
+        "Containers": len(svc.containers),
+        "Endpoints": len(svc.eps),
+        "DriversInUse": drivers,
+        "Kernel": {
+            "Release": os.uname().release,
+            "NftTables": tables,
+            "Links": dict(sorted(kinds.items())),
+            "Modules": _modules(("8021q", "bonding", "vxlan", "br_netfilter", "nf_tables")),
+        },
+    }
+
+
+def _modules(names: tuple[str, ...]) -> dict[str, bool]:
+    """Which of these kernel modules are loaded or built in (hostnet works without 8021q
+    and bonding: it tags VLANs with eBPF and teams adapters with nftables)."""
+    import os
+
+    try:
+        with open("/proc/modules") as fh:
+            loaded = {line.split()[0] for line in fh}
+    except OSError:
+        loaded = set()
+    return {n: n in loaded or os.path.isdir(f"/sys/module/{n}") for n in names}

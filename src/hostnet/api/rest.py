@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from hostnet import acl, views
+from hostnet import acl, reset, views
 from hostnet.api import cni, openapi
 from hostnet.api import requests as rq
 from hostnet.errors import HostnetError, InvalidRequest
@@ -56,8 +56,11 @@ async def _parse(request: web.Request, model: type[M]) -> M:
     return rq.parse(model, await request.read())
 
 
-def build_app(svc: HostNetworkingService, worker: Worker) -> web.Application:
-    """Routes; every service call runs on the service's own thread (``worker``)."""
+def build_app(
+    svc: HostNetworkingService, worker: Worker, on_reset: Callable[[], None] | None = None
+) -> web.Application:
+    """Routes; every service call runs on the service's own thread (``worker``).
+    ``on_reset`` is called after a reset: the daemon stops and removes its state."""
     routes = web.RouteTableDef()
 
     async def call(fn: Callable[[], Any]) -> Any:
@@ -231,6 +234,21 @@ def build_app(svc: HostNetworkingService, worker: Worker) -> web.Application:
     @routes.post("/system/reconcile")
     async def system_reconcile(_: web.Request) -> web.Response:
         return _json(await call(lambda: reconcile(svc)))
+
+    @routes.get("/system/info")
+    async def system_info(_: web.Request) -> web.Response:
+        return _json(await call(lambda: views.system_info(svc)))
+
+    @routes.get("/system/reset")
+    async def system_reset_plan(_: web.Request) -> web.Response:
+        return _json(await call(lambda: reset.plan(svc)))
+
+    @routes.post("/system/reset")
+    async def system_reset(_: web.Request) -> web.Response:
+        report = await call(lambda: reset.reset(svc))
+        if on_reset is not None:
+            on_reset()
+        return _json(report)
 
     app = web.Application(middlewares=[errors])
     app.add_routes(routes)

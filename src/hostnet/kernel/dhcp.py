@@ -129,6 +129,13 @@ class DhcpClients:
                 time.sleep(0.05)
         return None
 
+    def stop_all(self) -> list[str]:
+        """Stop every client with a pid file here (a reset: their endpoints are gone)."""
+        ids = sorted(f[: -len(".pid")] for f in os.listdir(self.dir) if f.endswith(".pid"))
+        for ep_id in ids:
+            self.stop(ep_id)
+        return ids
+
     def stop(self, ep_id: str) -> None:
         """Release the lease (udhcpc -R does on SIGTERM) and forget it."""
         pid = self.running(ep_id)

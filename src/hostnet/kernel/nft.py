@@ -41,10 +41,14 @@ class Nft:
 
     def run(self, script: str) -> None:
         """Apply ``script`` as one transaction; raise with nft's own message if refused."""
+        self.output(script)
+
+    def output(self, script: str) -> str:
+        """Run ``script`` (e.g. ``list tables``) and return what nft printed."""
         lib, ctx = self._lib, self._ctx
         with self._lock:
             rc = lib.nft_run_cmd_from_buffer(ctx, script.encode())
-            lib.nft_ctx_get_output_buffer(ctx)  # drain
+            out = (lib.nft_ctx_get_output_buffer(ctx) or b"").decode()
             err = (lib.nft_ctx_get_error_buffer(ctx) or b"").decode()
         if rc != 0:
             first = script.strip().splitlines()[0] if script.strip() else ""
@@ -54,6 +58,7 @@ class Nft:
                 "see the daemon log for the script",
                 script=script,
             )
+        return out
 
 
 def _load() -> ctypes.CDLL:

@@ -29,6 +29,13 @@ class Store(ABC):
     #: so a slow store holds up no other request. A remote store is safe to call from
     #: several threads at once; a local one (SQLite) is called under the service lock.
     remote = False
+    #: other hosts share it (etcd): cluster-wide records (overlay networks) belong to the
+    #: cluster, not to this host, and a reset of this host leaves them
+    shared = False
+
+    @abstractmethod
+    def describe(self) -> dict[str, str]:
+        """What ``hostnet system info`` shows of the store: its kind and where it is."""
 
     @abstractmethod
     def networks(self) -> list[Network]: ...
@@ -80,6 +87,11 @@ class Store(ABC):
 
     @abstractmethod
     def set_meta(self, key: str, value: str) -> None: ...
+
+    @abstractmethod
+    def wipe(self) -> None:
+        """Forget everything this host keeps (``hostnet system reset``): a shared store
+        keeps the cluster's own records."""
 
     @abstractmethod
     def close(self) -> None: ...

@@ -50,6 +50,7 @@ class ClusterChange:
 
 class EtcdStore(Store):
     remote = True  # every write is a round trip: the service lets other requests run meanwhile
+    shared = True
 
     def __init__(self, etcd: Etcd, host: str, root: str = ROOT) -> None:
         self.etcd = etcd
@@ -63,7 +64,12 @@ class EtcdStore(Store):
         # container's compartment counter commits with the container itself), one write less
         self._pending: dict[str, str] = {}
 
+    def describe(self) -> dict[str, str]:
+        members = ",".join(u.netloc for u in self.etcd.members)
+        return {"Kind": "etcd", "Location": members, "Host": self.host}
+
     # -- networks -------------------------------------------------------------
+
     def _net_keys(self, net: Network) -> tuple[str, str]:
         if net.driver in GLOBAL_DRIVERS:
             return f"{self.root}net/{net.id}", f"{self.root}netname/{net.name}"
@@ -187,6 +193,12 @@ class EtcdStore(Store):
     def forget_host(self, host: str) -> None:
         """Every key a host gone for good kept for itself."""
         self.etcd.delete(f"{self.root}host/{host}/", prefix=True)
+
+    def wipe(self) -> None:
+        """This host's keys and its identity; the cluster's networks and others' stay."""
+        self._pending.clear()
+        self.forget_host(self.host)
+        self.etcd.delete(f"{self.root}live/{self.host}")
 
     # -- this daemon's identity ---------------------------------------------------
     def claim_identity(self, holder: dict[str, str], ttl: int = IDENTITY_TTL_S) -> int:

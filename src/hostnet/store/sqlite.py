@@ -29,11 +29,15 @@ class SqliteStore(Store):
 
     def __init__(self, path: str) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         # NORMAL survives a killed daemon (not a power cut) and keeps attach fast.
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+
+    def describe(self) -> dict[str, str]:
+        return {"Kind": "sqlite", "Location": self.path}
 
     def _docs(self, table: str) -> list[str]:
         return [row[0] for row in self.db.execute(f"SELECT doc FROM {table}")]
@@ -194,6 +198,10 @@ class SqliteStore(Store):
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
+
+    def wipe(self) -> None:
+        for table in ("networks", "containers", "endpoints", "addresses", "host_ports", "meta"):
+            self.db.execute(f"DELETE FROM {table}")
 
     def close(self) -> None:
         self.db.close()
