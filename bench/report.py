@@ -53,7 +53,7 @@ def machine_section(m: dict[str, Any], revs: list[str]) -> list[str]:
         f"Python {m.get('python')}",
         f"- date: {m.get('date')}; hostnet at git {' then '.join(revs) or 'unknown'}"
         + (" (src/ changed during the run)" if len(revs) > 1 else ""),
-        "- one run of `sudo bench/run.sh`; this is a small shared VM (other work may run "
+        "- one run of `bench/run.sh` (as root); this is a small shared VM (other work may run "
         "beside the benchmark), so numbers move by 10-30 % between runs: read ratios "
         "measured in the same run, not absolute values.",
     ]

@@ -12,6 +12,10 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# scripts/test.sh's .venv when there is one (hostnet and its tools), else PATH's python3
+if [[ -z ${PYTHON:-} && -x $here/../.venv/bin/python ]]; then
+    export PATH="$(cd "$here/.." && pwd)/.venv/bin:$PATH"
+fi
 py=${PYTHON:-python3}
 export BENCH_OUT=${BENCH_OUT:-$here/out}
 mkdir -p "$BENCH_OUT"

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Install what the tests need, then lint, type-check and run the whole suite.
-# Namespace tests need root; they build their own labs and remove them.
+# Install what the tests need, then lint, type-check and run the whole suite. Run as root.
+# hostnet and the test tools go into a virtual environment of the clone's own (.venv,
+# editable); namespace tests need root, build their own labs and remove them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkgs=(nftables libnftables1 iproute2 iputils-ping iperf3 tcpdump socat containernetworking-plugins
   netavark podman busybox-static docker.io docker-compose gcc dnsmasq-base bind9-dnsutils dnsperf
-  aardvark-dns etcd-server etcd-client)
+  aardvark-dns etcd-server etcd-client python3 python3-venv)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
@@ -16,9 +17,9 @@ if ((${#missing[@]})); then
   [[ -e $policy ]] || { printf '#!/bin/sh\nexit 101\n' >$policy; chmod 755 $policy; trap 'rm -f $policy' EXIT; }
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-python3 -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 \
-  | grep -v -e "^WARNING: Running pip as" -e "is ignored: it is neither" || true
-bash scripts/install-cni.sh
+bash scripts/venv.sh .venv -e '.[test]'
+export PATH="$PWD/.venv/bin:$PATH"
+PYTHON=.venv/bin/python bash scripts/install-cni.sh
 
 echo "== ruff"; ruff check src tests bench
 echo "== mypy"; mypy
