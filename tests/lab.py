@@ -71,6 +71,8 @@ class Daemon:
             if not os.path.exists(resolv):
                 open(resolv, "w").close()  # noqa: SIM115
             extra = (*extra, "--resolv-conf", resolv)
+        if "--docker-host" not in extra:  # never the machine's own Docker
+            extra = (*extra, "--docker-host", "none")
         log = open(os.path.join(self.state_dir, "hostnetd.log"), "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [

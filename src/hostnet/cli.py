@@ -447,12 +447,12 @@ def docker_expose(ctx: click.Context, docker_cmd: str, names: tuple[str, ...]) -
             argv.append("--internal")
         argv.append(name)
         res = subprocess.run(argv, capture_output=True, text=True)
-        if res.returncode == 0:
-            click.echo(f"{name}: exposed to Docker")
-        elif "already exists" in res.stderr:
-            click.echo(f"{name}: already known to Docker")
-        else:
+        if res.returncode != 0 and "already exists" not in res.stderr:
             raise click.ClickException(f"docker network create {name} failed: {res.stderr.strip()}")
+        _client(ctx).post(f"/networks/{q(name)}/docker")  # made again when Docker starts anew
+        click.echo(
+            f"{name}: {'exposed to Docker' if res.returncode == 0 else 'already known to Docker'}"
+        )
 
 
 @cli.group()

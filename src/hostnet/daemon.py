@@ -27,10 +27,11 @@ from typing import IO, Any, TypeVar
 from aiohttp import web
 
 import hostnet
-from hostnet import identity
+from hostnet import identity, views
 from hostnet.api.docker_plugin import SOCKET_NAMES, serve_plugins
 from hostnet.api.rest import build_app
 from hostnet.dns.resolver import Resolver
+from hostnet.docker_engine import DockerWatch
 from hostnet.errors import Conflict, HostnetError
 from hostnet.kernel import fds
 from hostnet.loopback import LoopbackProxy
@@ -88,8 +89,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="",
         help="this host's underlay address for VXLAN (default: the one that reaches etcd)",
     )
+    p.add_argument(
+        "--docker-host",
+        default="unix:///var/run/docker.sock",
+        help="Docker's API socket: whenever Docker (re)starts there, the default nat network "
+        "(and the networks 'hostnet docker expose' made) become Docker networks; 'none': never",
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.docker_host != "none" and not args.docker_host.startswith(("unix:///", "/")):
+        p.error(
+            f"--docker-host {args.docker_host!r}: hostnetd talks to Docker on its unix socket "
+            "only; give unix:///PATH (or none)"
+        )
+    return args
 
 
 def instance_id(state_dir: str) -> str:
@@ -308,6 +321,7 @@ async def serve(args: argparse.Namespace) -> None:
         signal.SIGHUP, lambda: worker.submit_logged("SIGHUP reconcile", _reconcile_logged, svc)
     )
     watch = asyncio.create_task(_watch_teams(svc, worker))
+    docker = _follow_docker(svc, worker, args.docker_host)
     if isinstance(store, EtcdStore):
         events = ServiceExecutor(service_lock, workers=1)  # one thread: batches stay in order
         threading.Thread(
@@ -322,6 +336,8 @@ async def serve(args: argparse.Namespace) -> None:
     _notify_ready()
     await stop.wait()
     watch.cancel()
+    if docker is not None:
+        docker.stop()
     log.info("hostnetd stopping%s", "" if wiped else "; kernel state stays in place")
     for r in plugin_runners:
         await r.cleanup()
@@ -403,6 +419,22 @@ def _keep_identity(store: EtcdStore, lease: int, me: dict[str, str]) -> None:
             log.error("cluster identity: %s", exc)
         except HostnetError as exc:
             log.warning("cluster identity: %s", exc)
+
+
+def _follow_docker(
+    svc: HostNetworkingService, worker: ServiceExecutor, url: str
+) -> DockerWatch | None:
+    """Keep the networks meant for Docker Docker networks (see hostnet.docker_engine)."""
+    if url == "none":
+        return None
+    path = url.removeprefix("unix://")
+
+    def wanted() -> list[dict[str, Any]]:
+        return [views.network_summary(n) for n in worker.submit(svc.docker_networks).result()]
+
+    watch = DockerWatch(path, wanted)
+    watch.start()
+    return watch
 
 
 def _reconcile_logged(svc: HostNetworkingService) -> None:

@@ -173,6 +173,9 @@ class Network(BaseModel):
     # Docker networks bound to this one (by Docker network id); made by Docker if owned.
     docker_ids: list[str] = Field(default_factory=list)
     docker_owned: bool = False
+    # kept a Docker network whenever Docker (re)starts (``hostnet docker expose``; the
+    # default network is, always)
+    docker_expose: bool = False
     # NetworkACL: rules every endpoint of the network gets, before its own by priority.
     acl: list[AclRule] = Field(default_factory=list)
     # External switches: the adapter's MAC, MTU, addresses and routes moved onto the switch.

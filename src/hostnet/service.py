@@ -365,6 +365,22 @@ class HostNetworkingService:
         log.info("removed network %s", net.name)
         return errors
 
+    def docker_networks(self) -> list[Network]:
+        """The networks Docker should have (the default one, and those exposed): hostnetd
+        makes them Docker networks whenever Docker (re)starts without them."""
+        return [
+            n for n in self.nets.values() if (n.docker_expose or n.carvable) and not n.docker_owned
+        ]
+
+    def keep_in_docker(self, ref: str) -> Network:
+        """Mark a network exposed to Docker: it is made a Docker network again whenever
+        Docker starts without it."""
+        net = self.network(ref)
+        if not net.docker_expose and not net.docker_owned:  # Docker keeps its own
+            net.docker_expose = True
+            self.store.update_network(net)
+        return net
+
     def prune(self) -> list[str]:
         unused = [n for n in self.nets.values() if not self.endpoints_on(n) and n.name != "nat"]
         for n in unused:

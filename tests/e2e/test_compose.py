@@ -6,11 +6,14 @@ import ipaddress
 import os
 import shutil
 import subprocess
+import tempfile
 
 import pytest
-from dockerlab import SERVER
+from dockerlab import SERVER, Dockerd
+from images import busybox_tar
 
 from conftest import World
+from lab import Lab, eventually
 
 EXTERNAL_NAT = """version: "2.4"
 services:
@@ -160,3 +163,56 @@ def test_dual_stack_network_with_ipv6_address(w: World, tmp_path: object) -> Non
         compose(w, "ds", path, "down")
     assert w.d.json("ps", "--format", "json") == []
     assert [n["Name"] for n in w.d.json("network", "ls", "--format", "json")] == ["nat"]
+
+
+def test_docker_finds_nat_on_its_own(tmp_path: object) -> None:
+    """The seed's Compose file on the external `nat` network with no expose step: hostnetd
+    makes `nat` a Docker network when Docker's socket appears, and again when Docker comes
+    back with a wiped data root."""
+    lab = Lab()
+    dk = None
+    try:
+        work = tempfile.mkdtemp(prefix="hostnet-docker-")
+        d, _ = lab.host("h", "--docker-host", f"unix://{work}/docker.sock")
+        dk = Dockerd(d, work)
+        dk.start()  # after hostnetd: the socket appears
+
+        def has_nat() -> None:
+            view = dk.network("nat")  # raises while Docker does not have it
+            assert view["Driver"] == "nat" and view["IPAM"]["Driver"] == "hostnet-ipam"
+            assert [c["Subnet"] for c in view["IPAM"]["Config"]] == ["172.16.0.0/16"]
+
+        eventually(has_nat, timeout=15)
+        dk.docker("import", "--change", "ENV PATH=/bin", busybox_tar(work), "busybox")
+        path = os.path.join(str(tmp_path), "external.yml")
+        with open(path, "w") as fh:
+            fh.write(EXTERNAL_NAT.format(server=SERVER.format(name="web", port=80)))
+        env = {**os.environ, "DOCKER_HOST": f"unix://{dk.sock}"}
+        up = ["docker-compose", "-p", "auto", "-f", path]
+        res = subprocess.run(
+            [*up, "up", "-d"], capture_output=True, text=True, env=env, timeout=180
+        )
+        assert res.returncode == 0, res.stderr
+        ps = d.json("ps", "--format", "json")
+        assert len(ps) == 2 and all(list(c["Networks"]) == ["nat"] for c in ps)
+        said = dk.docker(
+            "exec", "auto_client_1", "sh", "-c",
+            "for i in 1 2 3 4 5; do echo hi | nc -w 2 web 80 && break; sleep 0.5; done",
+        ).stdout.strip()  # fmt: skip
+        assert said == "web"
+        res = subprocess.run([*up, "down"], capture_output=True, text=True, env=env, timeout=180)
+        assert res.returncode == 0, res.stderr
+        assert d.json("ps", "--format", "json") == []
+
+        # Docker again, its data root wiped: `nat` is back without anyone asking
+        dk.stop()  # removes its work dir, data root included
+        os.makedirs(work)
+        dk.start()
+        eventually(has_nat, timeout=15)
+        assert "made a Docker network" in d.log()
+    finally:
+        if dk is not None:
+            dk.cleanup()
+            dk.stop()
+        leftovers = lab.close()
+        assert not leftovers, leftovers

@@ -45,6 +45,11 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route("post", "/networks/{ref}/connect", "Connect a container (hot add)", rq.Connect, 201),
     Route("post", "/networks/{ref}/disconnect", "Disconnect a container", rq.Disconnect),
+    Route(
+        "post",
+        "/networks/{ref}/docker",
+        "Keep a network a Docker network (made again when Docker starts without it)",
+    ),
     Route("get", "/containers", "List containers (compartments)"),
     Route("post", "/containers", "Create a container on networks", rq.ContainerCreate, 201),
     Route("get", "/containers/{ref}", "Inspect a container"),

@@ -141,6 +141,11 @@ def build_app(
         b, ref = await _parse(request, rq.Disconnect), request.match_info["ref"]
         return _json({"errors": await call(lambda: svc.disconnect(ref, b.container))})
 
+    @routes.post("/networks/{ref}/docker")
+    async def network_keep_in_docker(request: web.Request) -> web.Response:
+        net = await call(lambda: svc.keep_in_docker(request.match_info["ref"]))
+        return _json(views.network_summary(net))
+
     @routes.get("/containers")
     async def container_ls(_: web.Request) -> web.Response:
         def ls() -> list[dict[str, Any]]:
