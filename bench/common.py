@@ -257,6 +257,8 @@ class Daemon:
                     self.plugins,
                     "--resolv-conf",
                     "/dev/null",  # the embedded DNS forwards nowhere outside the lab
+                    "--docker-host",
+                    "none",  # never the machine's own Docker
                     *extra,
                 ],
                 stdout=log,
