@@ -176,3 +176,18 @@ class _Nft:
     def run(self, script: str) -> None:
         self.k.step("nft", script.strip().splitlines()[0] if script.strip() else "")
         self.k.nft_scripts.append(script)
+
+    def output(self, script: str) -> str:
+        """``list tables``: every table a script added and none deleted since."""
+        self.run(script)
+        tables: list[str] = []
+        for sc in self.k.nft_scripts:
+            for line in sc.splitlines():
+                words = line.split()
+                if (words[:2] == ["add", "table"] or words[:1] == ["table"]) and len(words) >= 3:
+                    t = " ".join(words[1:4] if words[0] == "add" else words[0:3]).rstrip(" {")
+                    tables += [] if t in tables else [t]
+                elif words[:2] == ["delete", "table"]:
+                    t = "table " + " ".join(words[2:4])
+                    tables = [x for x in tables if x != t]
+        return "\n".join(tables)

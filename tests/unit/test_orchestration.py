@@ -198,3 +198,32 @@ def test_a_dual_stack_attach_configures_both_families_and_a_failure_frees_both(
     assert used == {"10.7.0.2", "fd12::2"}, used  # b's two addresses went back
     b = svc.create_container("b", [{"network": "ds", "ip6": "fd12::9"}])
     assert [e.ip6 for e in svc.endpoints_of(b)] == ["fd12::9"]
+
+
+def test_reset_removes_containers_then_networks_then_tables(svc: HostNetworkingService) -> None:
+    from hostnet import reset
+
+    k = fake(svc)
+    svc.create_network("n2", "nat", "10.8.0.0/24")
+    svc.create_container("a", [{"network": "n1"}, {"network": "n2"}], ["8080:80"])
+    svc.create_container("b", [{"network": "n2"}])
+    plan = reset.plan(svc)
+    assert plan["Containers"] == ["a", "b"] and plan["Networks"] == ["n1", "n2"]
+    assert plan["Endpoints"] == 3 and plan["KeptInCluster"] == []
+    k.calls.clear()
+    report = reset.reset(svc)
+    assert report["Errors"] == []
+    steps = names(k.calls)
+    # every vNIC and compartment goes before any switch
+    last_container_step = max(i for i, s in enumerate(steps) if s == "remove_compartment")
+    first_switch_step = min(
+        i
+        for i, c in enumerate(k.calls)
+        if c[0] == "host_delete_link" and str(c[1]).startswith("hn-")
+    )
+    assert last_container_step < first_switch_step, steps
+    assert k.spaces == {} and not [n for n in k.links if n.startswith(("hn-", "hv"))]
+    assert report["Tables"] and "delete table" in k.nft_scripts[-1]
+    assert svc.nets == {} and svc.containers == {} and svc.eps == {}
+    assert svc.store.networks() == [] and svc.store.endpoints() == []
+    assert svc.store.get_meta("next_compartment") is None
