@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import json
 import threading
+from typing import Any
 
 from hostnet.errors import KernelError
 
@@ -61,6 +63,43 @@ class Nft:
         return out
 
 
+NFT_CTX_OUTPUT_JSON = 1 << 4
+
+
+def _oneshot(script: str, dry_run: bool = False, as_json: bool = False) -> tuple[int, str, str]:
+    """Run ``script`` in a context of its own: (return code, output, error text)."""
+    lib = _library()
+    ctx = lib.nft_ctx_new(0)
+    try:
+        lib.nft_ctx_buffer_output(ctx)
+        lib.nft_ctx_buffer_error(ctx)
+        lib.nft_ctx_set_dry_run(ctx, dry_run)
+        if as_json:
+            lib.nft_ctx_output_set_flags(ctx, NFT_CTX_OUTPUT_JSON)
+        rc = lib.nft_run_cmd_from_buffer(ctx, script.encode())
+        out = (lib.nft_ctx_get_output_buffer(ctx) or b"").decode(errors="replace")
+        err = (lib.nft_ctx_get_error_buffer(ctx) or b"").decode(errors="replace")
+    finally:
+        lib.nft_ctx_free(ctx)
+    return rc, out, err
+
+
+def ruleset() -> list[dict[str, Any]]:
+    """The calling thread's namespace's whole ruleset, in libnftables' JSON form (the
+    objects of its ``nftables`` list: tables, chains, rules, sets...). Read only."""
+    rc, out, err = _oneshot("list ruleset", as_json=True)
+    if rc != 0:
+        raise KernelError(f"cannot list the nftables ruleset: {err.strip()}", "run as root")
+    return list(json.loads(out or '{"nftables": []}').get("nftables", []))
+
+
+def refusal(script: str) -> str:
+    """Ask the kernel whether it would take ``script`` (a dry run: the transaction is
+    checked and aborted, nothing changes). Returns nft's error text, '' when accepted."""
+    rc, _, err = _oneshot(script, dry_run=True)
+    return "" if rc == 0 else (err.strip() or f"refused (code {rc})")
+
+
 def _load() -> ctypes.CDLL:
     name = ctypes.util.find_library("nftables") or "libnftables.so.1"
     try:
@@ -81,4 +120,6 @@ def _load() -> ctypes.CDLL:
     lib.nft_ctx_get_error_buffer.argtypes = [ctypes.c_void_p]
     lib.nft_ctx_get_error_buffer.restype = ctypes.c_char_p
     lib.nft_ctx_free.argtypes = [ctypes.c_void_p]
+    lib.nft_ctx_set_dry_run.argtypes = [ctypes.c_void_p, ctypes.c_bool]
+    lib.nft_ctx_output_set_flags.argtypes = [ctypes.c_void_p, ctypes.c_uint]
     return lib
