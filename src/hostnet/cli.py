@@ -576,9 +576,11 @@ def node_rm(ctx: click.Context, host: str) -> None:
 
 
 def main() -> None:
+    from hostnet import cli_ops
     from hostnet.runcmd import run  # registers `hostnet run`
 
     cli.add_command(run)
+    cli_ops.register(cli)  # doctor, topology
     try:
         cli.main(standalone_mode=False)
     except HostnetError as exc:
