@@ -101,21 +101,26 @@ def check_mac_spoofing(
         virt, "allow MAC spoofing (several MACs per vNIC) on the VM's network adapter"
     )
     transparent = {n["Name"] for n in nets or [] if n.get("Driver") == "transparent"}
-    on = [
-        f"{s.get('Networks')} on {s.get('Adapter')}"
-        + (f" ({drivers[s['Adapter']]})" if drivers.get(s.get("Adapter", "")) else "")
-        for s in switches or []
-        if s.get("Networks") in transparent
-    ]
+    on, virtual = [], []
+    for sw in switches or []:
+        if sw.get("Networks") not in transparent:
+            continue
+        for member in str(sw.get("Adapter", "")).split(","):
+            if drivers.get(member):  # a device: the VM's vNIC as the hypervisor gave it
+                on.append(f"{sw['Networks']} on {member} ({drivers[member]})")
+            else:
+                virtual.append(f"{sw['Networks']} on {member}")
+    advice = f"{how}, or use l2bridge (every frame carries the adapter's MAC)"
     if not on:
-        return [
-            ok(
-                "mac-spoofing",
-                f"this host is a VM ({virt}); no transparent network yet",
-                f"a transparent network sends each endpoint's own MAC through the VM's vNIC: "
-                f"{how}, or use l2bridge (every frame carries the adapter's MAC)",
-            )
-        ]
+        what = f"this host is a VM ({virt}); " + (
+            f"transparent networks only on virtual links: {', '.join(virtual)}"
+            if virtual
+            else "no transparent network yet"
+        )
+        why = "a transparent network sends each endpoint's own MAC through the VM's vNIC"
+        if virtual:
+            why += " (where a virtual link's frames leave through it, too)"
+        return [ok("mac-spoofing", what, f"{why}: {advice}")]
     return [
         warning(
             "mac-spoofing",
