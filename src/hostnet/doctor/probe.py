@@ -82,10 +82,27 @@ NFT_PROBES: dict[str, str] = {
 }
 
 
+CAP_NET_ADMIN = 12
+
+
+def has_capability(cap: int) -> bool:
+    """Whether this process holds ``cap`` (its effective set, /proc/self/status)."""
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("CapEff:"):
+                return bool(int(line.split()[1], 16) >> cap & 1)
+    return False
+
+
+NOT_PERMITTED = "Operation not permitted (needs CAP_NET_ADMIN)"
+
+
 def nft_refusals() -> dict[str, str]:
     """Each family's probe: '' when the kernel would take it, else nft's error text."""
     from hostnet.kernel import nft
 
+    if not has_capability(CAP_NET_ADMIN):  # libnftables would also print to our stderr
+        return {family: NOT_PERMITTED for family in NFT_PROBES}
     try:
         return {family: nft.refusal(script) for family, script in NFT_PROBES.items()}
     except HostnetError as exc:  # libnftables missing
@@ -96,6 +113,8 @@ def nft_ruleset() -> list[dict[str, Any]] | str:
     """The ruleset (libnftables JSON objects), or why it could not be read."""
     from hostnet.kernel import nft
 
+    if not has_capability(CAP_NET_ADMIN):
+        return NOT_PERMITTED
     try:
         return nft.ruleset()
     except HostnetError as exc:
@@ -130,7 +149,7 @@ def bpf_refusal() -> str:
     try:
         os.close(bpf.load(bpf.push_program(11), "hostnet_doctor"))
     except HostnetError as exc:
-        return exc.message
+        return exc.message.rstrip(": ")
     return ""
 
 
