@@ -66,7 +66,9 @@ class EtcdStore(Store):
 
     def describe(self) -> dict[str, str]:
         members = ",".join(u.netloc for u in self.etcd.members)
-        return {"Kind": "etcd", "Location": members, "Host": self.host}
+        tls = any(u.scheme == "https" for u in self.etcd.members)
+        url = f"{'etcds' if tls else 'etcd'}://{members}"
+        return {"Kind": "etcd", "Location": members, "Url": url, "Host": self.host}
 
     # -- networks -------------------------------------------------------------
 
