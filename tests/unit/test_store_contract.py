@@ -229,3 +229,21 @@ def test_port_claims_per_family(store: Store) -> None:
         with pytest.raises(Conflict, match="8080"):
             store.create_endpoint(ep(n.id, "172.16.1.4", [pm(8080, clash)]))
     assert len(store.endpoints()) == 2
+
+
+def test_stores_describe_themselves(tmp_path: object) -> None:
+    from hostnet.store.etcd import EtcdStore
+    from hostnet.store.etcdv3 import Etcd
+    from hostnet.store.sqlite import SqliteStore
+
+    s = SqliteStore(f"{tmp_path}/h.db")
+    assert s.describe() == {"Kind": "sqlite", "Location": f"{tmp_path}/h.db"}
+    s.close()
+    e = EtcdStore(Etcd(["https://10.0.0.1:2379", "https://10.0.0.2:2379"]), "h1")
+    assert e.describe() == {
+        "Kind": "etcd",
+        "Location": "10.0.0.1:2379,10.0.0.2:2379",
+        "Url": "etcds://10.0.0.1:2379,10.0.0.2:2379",
+        "Host": "h1",
+    }
+    assert e.shared and e.remote and not s.shared
