@@ -91,6 +91,7 @@ def reconcile(svc: HostNetworkingService, at_start: bool = False) -> dict[str, A
                 report["errors"].append(str(exc))
     report["swept"] = sweep(svc)
     svc.resync_dns()
+    svc.stats.reconciled(report)
     return report
 
 

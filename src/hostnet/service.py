@@ -22,6 +22,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
@@ -51,6 +52,7 @@ from hostnet.model import (
 )
 from hostnet.planning import plan_endpoint
 from hostnet.procs import process_start_time
+from hostnet.stats import ServiceStats
 from hostnet.store import Store
 from hostnet.store.etcd import ClusterChange
 
@@ -108,6 +110,7 @@ class HostNetworkingService:
         self.cluster = Cluster(store, self.index, self.host, self.overlay, scoped)
         self.firewall = Firewall(self.index, self.nft, self.nat, self.driver_of)
         self.dns = DnsPublisher(self.index)
+        self.stats = ServiceStats()  # read by the metrics endpoint (metrics.py)
         self.on_container_started: Callable[[Container], None] = lambda c: None
         self._next_cid: int | None = None  # the compartment counter, kept in the store too
         store.get_meta("next_compartment")  # a remote store reads its meta now, not in a request
@@ -462,6 +465,7 @@ class HostNetworkingService:
         """Record a planned endpoint (claiming its addresses and ports), then realize it.
         ``auto_ip``/``auto_ip6``: IPAM chose that address, so an overlay claim lost to
         another host may move."""
+        started = time.monotonic()
         drv = self.driver_of(net)
         last, last6 = self._last_ip(net), self._last_ip(net, 6)
         self._record_endpoint(net, ep, {v for v, a in ((4, auto_ip), (6, auto_ip6)) if a})
@@ -506,6 +510,7 @@ class HostNetworkingService:
             with self.released():  # its resolver sockets: other requests go on meanwhile
                 self.dns.serve(c)
             self.dns.still_wanted(c)
+        self.stats.attach.observe(net.driver, time.monotonic() - started)
         return ep
 
     def _detach(
@@ -520,6 +525,7 @@ class HostNetworkingService:
         The vNIC is cut at once (out of service, its compartment's interface name free)
         and deleted in the background: deleting waits out an RCU grace period. ``net`` and
         ``c``: an attach undoing itself after they were removed meanwhile still knows them."""
+        started = time.monotonic()
         errors: list[str] = []
         net = self.nets.get(ep.network_id) or net
         c = self.containers.get(ep.container_id) or c
@@ -556,6 +562,8 @@ class HostNetworkingService:
                 errors.append(str(exc))
         if known and c is not None and self.dns.scope(c):
             self.dns.serve(c)
+        if net is not None:
+            self.stats.detach.observe(net.driver, time.monotonic() - started)
         return errors
 
     def create_container(
