@@ -16,6 +16,8 @@ own namespace, on the resolver's loop.
   per query, retry and search-list entry.
 - Answers are cached within their TTL (negative ones as RFC 2308 says: the SOA's TTL
   capped by its MINIMUM; without an SOA, not at all), at most ``CACHE_MAX`` of them.
+- Each answer's round trip (sent to that server, its answer back) goes into ``latency``,
+  per server, for the metrics endpoint: plain counts written on this loop only.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import Any
 
 from hostnet.dns import wire
 from hostnet.kernel import fds
+from hostnet.stats import DNS_BUCKETS, Histograms
 
 log = logging.getLogger("hostnet")
 FORWARD_DEADLINE_S = 1.8  # SERVFAIL before a stub's usual 2 s timeout
@@ -109,7 +112,8 @@ class _Query:
     key: tuple[tuple[str, ...], bytes]
     socks: dict[int, socket.socket] = field(default_factory=dict)  # family -> its socket
     asked: tuple[str, ...] = ()
-    sources: dict[Source, str] = field(default_factory=dict)  # sent to (UDP) -> server
+    # sent to (UDP) -> the server, and when (loop time)
+    sources: dict[Source, tuple[str, float]] = field(default_factory=dict)
     timer: asyncio.TimerHandle | None = None
     done: bool = False
 
@@ -129,6 +133,7 @@ class Forwarder:
         self.upstreams: dict[str, Upstream | None] = {}  # server -> how to reach it
         self.cache: OrderedDict[tuple[tuple[str, ...], bytes], _Cached] = OrderedDict()
         self.sent = 0  # queries sent upstream (UDP and TCP), for tests and metrics
+        self.latency = Histograms(DNS_BUCKETS)  # server -> answers' round trips (seconds)
 
     # -- the way in ----------------------------------------------------------------
     def forward(
@@ -215,7 +220,7 @@ class Forwarder:
             log.debug("dns: cannot send to %s: %s", server, exc)
             self._down(server)
             return False
-        fq.sources[up.source] = server
+        fq.sources[up.source] = (server, self.loop.time())
         self.sent += 1
         return True
 
@@ -247,9 +252,10 @@ class Forwarder:
             except OSError:
                 return
             source = source_of(sock.family, addr)
-            server = fq.sources.get(source) if source is not None else None
-            if server is not None and self._ours(fq, data):
-                self._finish(fq, data, server)
+            sent = fq.sources.get(source) if source is not None else None
+            if sent is not None and self._ours(fq, data):
+                self.latency.observe(sent[0], self.loop.time() - sent[1])
+                self._finish(fq, data, sent[0])
 
     # -- TCP ---------------------------------------------------------------------------
     async def _over_tcp(self, fq: _Query) -> None:
@@ -261,12 +267,14 @@ class Forwarder:
             if up is None:
                 continue
             fq.asked += (server,)
+            sent = self.loop.time()
             try:
                 data = await asyncio.wait_for(self._tcp_exchange(up, fq.query), left)
             except (TimeoutError, OSError, asyncio.IncompleteReadError):
                 self._down(server)
                 continue
             if self._ours(fq, data):
+                self.latency.observe(server, self.loop.time() - sent)
                 self._finish(fq, data, server)
                 return
         self._finish(fq, None)

@@ -36,6 +36,9 @@ from hostnet.loops import call_in
 log = logging.getLogger("hostnet")
 CACHE_MAX = 4096
 Reply = Callable[[bytes], None]
+# ``Resolver.answers`` index: the source's base plus the answer's rcode (its header's)
+ANSWERED_LOCALLY = 0  # by the resolver itself: local names, errors, REFUSED out of scope
+FORWARDED = 16  # a question for the upstreams: their answer, or SERVFAIL when none came
 
 
 @dataclass
@@ -88,6 +91,9 @@ class Resolver:
         self.listeners: dict[str, _Listener] = {}
         self.loop = asyncio.new_event_loop()
         self.forwarder = Forwarder(self.loop)
+        # answers sent, by ANSWERED_LOCALLY/FORWARDED + rcode; only the loop's thread
+        # writes, a metrics scrape copies (no lock on the hot path)
+        self.answers = [0] * 32
         self._thread = threading.Thread(target=self._run, name="hostnet-dns", daemon=True)
         self._thread.start()
         compartment_dns.start()  # its helper thread now, in the daemon's namespace
@@ -156,7 +162,7 @@ class Resolver:
         lst.tcp.close()
 
     def _on_udp(self, lst: _Listener) -> None:
-        recv, send, cache = lst.udp.recvfrom, lst.udp.sendto, lst.cache
+        recv, send, cache, answers = lst.udp.recvfrom, lst.udp.sendto, lst.cache, self.answers
         if lst.gen != self.directory.gen:  # names changed since: drop the local answers
             cache.clear()
             lst.gen = self.directory.gen
@@ -166,7 +172,8 @@ class Resolver:
             except OSError:  # drained (EAGAIN) or closed
                 return
             hit = cache.get(data[2:])
-            if hit is not None:
+            if hit is not None:  # a local answer without its id: the rcode is in hit[1]
+                answers[hit[1] & 0x0F] += 1
                 with contextlib.suppress(OSError):
                     send(data[:2] + hit, addr)
                 continue
@@ -202,10 +209,12 @@ class Resolver:
         except wire.NotQuery:
             return  # a response sent to a resolver: dropped
         except wire.Unsupported as exc:
+            self.answers[wire.rcode_of(exc.reply)] += 1
             reply(exc.reply)
             return
         except wire.BadQuery:
             if len(data) >= 12:  # answer FORMERR with the id, nothing else
+                self.answers[wire.FORMERR] += 1
                 reply(data[:2] + struct.pack("!HHHHH", wire.QR | wire.FORMERR, 0, 0, 0, 0))
             return
         limit = 65535 if tcp else q.udp_size
@@ -216,12 +225,19 @@ class Resolver:
                 if len(lst.cache) >= CACHE_MAX:
                     lst.cache.clear()
                 lst.cache[data[2:]] = out[2:]
+            self.answers[out[3] & 0x0F] += 1
             reply(out)
             return
         scope = self.directory.scopes.get(lst.cid)
         servers = (scope.upstreams if scope else ()) or self.host_servers()
         if not servers:
+            self.answers[FORWARDED + wire.SERVFAIL] += 1
             reply(wire.response(q, wire.SERVFAIL, authoritative=False))
             return
-        cut = reply if tcp else (lambda r: reply(wire.truncated(r, q, limit)))
-        self.forwarder.forward(q, data, cut, servers, tcp)
+        answers = self.answers
+
+        def counted(r: bytes) -> None:  # the forwarder answers once per query
+            answers[FORWARDED + (r[3] & 0x0F)] += 1
+            reply(r if tcp else wire.truncated(r, q, limit))
+
+        self.forwarder.forward(q, data, counted, servers, tcp)
