@@ -20,6 +20,12 @@ sends out of a vNIC port, except the ports in its ``ruled`` set (endpoints with 
 of their own, which end in the defaults, and overlay endpoints, which allow all). An
 attach with the default policy so changes nothing in nftables, and the number of
 chains, which libnftables lists on every rule or element it adds, stays small.
+
+Every drop of an endpoint's chains (its Block rules and the inbound default after them)
+counts into one named counter of that endpoint (``drops_KEY``, in the same table): a
+named counter lives on while its chains are replaced, so a rule change or a reconcile
+does not reset it, and the metrics endpoint reads all of them in one dump of the table's
+counters (``kernel/nft_counters.py``). The default table counts nothing per endpoint.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ PROTOCOLS = {"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58, "igmp": 2, "any": 256
 TABLE = "hostnet_acl"
 DEFAULT_TABLE = "hostnet_acl_default"
 DEFAULT_INBOUND_ALLOWED = (6, 17, 1, 2, 58)
+COUNTER_PREFIX = "drops_"  # + the endpoint's key: the named counter of its drops
 
 Family = Literal["ip", "ip6"]  # nft's names, used as they are in the rendered rules
 FAMILIES: tuple[Family, ...] = ("ip", "ip6")
@@ -264,15 +271,16 @@ def _protocol_matches(rule: AclRule, family: Family | None, inbound: bool) -> li
     return out
 
 
-def render_rule(rule: AclRule) -> list[str]:
-    """nft statements for one rule, as seen on the host end (In = towards the container).
+def render_rule(rule: AclRule, drop: str = "drop") -> list[str]:
+    """nft statements for one rule, as seen on the host end (In = towards the container);
+    ``drop``: the statements a Block rule ends in (a counter, then ``drop``).
 
     A rule with IPv4 and IPv6 addresses gives one statement per family (and protocol), next
     to each other; the families are disjoint, so priority order is kept. A rule with no
     addresses matches both families.
     """
     inbound = rule.Direction == "In"
-    verdict = "accept" if rule.Action == "Allow" else "drop"
+    verdict = "accept" if rule.Action == "Allow" else drop
     heads: list[tuple[Family | None, str]] = [(None, "")]
     if rule.LocalAddresses or rule.RemoteAddresses:
         heads = [(f, _address_match(rule, f, inbound)) for f in families(rule)]
@@ -307,14 +315,20 @@ def merge_runs(ordered: list[AclRule]) -> list[AclRule]:
     return out
 
 
+def counter_name(key: str) -> str:
+    return COUNTER_PREFIX + key
+
+
 def render_endpoint(device: str, key: str, rules: list[AclRule], allow_all: bool = False) -> str:
-    """Both chains of one endpoint, replaced in one transaction."""
+    """Both chains of one endpoint, replaced in one transaction; its drop counter made if
+    it is not there yet (kept if it is)."""
     ordered = merge_runs(sorted(rules, key=lambda r: r.Priority))
-    inbound = [ln for r in ordered if r.Direction == "In" for ln in render_rule(r)]
-    outbound = [ln for r in ordered if r.Direction == "Out" for ln in render_rule(r)]
+    drop = f'counter name "{counter_name(key)}" drop'
+    inbound = [ln for r in ordered if r.Direction == "In" for ln in render_rule(r, drop)]
+    outbound = [ln for r in ordered if r.Direction == "Out" for ln in render_rule(r, drop)]
     if not allow_all:
-        inbound += _default_inbound()
-    lines = [f"add table netdev {TABLE}"]
+        inbound += _default_inbound(drop)
+    lines = [f"add table netdev {TABLE}", f"add counter netdev {TABLE} {counter_name(key)}"]
     for name, hook, body in (("in", "egress", inbound), ("out", "ingress", outbound)):
         chain = f"{name}_{key}"
         lines += [
@@ -327,12 +341,21 @@ def render_endpoint(device: str, key: str, rules: list[AclRule], allow_all: bool
 
 
 def render_remove(key: str) -> str:
-    return "".join(
-        f"add table netdev {TABLE}\ndelete chain netdev {TABLE} {n}_{key}\n" for n in ("in", "out")
+    """Both chains and then the counter their rules used, in one transaction."""
+    chains = "".join(f"delete chain netdev {TABLE} {n}_{key}\n" for n in ("in", "out"))
+    return f"add table netdev {TABLE}\n{chains}{render_remove_counter(key)}"
+
+
+def render_remove_counter(key: str) -> str:
+    """The counter alone (gone already is fine), for when the chains were gone already."""
+    name = counter_name(key)
+    return (
+        f"add table netdev {TABLE}\nadd counter netdev {TABLE} {name}\n"
+        f"delete counter netdev {TABLE} {name}\n"
     )
 
 
-def _default_inbound() -> list[str]:
+def _default_inbound(drop: str = "drop") -> list[str]:
     """Allow DEFAULT_INBOUND_ALLOWED (ICMPv6 among them: neighbour discovery), drop the rest
     of IPv4 and IPv6, leave non-IP frames (ARP) alone.
 
@@ -343,7 +366,7 @@ def _default_inbound() -> list[str]:
     allowed = ", ".join(str(p) for p in DEFAULT_INBOUND_ALLOWED)
     return [
         f"meta l4proto {{ {allowed} }} accept",
-        *(f"meta protocol {f} drop" for f in FAMILIES),
+        *(f"meta protocol {f} {drop}" for f in FAMILIES),
     ]
 
 

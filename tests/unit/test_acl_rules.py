@@ -9,6 +9,8 @@ from hostnet.acl import (
     parse_rule,
     render_default_table,
     render_endpoint,
+    render_remove,
+    render_remove_counter,
     render_rule,
 )
 from hostnet.errors import InvalidRequest
@@ -78,11 +80,12 @@ def test_priority_orders_rules_and_defaults_come_last() -> None:
     text = render_endpoint("hv1", "k1", rules)
     lines = _chain(text, "in_k1")
     assert "accept" in lines[0] and "198.51.100.3" in lines[0]
-    assert lines[1] == "meta l4proto 6 tcp dport 80 drop"  # no addresses: both families
+    drop = 'counter name "drops_k1" drop'  # every drop counts into the endpoint's counter
+    assert lines[1] == f"meta l4proto 6 tcp dport 80 {drop}"  # no addresses: both families
     assert lines[-3:] == [
         "meta l4proto { 6, 17, 1, 2, 58 } accept",
-        "meta protocol ip drop",
-        "meta protocol ip6 drop",
+        f"meta protocol ip {drop}",
+        f"meta protocol ip6 {drop}",
     ]
     assert "allow" not in render_endpoint("hv1", "k1", [], allow_all=True).split("in_k1")[-1]
 
@@ -144,9 +147,10 @@ def test_mixed_family_rule_renders_one_rule_per_family_in_its_priority_place() -
             "action=block;dir=in;proto=tcp;lport=22;raddr=10.0.0.0/8,fd00::/64,fd01::7;prio=1"
         ),
     ]
+    drop = 'counter name "drops_k1" drop'
     assert _chain(render_endpoint("hv1", "k1", rules), "in_k1")[:3] == [
-        "meta protocol ip ip saddr 10.0.0.0/8 meta l4proto 6 tcp dport 22 drop",
-        "meta protocol ip6 ip6 saddr { fd00::/64, fd01::7 } meta l4proto 6 tcp dport 22 drop",
+        f"meta protocol ip ip saddr 10.0.0.0/8 meta l4proto 6 tcp dport 22 {drop}",
+        f"meta protocol ip6 ip6 saddr {{ fd00::/64, fd01::7 }} meta l4proto 6 tcp dport 22 {drop}",
         "meta l4proto 6 tcp dport 22 accept",
     ]
 
@@ -195,3 +199,25 @@ def test_runs_of_ipv6_port_rules_still_fold_and_split_per_family() -> None:
         "meta protocol ip ip saddr 10.0.0.0/8 meta l4proto 6 tcp dport { 80, 81, 82 } drop",
         "meta protocol ip6 ip6 saddr fd00::/64 meta l4proto 6 tcp dport { 80, 81, 82 } drop",
     ]
+
+
+def test_an_endpoints_drops_count_into_its_named_counter_kept_across_replacement() -> None:
+    text = render_endpoint("hv1", "k1", [parse_rule("action=block;dir=out;proto=udp")])
+    # made before the chains that use it, and never flushed: a replacement keeps its count
+    assert text.index("add counter netdev hostnet_acl drops_k1") < text.index("add chain")
+    assert "delete counter" not in text and "reset" not in text
+    assert _chain(text, "out_k1") == ['meta l4proto 17 counter name "drops_k1" drop']
+    # removal: the chains first (their rules hold the counter), then the counter
+    gone = render_remove("k1")
+    assert gone.index("delete chain netdev hostnet_acl out_k1") < gone.index(
+        "delete counter netdev hostnet_acl drops_k1"
+    )
+    # the counter alone, when its chains are gone already: made first, so never an error
+    assert render_remove_counter("k1").splitlines()[1:] == [
+        "add counter netdev hostnet_acl drops_k1",
+        "delete counter netdev hostnet_acl drops_k1",
+    ]
+    # allow-all (overlay endpoints) drops nothing but still names its counter
+    assert "drop" not in "".join(_chain(render_endpoint("hv1", "k1", [], allow_all=True), "in_k1"))
+    # the default table (endpoints without rules of their own) counts nothing per endpoint
+    assert "counter" not in render_default_table("hv", [])

@@ -167,6 +167,11 @@ def remove_acl(nft: Nft, ep: Endpoint, net: Network | None = None, allow_all: bo
     """Remove the endpoint's own chains (all it may have when ``net`` is None)."""
     if net is not None and not has_own_acl(ep, net, allow_all):
         return
-    for script in (acl.render_remove(ep.id[:12]), acl.render_ruled(ep.host_ifname, False)):
-        with contextlib.suppress(HostnetError):  # gone with its device already
-            nft.run(script)
+    key = ep.id[:12]
+    try:
+        nft.run(acl.render_remove(key))
+    except HostnetError:  # the chains went with their device already: the counter stays
+        with contextlib.suppress(HostnetError):
+            nft.run(acl.render_remove_counter(key))
+    with contextlib.suppress(HostnetError):
+        nft.run(acl.render_ruled(ep.host_ifname, False))
