@@ -95,3 +95,8 @@ class Store(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    def errors(self) -> dict[str, int]:
+        """Failures since start, by kind, for the metrics endpoint: the store could not be
+        reached or refused a request (a Conflict is an answer, not an error)."""
+        return {}

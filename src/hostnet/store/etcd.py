@@ -70,8 +70,11 @@ class EtcdStore(Store):
         url = f"{'etcds' if tls else 'etcd'}://{members}"
         return {"Kind": "etcd", "Location": members, "Url": url, "Host": self.host}
 
-    # -- networks -------------------------------------------------------------
+    def errors(self) -> dict[str, int]:
+        failures = dict(self.etcd.failures)
+        return {k: failures.get(k, 0) for k in ("unavailable", "refused", "watch")}
 
+    # -- networks -------------------------------------------------------------
     def _net_keys(self, net: Network) -> tuple[str, str]:
         if net.driver in GLOBAL_DRIVERS:
             return f"{self.root}net/{net.id}", f"{self.root}netname/{net.name}"

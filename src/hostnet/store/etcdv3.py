@@ -114,8 +114,15 @@ class Etcd:
         # idle keep-alive connections per member: concurrent calls each take their own, so
         # one slow round trip holds up no other caller
         self._idle: dict[int, list[http.client.HTTPConnection]] = {}
-        self._lock = threading.Lock()  # guards _idle and _preferred only, never a round trip
+        self._lock = threading.Lock()  # guards _idle, _preferred, failures: never a round trip
         self._preferred = 0
+        #: calls that failed, by kind: unavailable (no member answered), refused (etcd
+        #: said no), watch (a watch ended; it is re-listed and made again)
+        self.failures: dict[str, int] = {}
+
+    def _failed(self, kind: str) -> None:
+        with self._lock:
+            self.failures[kind] = self.failures.get(kind, 0) + 1
 
     def _connect(self, i: int, timeout: float | None) -> http.client.HTTPConnection:
         u = self.members[i]
@@ -192,9 +199,11 @@ class Etcd:
                 if status in (503, 504) or "leader" in str(msg):
                     errors.append(f"{self.members[i].netloc}: {msg}")
                     continue
+                self._failed("refused")
                 raise HostnetError(f"etcd refused {path}: {msg}")
             self._preferred = i
             return out
+        self._failed("unavailable")
         raise StoreUnavailable(f"cluster store unavailable ({'; '.join(errors)})")
 
     def _drop_idle(self, i: int) -> None:
@@ -275,6 +284,7 @@ class Etcd:
                         continue
                     result = json.loads(line).get("result") or {}
                     if result.get("canceled") or result.get("compact_revision"):
+                        self._failed("watch")
                         raise StoreUnavailable("watch cancelled (compacted); re-list")
                     events = [
                         (ev.get("type", "PUT"), _kv(ev["kv"])) for ev in result.get("events") or []
@@ -282,9 +292,12 @@ class Etcd:
                     if events:
                         yield events
             except (OSError, http.client.HTTPException, ValueError) as exc:
+                self._failed("watch")
                 raise StoreUnavailable(f"watch ended: {exc}") from None
             finally:
                 with contextlib.suppress(OSError):
                     conn.close()
+            self._failed("watch")
             raise StoreUnavailable("watch ended: the member closed the stream")
+        self._failed("watch")
         raise StoreUnavailable(f"cluster store unavailable for watch ({'; '.join(errors)})")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from hostnet.errors import Conflict
 from hostnet.model import Container, Endpoint, Network, PortMapping, host_ips_clash
@@ -24,13 +25,39 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
+class _Cursor(sqlite3.Cursor):
+    """Counts SQLite's failures (I/O, locked, full; a constraint is a Conflict, not one)."""
+
+    def execute(self, sql: str, parameters: Any = (), /) -> _Cursor:
+        try:
+            return super().execute(sql, parameters)
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.Error:
+            if isinstance(self.connection, _Connection):
+                self.connection.failures += 1
+            raise
+
+
+class _Connection(sqlite3.Connection):
+    failures = 0
+
+    def cursor(self, factory: Any = _Cursor) -> Any:
+        return super().cursor(factory)
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        return self.cursor().execute(sql, parameters)
+
+
 class SqliteStore(Store):
     """Intent in SQLite; each call is one transaction."""
 
     def __init__(self, path: str) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db = sqlite3.connect(
+            path, isolation_level=None, check_same_thread=False, factory=_Connection
+        )
         self.db.execute("PRAGMA journal_mode=WAL")
         # NORMAL survives a killed daemon (not a power cut) and keeps attach fast.
         self.db.execute("PRAGMA synchronous=NORMAL")
@@ -202,6 +229,9 @@ class SqliteStore(Store):
     def wipe(self) -> None:
         for table in ("networks", "containers", "endpoints", "addresses", "host_ports", "meta"):
             self.db.execute(f"DELETE FROM {table}")
+
+    def errors(self) -> dict[str, int]:
+        return {"sqlite": self.db.failures if isinstance(self.db, _Connection) else 0}
 
     def close(self) -> None:
         self.db.close()
