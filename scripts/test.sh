@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 pkgs=(nftables libnftables1 iproute2 iputils-ping iperf3 tcpdump socat containernetworking-plugins
   netavark podman busybox-static docker.io docker-compose gcc dnsmasq-base bind9-dnsutils dnsperf
-  aardvark-dns etcd-server etcd-client python3 python3-venv graphviz)
+  aardvark-dns etcd-server etcd-client prometheus python3 python3-venv graphviz)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

@@ -27,7 +27,7 @@ from typing import IO, Any, TypeVar
 from aiohttp import web
 
 import hostnet
-from hostnet import identity, views
+from hostnet import identity, metrics, views
 from hostnet.api.docker_plugin import SOCKET_NAMES, serve_plugins
 from hostnet.api.rest import build_app
 from hostnet.dns.resolver import Resolver
@@ -96,6 +96,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "(and the networks 'hostnet docker expose' made) become Docker networks; 'none': never",
     )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument(
+        "--metrics",
+        type=metrics.listen_arg,
+        metavar="ADDR:PORT",
+        help="serve Prometheus metrics at http://ADDR:PORT/metrics (off by default)",
+    )
     args = p.parse_args(argv)
     if args.docker_host != "none" and not args.docker_host.startswith(("unix:///", "/")):
         p.error(
@@ -249,6 +255,7 @@ def make_socket(path: str, group: str) -> socket.socket:
 
 async def serve(args: argparse.Namespace) -> None:
     lock = take_lock(args.state_dir)
+    exporter = metrics.MetricsServer(args.metrics) if args.metrics else None  # bound now
     soft, hard = fds.raise_limit()
     log.info("descriptor limit %d (hard %d)", soft, hard)
     store = _open_store(args)
@@ -286,6 +293,8 @@ async def serve(args: argparse.Namespace) -> None:
         return svc
 
     svc = await loop.run_in_executor(worker, start)
+    if exporter is not None:
+        exporter.serve(svc)
     svc.kernel.reaper.start()  # from the daemon's own namespace (this thread's)
     # Long-lived state (models, modules) out of the collector's way: full collections would
     # otherwise walk it and stall the resolver's hot path for milliseconds.
