@@ -50,12 +50,13 @@ SOURCES = {"local": 0, "forwarded": FORWARDED}
 
 def parse_listen(text: str) -> tuple[str, int]:
     """``ADDR:PORT`` (an IPv4 address, or an IPv6 one in brackets) -> (address, port)."""
-    host, sep, port = text.rpartition(":")
+    if text.startswith("["):
+        host, sep, port = text[1:].partition("]:")
+    else:
+        host, sep, port = text.rpartition(":")
     if not sep or not host:
         raise InvalidRequest(f"--metrics {text!r} is not ADDR:PORT", f"give one, {EXAMPLE}")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    elif ":" in host:
+    if ":" in host and not text.startswith("["):
         raise InvalidRequest(
             f"--metrics {text!r}: an IPv6 address goes in brackets", f"write [{host}]:{port}"
         )
