@@ -10,6 +10,8 @@ a question no upstream answers in time gets SERVFAIL, never silence. Answers too
 for the client's UDP size (512 bytes, or its EDNS size) are cut with TC set; its retry
 over TCP gets them whole. Responses are dropped, other opcodes get NOTIMP, EDNS versions
 above 0 BADVERS; only class IN questions with plain labels match local names.
+Every answer is counted by source and rcode in ``answers`` (plain ints on this loop's
+thread, read by a metrics scrape): one list index per query, no lock.
 """
 
 from __future__ import annotations
