@@ -55,20 +55,20 @@ def parse_listen(text: str) -> tuple[str, int]:
     else:
         host, sep, port = text.rpartition(":")
     if not sep or not host:
-        raise InvalidRequest(f"--metrics {text!r} is not ADDR:PORT", f"give one, {EXAMPLE}")
+        raise InvalidRequest(f"{text!r} is not ADDR:PORT", f"give one, {EXAMPLE}")
     if ":" in host and not text.startswith("["):
         raise InvalidRequest(
-            f"--metrics {text!r}: an IPv6 address goes in brackets", f"write [{host}]:{port}"
+            f"{text!r}: an IPv6 address goes in brackets", f"write [{host}]:{port}"
         )
     try:
         addr = ipaddress.ip_address(host)
     except ValueError:
         raise InvalidRequest(
-            f"--metrics {text!r}: {host!r} is not an IP address", f"give an address, {EXAMPLE}"
+            f"{text!r}: {host!r} is not an IP address", f"give an address, {EXAMPLE}"
         ) from None
     if not port.isdigit() or not 0 < int(port) < 65536:
         raise InvalidRequest(
-            f"--metrics {text!r}: {port!r} is not a port (1-65535)", f"give one, {EXAMPLE}"
+            f"{text!r}: {port!r} is not a port (1-65535)", f"give one, {EXAMPLE}"
         )
     return str(addr), int(port)
 
