@@ -67,9 +67,7 @@ def parse_listen(text: str) -> tuple[str, int]:
             f"{text!r}: {host!r} is not an IP address", f"give an address, {EXAMPLE}"
         ) from None
     if not port.isdigit() or not 0 < int(port) < 65536:
-        raise InvalidRequest(
-            f"{text!r}: {port!r} is not a port (1-65535)", f"give one, {EXAMPLE}"
-        )
+        raise InvalidRequest(f"{text!r}: {port!r} is not a port (1-65535)", f"give one, {EXAMPLE}")
     return str(addr), int(port)
 
 
