@@ -219,10 +219,11 @@ def network_disconnect(ctx: click.Context, net: str, container: str) -> None:
 
 @cli.command("ps")
 @FORMAT
+@click.option("-a", "--all", "show_all", is_flag=True, help="stopped and created ones too")
 @click.pass_context
-def ps(ctx: click.Context, fmt: str) -> None:
-    """List containers (compartments made by hostnet run)."""
-    rows = _client(ctx).get("/containers")
+def ps(ctx: click.Context, fmt: str, show_all: bool) -> None:
+    """List running containers (with -a, stopped and created ones too)."""
+    rows = [r for r in _client(ctx).get("/containers") if show_all or r["State"] == "running"]
     if fmt == "json":
         print_rows(rows, fmt)
         return
@@ -231,6 +232,7 @@ def ps(ctx: click.Context, fmt: str) -> None:
             "Id": r["Id"][:12],
             "Name": r["Name"],
             "Pid": r["Pid"],
+            "State": r["State"],
             "Compartment": r["CompartmentId"],
             "Networks": ", ".join(
                 f"{n}={'+'.join(a for a in (e['IPAddress'], e['GlobalIPv6Address']) if a)}"
@@ -239,7 +241,7 @@ def ps(ctx: click.Context, fmt: str) -> None:
         }
         for r in rows
     ]
-    print_rows(table, fmt, ["Id", "Name", "Pid", "Compartment", "Networks"])
+    print_rows(table, fmt, ["Id", "Name", "State", "Pid", "Compartment", "Networks"])
 
 
 @cli.command("rm")
@@ -576,12 +578,15 @@ def node_rm(ctx: click.Context, host: str) -> None:
 
 
 def main() -> None:
-    from hostnet import cli_ops
+    from hostnet import cli_lifecycle, cli_ops, powershell
     from hostnet.runcmd import run  # registers `hostnet run`
 
     cli.add_command(run)
     cli_ops.register(cli)  # doctor, topology
+    cli_lifecycle.register(cli)  # create, start, stop, restart, exec, ipconfig, adapter
     try:
+        if len(sys.argv) > 1 and powershell.is_cmdlet(sys.argv[1]):
+            sys.exit(powershell.run(cli, sys.argv[1:]))  # the seed's cmdlets, as written
         cli.main(standalone_mode=False)
     except HostnetError as exc:
         click.echo(f"Error: {exc.message}", err=True)

@@ -27,7 +27,7 @@ from typing import IO, Any, TypeVar
 from aiohttp import web
 
 import hostnet
-from hostnet import identity, metrics, views
+from hostnet import identity, lifecycle, metrics, views
 from hostnet.api.docker_plugin import SOCKET_NAMES, serve_plugins
 from hostnet.api.rest import build_app
 from hostnet.dns.resolver import Resolver
@@ -195,7 +195,8 @@ class ServiceExecutor(ThreadPoolExecutor):
 
 
 class ProcessWatcher:
-    """Removes a container when its process exits (pidfd readable = process gone)."""
+    """Removes a container when its process exits (pidfd readable = process gone); one made
+    with 'hostnet create' is stopped instead."""
 
     def __init__(
         self,
@@ -229,7 +230,9 @@ class ProcessWatcher:
 
     def _remove_if_dead(self, cid: str) -> None:
         c = self.svc.containers.get(cid)
-        if c is not None and not self.svc.process_alive(c):
+        if c is not None and c.state and not self.svc.process_alive(c):
+            lifecycle.exited(self.svc, c)  # created with 'hostnet create': it stays, stopped
+        elif c is not None and not self.svc.process_alive(c):
             log.info("container %s: process %d exited", c.name, c.pid)
             try:
                 self.svc.teardown(c)

@@ -41,6 +41,24 @@ def check_name(kind: str, name: str) -> str:
     return name
 
 
+def parse_mac(text: str) -> str:
+    """A unicast MAC address (aa:bb:cc:dd:ee:ff, or with '-' as Windows writes it), lower case."""
+    mac = text.strip().lower().replace("-", ":")
+    octets = mac.split(":")
+    if len(octets) != 6 or not all(
+        len(o) == 2 and all(ch in "0123456789abcdef" for ch in o) for o in octets
+    ):
+        raise InvalidRequest(
+            f"{text!r} is not a MAC address", "give six hex octets, e.g. 02:42:ac:10:00:64"
+        )
+    if int(octets[0], 16) & 1 or mac == "00:00:00:00:00:00":
+        raise InvalidRequest(
+            f"{text!r} is a multicast or empty MAC address: no adapter can have it",
+            "give a unicast address (the first octet even), e.g. 02:42:ac:10:00:64",
+        )
+    return mac
+
+
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 EXAMPLE = {4: "172.16.1.0/24", 6: "fd12:3456:789a:1::/64"}
@@ -279,6 +297,24 @@ class Endpoint(BaseModel):
     dns_name: str = ""
 
 
+class Adapter(BaseModel):
+    """A container's network adapter as the seed's cmdlets see it (Get-ContainerNetworkAdapter):
+    what is wanted of it. Connected (``network_id``) and the container started, it is an
+    endpoint on that network; its settings apply at start, or at once (hot) after."""
+
+    name: str = "Network Adapter"
+    network_id: str = ""  # "": not connected to any switch
+    static_ip: str = ""
+    static_mac: str = ""
+    max_bandwidth: int = 0  # bytes/s; 0: no limit
+    mappings: list[str] = Field(default_factory=list)  # "8082:80/tcp", as -p takes them
+
+
+#: a container made by ``hostnet create`` (the seed's New-Container) is in one of these; one
+#: made by ``hostnet run``, a CNI runtime or Docker has none ("") and lives with its process
+STATES = ("created", "running", "stopped")
+
+
 class Container(BaseModel):
     """A HostComputeNamespace: a compartment (network namespace) and what runs in it."""
 
@@ -294,6 +330,12 @@ class Container(BaseModel):
     external: bool = False
     # "docker": Docker owns the sandbox (possibly in its own mount namespace) and its lifecycle.
     runtime: str = ""
+    # The seed's lifecycle (``hostnet create``): created (intent only, nothing realized),
+    # running, stopped (no process; compartment, addresses and mappings stay).
+    state: str = ""
+    command: list[str] = Field(default_factory=list)
+    image: str = ""  # recorded, never pulled (New-Container -ContainerImageName)
+    adapters: list[Adapter] = Field(default_factory=list)
 
     @property
     def short_id(self) -> str:

@@ -6,11 +6,13 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from hostnet import lifecycle
 from hostnet.drivers import vnic
 from hostnet.errors import HostnetError
 from hostnet.model import VETH_PREFIX
 
 if TYPE_CHECKING:
+    from hostnet.model import Container
     from hostnet.service import HostNetworkingService
 
 log = logging.getLogger("hostnet")
@@ -37,6 +39,9 @@ def reconcile(svc: HostNetworkingService, at_start: bool = False) -> dict[str, A
             continue  # Docker owns the sandbox (often out of sight) and calls DeleteEndpoint
         gone = not svc.kernel.compartment_exists(ct.netns)
         dead = ct.pid > 0 and not svc.process_alive(ct)
+        if ct.state:  # made with 'hostnet create': intent outlives its process
+            _keep_stateful(svc, ct, gone, dead, report)
+            continue
         unclaimed = (
             not ct.external
             and ct.pid == 0
@@ -93,6 +98,24 @@ def reconcile(svc: HostNetworkingService, at_start: bool = False) -> dict[str, A
     svc.resync_dns()
     svc.stats.reconciled(report)
     return report
+
+
+def _keep_stateful(
+    svc: HostNetworkingService, ct: Container, gone: bool, dead: bool, report: dict[str, Any]
+) -> None:
+    """A created container has nothing to repair; a started one whose process ended is
+    stopped; a started one whose compartment went gets it back (its endpoints follow)."""
+    if ct.state == "created":
+        return
+    if dead:
+        lifecycle.exited(svc, ct)
+    if gone:
+        log.info("container %s: its compartment is gone; making it again", ct.name)
+        try:
+            svc.kernel.create_compartment(ct.netns)
+            report["repaired_endpoints"].append(f"{ct.name} (compartment)")
+        except HostnetError as exc:
+            report["errors"].append(str(exc))
 
 
 def sweep(svc: HostNetworkingService) -> list[str]:

@@ -639,7 +639,12 @@ class HostNetworkingService:
         start = process_start_time(pid)
         if start is None:
             raise InvalidRequest(f"process {pid} does not exist", "start the process first")
-        c = c.model_copy(update={"pid": pid, "pid_start": start})
+        update: dict[str, Any] = {"pid": pid, "pid_start": start}
+        if c.state:  # the seed's lifecycle: realized by start, running from now
+            if c.state == "created":
+                raise Conflict(f"container {c.name!r} is not started", "start it first")
+            update["state"] = "running"
+        c = c.model_copy(update=update)
         self.index.add_container(c)
         with self._store_io():
             self.store.update_container(c)
@@ -652,7 +657,11 @@ class HostNetworkingService:
     def remove_container(self, ref: str, grace_s: float = 10.0) -> list[str]:
         """Stop the container's processes (SIGTERM, SIGKILL after ``grace_s``) and remove it."""
         c = self.container(ref)
-        if self.process_alive(c):
+        if c.state:  # 'hostnet create': every process in its compartment goes first
+            from hostnet import lifecycle
+
+            lifecycle.end_processes(self, c, min(grace_s, 2.0))
+        elif self.process_alive(c):
             _signal_container(c.pid, signal.SIGTERM)
             timer = threading.Timer(grace_s, self._kill_if_same, (c.pid, c.pid_start))
             timer.daemon = True
@@ -738,6 +747,12 @@ class HostNetworkingService:
     def add_ports(self, c_ref: str, port_specs: list[str]) -> list[PortMapping]:
         """Publish more ports of a running container (on its first network's endpoint)."""
         net, ep = self._primary(c_ref)
+        return self.publish(net, ep, port_specs)
+
+    def publish(self, net: Network, ep: Endpoint, port_specs: list[str]) -> list[PortMapping]:
+        """Map more host ports to an endpoint: store, kernel, then the in-memory index."""
+        if not port_specs:
+            return []
         requests = [ports.parse_port_spec(s) for s in port_specs]
         added = ports.resolve(requests, self.index.port_index)
         self.store.add_ports(ep, added)

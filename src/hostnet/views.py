@@ -115,6 +115,11 @@ def container_view(svc: HostNetworkingService, c: Container) -> dict[str, Any]:
         "External": c.external,
         "Pid": c.pid,
         "Running": svc.process_alive(c),
+        # "" for a container that lives with its process (run, CNI, Docker): running
+        "State": c.state or "running",
+        "Image": c.image,
+        "Command": list(c.command),
+        "Adapters": [a.model_dump() for a in c.adapters],
         "LogPath": c.log_path,
         "Created": _iso(c.created),
         "Networks": {
@@ -127,6 +132,8 @@ def container_view(svc: HostNetworkingService, c: Container) -> dict[str, Any]:
 def compartments(svc: HostNetworkingService) -> list[dict[str, Any]]:
     rows = [{"CompartmentId": 1, "Compartment": "host (default)", "Container": "", "Endpoints": ""}]
     for c in sorted(svc.containers.values(), key=lambda c: c.compartment_id):
+        if c.state == "created":
+            continue  # no compartment before its first start
         eps = svc.endpoints_of(c)
         rows.append(
             {
@@ -294,3 +301,51 @@ def _modules(names: tuple[str, ...]) -> dict[str, bool]:
     except OSError:
         loaded = set()
     return {n: n in loaded or os.path.isdir(f"/sys/module/{n}") for n in names}
+
+
+def _dots(label: str) -> str:
+    """ipconfig's leader: the label, then ' .' to column 36, then ':'."""
+    if label == "Connection-specific DNS Suffix":
+        return "   Connection-specific DNS Suffix  . : "
+    line = "   " + label
+    line += " " if len(line) % 2 == 0 else ""
+    while len(line) < 36:
+        line += ". " if len(line) < 35 else "."
+    return line.rstrip() + " : "
+
+
+def ipconfig(svc: HostNetworkingService, c: Container) -> dict[str, Any]:
+    """The compartment's configuration read from the kernel, as the seed's ``Invoke-Command
+    {ipconfig}`` prints it (``Text``) and as data (``Adapters``)."""
+    import ipaddress
+
+    if c.state == "created" or not svc.kernel.compartment_exists(c.netns):
+        return {"Container": c.name, "Adapters": [], "Text": "\nWindows IP Configuration\n\n"}
+    eps = {e.ifname: e for e in svc.endpoints_of(c)}
+    by_net = {a.network_id: a.name for a in c.adapters}
+    suffix = " ".join(names.dns_for(svc.nets, c, list(eps.values())).get("search", [])[:1])
+    with svc.kernel.netlink_inside(c.netns) as nl:
+        config = nl.ip_config()
+    lines = ["", "Windows IP Configuration", ""]
+    adapters = []
+    for link in config:
+        ep = eps.get(link["name"])
+        title = by_net.get(ep.network_id, link["name"]) if ep else link["name"]
+        lines += [f"Ethernet adapter vEthernet ({title}):", ""]
+        rows = [("Connection-specific DNS Suffix", suffix)]
+        for a in link["addresses"]:
+            if a["family"] == 6 and a["scope"] == "link":
+                rows.append(("Link-local IPv6 Address", f"{a['address']}%{link['index']}"))
+        for a in link["addresses"]:
+            if a["family"] == 6 and a["scope"] == "global":
+                rows.append(("IPv6 Address", a["address"]))
+        for a in link["addresses"]:
+            if a["family"] == 4:
+                mask = ipaddress.IPv4Network(f"0.0.0.0/{a['prefixlen']}").netmask
+                rows += [("IPv4 Address", a["address"]), ("Subnet Mask", str(mask))]
+        rows.append(("Default Gateway", (link["gateways"] or [""])[0]))
+        rows += [("", g) for g in link["gateways"][1:]]
+        lines += [(_dots(k) if k else " " * 39) + v for k, v in rows]
+        lines.append("")
+        adapters.append({"Name": title, "Interface": link["name"], "Mac": link["mac"], **link})
+    return {"Container": c.name, "Adapters": adapters, "Text": "\n".join(lines) + "\n"}

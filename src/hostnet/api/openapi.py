@@ -51,6 +51,32 @@ ROUTES: tuple[Route, ...] = (
         "Keep a network a Docker network (made again when Docker starts without it)",
     ),
     Route("get", "/containers", "List containers (compartments)"),
+    Route(
+        "post", "/containers/create", "Create a container STOPPED (intent only)", rq.LifecycleCreate
+    ),
+    Route(
+        "post", "/containers/{ref}/start", "Realize a created container (then register its process)"
+    ),
+    Route("post", "/containers/{ref}/stop", "Stop its process; the compartment stays", rq.Stop),
+    Route(
+        "get", "/containers/{ref}/adapters", "Its network adapters (Get-ContainerNetworkAdapter)"
+    ),
+    Route("post", "/containers/{ref}/adapters", "Add a network adapter", rq.AdapterSpec),
+    Route(
+        "post",
+        "/containers/{ref}/adapters/{name}",
+        "Change an adapter (connect: network)",
+        rq.AdapterChange,
+    ),
+    Route("delete", "/containers/{ref}/adapters/{name}", "Remove an adapter"),
+    Route("post", "/containers/{ref}/adapters/{name}/mappings", "Add a static mapping", rq.Mapping),
+    Route(
+        "post",
+        "/containers/{ref}/adapters/{name}/mappings/remove",
+        "Remove a static mapping",
+        rq.Mapping,
+    ),
+    Route("get", "/containers/{ref}/ipconfig", "The compartment's IP configuration (ipconfig)"),
     Route("post", "/containers", "Create a container on networks", rq.ContainerCreate, 201),
     Route("get", "/containers/{ref}", "Inspect a container"),
     Route("delete", "/containers/{ref}", "Stop and remove a container"),

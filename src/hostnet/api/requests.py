@@ -123,6 +123,42 @@ class Ports(Body):
     ports: Texts
 
 
+class AdapterSpec(Body):
+    """A network adapter of a container made by ``hostnet create`` (see lifecycle.py)."""
+
+    network: Short = Field("", description="the network it connects to ('' : none)")
+    name: Short = Field("", description="default 'Network Adapter' (then 'Network Adapter 2', ...)")
+    static_ip: Short = ""
+    static_mac: Short = ""
+    max_bandwidth: Short = Field("", description="bytes/s, k/m/g = 1000s")
+    mappings: Shorts = Field(default_factory=list, description="static mappings, as -p takes them")
+
+
+class LifecycleCreate(Body):
+    name: Short = ""
+    adapters: Annotated[list[AdapterSpec], Field(max_length=64)] = Field(default_factory=list)
+    command: Texts = Field(default_factory=list, description="default: an idle process")
+    image: Short = Field("", description="recorded, never pulled")
+
+
+class Stop(Body):
+    grace: Annotated[float, Field(ge=0, le=300)] = 10.0
+
+
+class AdapterChange(Body):
+    """What to change on an adapter; a field left out stays, an empty value clears it."""
+
+    network: Short | None = None
+    static_ip: Short | None = None
+    static_mac: Short | None = None
+    max_bandwidth: Short | None = None
+    mappings: Shorts | None = None
+
+
+class Mapping(Body):
+    mapping: Short = Field(description="HOSTPORT:CONTAINERPORT[/tcp|/udp], as -p takes it")
+
+
 class AclSet(Body):
     rules: Texts
     network: Short = ""

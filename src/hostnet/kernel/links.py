@@ -38,6 +38,45 @@ class Netlink:
     def close(self) -> None:
         self.ipr.close()
 
+    def ip_config(self) -> list[dict[str, Any]]:
+        """Each interface but lo, as ipconfig shows it: index, name, MAC, addresses
+        (address, prefixlen, family 4/6, scope) and the default gateways through it."""
+        gateways: dict[int, list[str]] = {}
+        for family in (socket.AF_INET, socket.AF_INET6):
+            for r in self.ipr.get_routes(family=family, table=254):
+                if r["dst_len"] == 0 and r.get_attr("RTA_GATEWAY"):
+                    gateways.setdefault(r.get_attr("RTA_OIF"), []).append(r.get_attr("RTA_GATEWAY"))
+        addrs: dict[int, list[dict[str, Any]]] = {}
+        for a in self.ipr.get_addr():
+            addrs.setdefault(a["index"], []).append(
+                {
+                    "address": a.get_attr("IFA_ADDRESS"),
+                    "prefixlen": a["prefixlen"],
+                    "family": 6 if a["family"] == socket.AF_INET6 else 4,
+                    "scope": "link"
+                    if a["scope"] == 253
+                    else "global"
+                    if a["scope"] == 0
+                    else "host",
+                }
+            )
+        out = []
+        for msg in self.ipr.get_links():
+            name = msg.get_attr("IFLA_IFNAME")
+            if name == "lo":
+                continue
+            idx = msg["index"]
+            out.append(
+                {
+                    "index": idx,
+                    "name": name,
+                    "mac": msg.get_attr("IFLA_ADDRESS"),
+                    "addresses": addrs.get(idx, []),
+                    "gateways": gateways.get(idx, []),
+                }
+            )
+        return out
+
     def __enter__(self) -> Netlink:
         return self
 
