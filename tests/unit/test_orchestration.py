@@ -227,3 +227,48 @@ def test_reset_removes_containers_then_networks_then_tables(svc: HostNetworkingS
     assert svc.nets == {} and svc.containers == {} and svc.eps == {}
     assert svc.store.networks() == [] and svc.store.endpoints() == []
     assert svc.store.get_meta("next_compartment") is None
+
+
+def test_created_stopped_nothing_realized_until_start(svc: HostNetworkingService) -> None:
+    from hostnet import lifecycle
+
+    k = fake(svc)
+    k.calls.clear()
+    c = lifecycle.create(svc, "demo", [{"network": "n1"}], image="WindowsServerCore")
+    assert c.state == "created" and k.calls == [] and svc.endpoints_of(c) == []
+    lifecycle.set_adapter(svc, "demo", "", {"static_ip": "10.9.0.100"})
+    lifecycle.add_mapping(svc, "demo", "Network Adapter", "8082:80/tcp")
+    assert k.calls == [], "a change before the first start is intent only"
+    # as Docker: a created container reserves nothing; the second start finds it taken
+    lifecycle.create(svc, "other", [{"network": "n1", "static_ip": "10.9.0.100"}])
+    lifecycle.start(svc, "demo")
+    with pytest.raises(Conflict):
+        lifecycle.start(svc, "other")
+    assert svc.container("other").state == "created" and k.spaces.keys() == {
+        svc.container("demo").netns
+    }
+    order = ["create_compartment", "create_veth", "configure_inside", "nft"]
+    assert [s for s in names(k.calls) if s in order][:4] == order, names(k.calls)
+    (ep,) = svc.endpoints_of(svc.container("demo"))
+    assert ep.ip == "10.9.0.100" and [p.host_port for p in ep.ports] == [8082]
+    assert svc.container("demo").state == "stopped"  # realized; no process registered yet
+    # stopped after a start: a change is applied at once; the automatic address stays
+    k.calls.clear()
+    how = lifecycle.set_adapter(svc, "demo", "", {"static_mac": "02:42:0a:09:00:64"})[1]
+    assert how == "applied" and "create_veth" in names(k.calls)
+    (ep,) = svc.endpoints_of(svc.container("demo"))
+    assert ep.mac == "02:42:0a:09:00:64" and ep.ip == "10.9.0.100" and ep.ifname == "eth0"
+    # a mapping alone changes on the endpoint, the vNIC stays
+    k.calls.clear()
+    lifecycle.remove_mapping(svc, "demo", "", "8082:80")
+    assert (
+        "create_veth" not in names(k.calls)
+        and svc.endpoints_of(svc.container("demo"))[0].ports == []
+    )
+    # a failed change leaves the adapter as it was
+    with pytest.raises(KernelError):
+        k.fail.add("create_veth")
+        lifecycle.set_adapter(svc, "demo", "", {"static_ip": "10.9.0.101"})
+    k.fail.clear()
+    assert lifecycle.adapter_of(svc.container("demo")).static_ip == "10.9.0.100"
+    assert svc.store.containers()[0].adapters[0].static_ip == "10.9.0.100"
