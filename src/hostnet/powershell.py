@@ -250,7 +250,7 @@ CMDLETS = [
     Cmdlet(
         "Get-Container",
         ("Name",),
-        lambda p, _: ["ps", "-a"] if not p.get("Name") else ["adapter", "ls", p["Name"]],
+        lambda p, _: ["ps", "-a"],
     ),  # fmt: skip
     Cmdlet("Start-Container", ("Name",), lambda p, _: ["start", p["Name"]], required=("Name",)),
     Cmdlet(
