@@ -403,7 +403,27 @@ def switch() -> None:
 @FORMAT
 @click.pass_context
 def switch_ls(ctx: click.Context, fmt: str) -> None:
-    print_rows(_client(ctx).get("/switches"), fmt)
+    rows = _client(ctx).get("/switches")
+    print_rows(
+        rows, fmt, [k for k in dict.fromkeys(k for r in rows for k in r) if k != "PortNames"]
+    )
+
+
+@switch.command("extension")
+@click.argument("name")
+@FORMAT
+@click.pass_context
+def switch_extension(ctx: click.Context, name: str, fmt: str) -> None:
+    """The datapath pieces serving a switch and whether each is there (Get-VMSwitchExtension)."""
+    view = _client(ctx).get(f"/switches/{q(name)}/extension")
+    if fmt == "json":
+        click.echo(json.dumps(view, indent=2))
+        return
+    for key in ("Name", "Vendor", "SwitchName", "Kernel", "Enabled", "Running", "Note"):
+        if key in view:
+            click.echo(f"{key + ':':<12}{view[key]}")
+    click.echo()
+    print_rows(view["Pieces"], fmt)
 
 
 @cli.group()

@@ -97,6 +97,8 @@ def build(
         adapter = s.get("Adapter") or "-"
         for a in adapter.split(",") if adapter != "-" else []:
             topo.add(sw.key, _adapter(a, s))
+        if s.get("Networks") in (None, "", "-"):
+            continue  # a bridge made outside hostnet that no network uses
         n = by_name.get(s.get("Networks", ""), {"Name": s.get("Networks", "?")})
         net_key[n["Name"]] = f"network:{n.get('Id') or n['Name']}"
         topo.add(sw.key, _network(net_key[n["Name"]], n))

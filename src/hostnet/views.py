@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime
+import re
 from typing import TYPE_CHECKING, Any
 
 from hostnet.dns import names
+from hostnet.kernel import adapters
 
 if TYPE_CHECKING:
     from hostnet.model import Container, Endpoint, Network
@@ -192,9 +194,15 @@ def _host(ip: str) -> str:
 
 
 def switches(svc: HostNetworkingService) -> list[dict[str, Any]]:
+    """``switch ls`` (Get-VMSwitch): every network's switch, then the bridges of the
+    daemon's namespace that no hostnet made (one link dump)."""
+    links = adapters.link_table(svc.host)
+    by_name = {ln["name"]: ln for ln in links}
     rows = []
     for net in sorted(svc.nets.values(), key=lambda n: n.name):
         view = svc.driver_of(net).switch_view(net)
+        br = by_name.get(net.switch)
+        ports = _ports(links, br["index"]) if br else []
         rows.append(
             {
                 "Switch": net.options.get("networkname", net.name),
@@ -204,9 +212,55 @@ def switches(svc: HostNetworkingService) -> list[dict[str, Any]]:
                 "Kernel": view["Kernel"],
                 "Networks": net.name,
                 **({"VNI": view["VNI"], "VTEP": view["VTEP"]} if "VNI" in view else {}),
+                "Ports": len(ports),
+                "Origin": view.get("Origin", "hostnet"),
+                "PortNames": ports,
+            }
+        )
+    return rows + foreign_switches(links, {n.switch for n in svc.nets.values()})
+
+
+def _ports(links: list[adapters.Link], bridge_index: int) -> list[str]:
+    return sorted(ln["name"] for ln in links if ln["master"] == bridge_index)
+
+
+def foreign_switches(links: list[adapters.Link], used: set[str]) -> list[dict[str, Any]]:
+    """Bridges no hostnet made and no network uses: external switches made out of band
+    (the seed's vSwitch "not visible to Docker"), with their ports and adapters."""
+    rows = []
+    for br in sorted(links, key=lambda ln: ln["name"]):
+        if br["kind"] != "bridge" or adapters.hostnets(br) or br["name"] in used:
+            continue
+        ports = _ports(links, br["index"])
+        rows.append(
+            {
+                "Switch": br["name"],
+                "SwitchType": FOREIGN_TYPE,
+                "Adapter": ",".join(adapters.adapter_ports(links, br["index"])) or "-",
+                "VLAN": "-",
+                "Kernel": br["name"],
+                "Networks": "-",
+                "Ports": len(ports),
+                "Origin": likely_maker(br["name"]),
+                "PortNames": ports,
             }
         )
     return rows
+
+
+FOREIGN_TYPE = "External (not managed by hostnet)"
+_MAKERS = (
+    (re.compile(r"^(docker0|docker_gwbridge|br-[0-9a-f]{12})$"), "Docker (likely)"),
+    (re.compile(r"^(cni-podman\d+|podman\d+)$"), "podman (likely)"),
+    (re.compile(r"^(cni\d+|cbr\d+)$"), "a CNI bridge plugin (likely)"),
+    (re.compile(r"^virbr\d+$"), "libvirt (likely)"),
+    (re.compile(r"^(lxcbr|lxdbr)\d+$"), "LXC/LXD (likely)"),
+)
+
+
+def likely_maker(name: str) -> str:
+    """Who probably made a bridge, from the names other runtimes give theirs."""
+    return next((who for pattern, who in _MAKERS if pattern.match(name)), "out of band")
 
 
 def endpoint_hns(svc: HostNetworkingService, ep: Endpoint) -> dict[str, Any]:

@@ -93,6 +93,11 @@ ROUTES: tuple[Route, ...] = (
     Route("get", "/compartments", "List compartments"),
     Route("get", "/nat", "List port mappings"),
     Route("get", "/switches", "List virtual switches"),
+    Route(
+        "get",
+        "/switches/{name}/extension",
+        "The datapath pieces serving a switch, each checked against the kernel",
+    ),
     Route("post", "/system/reconcile", "Make the kernel match intent"),
     Route("get", "/system/info", "Versions, store, instance and the kernel pieces in use"),
     Route("get", "/system/reset", "What a reset would remove"),

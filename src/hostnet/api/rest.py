@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from hostnet import acl, reset, views
+from hostnet import acl, extension, reset, views
 from hostnet.api import cni, lifecycle_routes, openapi
 from hostnet.api import requests as rq
 from hostnet.errors import HostnetError, InvalidRequest
@@ -235,6 +235,11 @@ def build_app(
     @routes.get("/switches")
     async def switch_ls(_: web.Request) -> web.Response:
         return _json(await call(lambda: views.switches(svc)))
+
+    @routes.get("/switches/{name}/extension")
+    async def switch_extension(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        return _json(await call(lambda: extension.switch_extension(svc, name)))
 
     @routes.post("/system/reconcile")
     async def system_reconcile(_: web.Request) -> web.Response:

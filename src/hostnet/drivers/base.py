@@ -11,8 +11,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
+from hostnet import acl
 from hostnet.drivers import vnic
 from hostnet.errors import InvalidRequest
+from hostnet.kernel import datapath as dp
 from hostnet.kernel.nft import Nft
 from hostnet.model import SHIM_PREFIX, Container, Endpoint, Network, PortMapping
 
@@ -121,6 +123,17 @@ class Driver(ABC):
 
     @abstractmethod
     def switch_view(self, net: Network) -> dict[str, Any]: ...
+
+    def datapath(self, net: Network, eps: list[Endpoint]) -> list[dp.Piece]:
+        """The pieces that serve the network's switch (``hostnet switch extension``): the
+        bridge, the default ACL table, each vNIC's; drivers add their own."""
+        out = [
+            dp.link(net.switch, "bridge", "the switch (a Linux bridge)"),
+            dp.nft_chain("bridge", acl.DEFAULT_TABLE, "into", "ACL: the inbound default of vNICs"),
+        ]
+        for ep in eps:
+            out += vnic.pieces(net, ep, self.acl_allow_all)
+        return out
 
     # Port ACLs, the same for every driver: on the host end of the endpoint's vNIC.
     def has_own_acl(self, ep: Endpoint, net: Network) -> bool:

@@ -13,10 +13,11 @@ import ipaddress
 import time
 from typing import Any, ClassVar
 
-from hostnet.drivers import l2_rules, team, vnic
+from hostnet.drivers import foreign, l2_rules, team, vnic
 from hostnet.drivers.base import Driver
 from hostnet.errors import Conflict, HostnetError, InvalidRequest, KernelError
 from hostnet.kernel import adapters, bpf
+from hostnet.kernel import datapath as dp
 from hostnet.kernel.dhcp import DhcpClients
 from hostnet.kernel.handles import Kernel
 from hostnet.kernel.nft import Nft
@@ -34,7 +35,8 @@ class ExternalDriver(Driver):
     switch_prefix = SWITCH_PREFIX
     isolate = False
     options: ClassVar[dict[str, tuple[str, str]]] = {
-        "interface": ("str", "the host adapter the external switch binds to"),
+        "interface": ("str", "the host adapter the external switch binds to (name or alias)"),
+        "switch": ("str", "an existing bridge made outside hostnet: the network's switch"),
         "networkname": ("str", "the switch name shown by 'hostnet switch ls'"),
         "dnssuffix": ("str", "DNS search suffix handed to endpoints"),
         "dnsservers": ("str", "comma list of DNS servers handed to endpoints"),
@@ -75,30 +77,52 @@ class ExternalDriver(Driver):
         return opts
 
     def check_network(self, net: Network, others: list[Network]) -> None:
-        """Before anything changes: each adapter exists, is free, and is not someone else's."""
+        """Before anything changes: each adapter named (by name or alias) exists, is free,
+        and is not someone else's; or the bridge of ``switch=`` can be the network's."""
+        links = adapters.link_table(self.host)
+        if net.options.get("interface"):
+            self._resolve_adapters(net, links)
+        if foreign.uses(net):
+            foreign.adopt(net, others, links, self.name)
+            return
+        if not net.options.get("interface"):  # kept: once bound, the route is the switch's
+            net.options["interface"] = self._default_adapter()
         for adapter in self.members(net):
-            self._check_adapter(net, adapter, others)
+            self._check_adapter(net, adapter, others, links)
 
-    def _check_adapter(self, net: Network, adapter: str, others: list[Network]) -> None:
+    @staticmethod
+    def _resolve_adapters(net: Network, links: list[adapters.Link]) -> None:
+        """Keep the Linux names of the adapters asked for (an alias like "Ethernet" too)."""
+        asked = net.options["interface"].split(",")
+        names = [adapters.resolve(a, links) for a in asked]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise InvalidRequest(
+                f"adapter list {net.options['interface']!r} names {', '.join(twice)} twice "
+                "(by name and by alias)",
+                "name each adapter once",
+            )
+        net.options["interface"] = ",".join(names)
+
+    def _check_adapter(
+        self, net: Network, adapter: str, others: list[Network], links: list[adapters.Link]
+    ) -> None:
         state = adapters.describe(self.host, adapter)
         for other in others:
-            if other.switch.startswith(SWITCH_PREFIX) and adapter in (
-                other.options.get("interface") or ""
-            ).split(","):
+            external = other.switch.startswith(SWITCH_PREFIX) or foreign.uses(other)
+            if external and adapter in (other.options.get("interface") or "").split(","):
                 raise Conflict(
                     f"adapter {adapter} already carries the external network {other.name!r}",
                     "each external network needs its own adapter; choose another with "
                     "-o com.docker.network.windowsshim.interface=NAME",
                 )
         if state["master"]:
-            master = next((ln for ln in self.host.links() if ln["index"] == state["master"]), None)
-            name = master["name"] if master else str(state["master"])
-            raise Conflict(
-                f"adapter {adapter} is already a port of bridge {name}, which hostnet did not make",
-                f"release it ('ip link set {adapter} nomaster'), delete {name}, or choose another adapter",
-            )
+            master = next((ln for ln in links if ln["index"] == state["master"]), None)
+            raise adapters.in_foreign_bridge(adapter, master["name"] if master else "?")
 
     def adapter(self, net: Network) -> str:
+        if foreign.uses(net):
+            return net.options.get("interface", "")
         return net.options.get("interface") or self._default_adapter()
 
     def members(self, net: Network) -> tuple[str, ...]:
@@ -128,6 +152,9 @@ class ExternalDriver(Driver):
         )
 
     def ensure_network(self, net: Network) -> None:
+        if foreign.uses(net):
+            net.adapter_state = foreign.ensure(self.host, net)
+            return
         if len(self.members(net)) > 1:
             net.adapter_state = team.ensure(
                 self.host, net.switch, net.id, self.members(net), self.owner
@@ -139,6 +166,8 @@ class ExternalDriver(Driver):
             net.adapter_state = moved
 
     def remove_network(self, net: Network) -> None:
+        if foreign.uses(net):
+            return  # the bridge is not hostnet's: its vNICs are gone, the rest stays
         if len(self.members(net)) > 1:
             team.remove(self.host, net.switch, net.id)
             return
@@ -212,7 +241,10 @@ class ExternalDriver(Driver):
         return None
 
     def endpoint_present(self, net: Network, ep: Endpoint) -> bool:
-        return vnic.present(self.rt, net, ep)
+        """Its vNIC on the switch and, on a VLAN, both tagging programs on it."""
+        if not vnic.present(self.rt, net, ep):
+            return False
+        return not net.options.get("vlanid") or dp.tagged(self.host, ep.host_ifname)
 
     def rewrite_net(self, net: Network, eps: list[Endpoint]) -> l2_rules.RewriteNet | None:
         if not self.rewrites_macs:
@@ -242,12 +274,48 @@ class ExternalDriver(Driver):
             tuple(e.host_ifname for e in eps),
         )
 
+    def datapath(self, net: Network, eps: list[Endpoint]) -> list[dp.Piece]:
+        out = super().datapath(net, eps)
+        if foreign.uses(net):
+            out[0] = dp.link(net.switch, "bridge", "the switch (made outside hostnet)")
+        out[1:1] = self._uplink_pieces(net)
+        key = net.id[:8]
+        if self.rewrites_macs:
+            t, fam = l2_rules.TABLE, l2_rules.FAMILY
+            out += [
+                dp.nft_set(fam, t, f"ip2mac_{key}", "MAC rewrite: endpoint IPv4 -> MAC"),
+                dp.nft_set(fam, t, f"ip6mac_{key}", "MAC rewrite: endpoint IPv6 -> MAC"),
+                dp.nft_set(fam, t, f"epmac_{key}", "MAC rewrite: endpoint MACs"),
+                dp.nft_chain(fam, t, "prerouting", "MAC rewrite: frames in from the adapter"),
+                dp.nft_chain(fam, t, "postrouting", "MAC rewrite: frames out to the adapter"),
+            ]
+        if self.isolate and eps:
+            out.append(
+                dp.nft_chain("netdev", l2_rules.NETDEV_TABLE, f"out_{key}", "l2tunnel: to the wire")
+            )
+        if net.options.get("vlanid"):
+            vid = net.options["vlanid"]
+            for ep in eps:
+                out += [
+                    dp.bpf(ep.host_ifname, "ingress", bpf.VLAN_PUSH, f"VLAN {vid}: tag frames out"),
+                    dp.bpf(ep.host_ifname, "egress", bpf.VLAN_POP, f"VLAN {vid}: untag frames in"),
+                ]
+        return out
+
+    def _uplink_pieces(self, net: Network) -> list[dp.Piece]:
+        """The adapter as the switch's port, or a team: its port, members and spread."""
+        members = [m for m in self.members(net) if m]
+        if len(members) < 2:
+            return [dp.port(m, net.switch, "adapter (the uplink)") for m in members]
+        return team.pieces(net.switch, net.id, members)
+
     def switch_view(self, net: Network) -> dict[str, Any]:
         return {
             "Type": "External",
             "Adapter": self.adapter(net),
             "Kernel": net.switch,
             "VLAN": net.options.get("vlanid", ""),
+            "Origin": "out of band (-o switch=)" if foreign.uses(net) else "hostnet",
         }
 
 

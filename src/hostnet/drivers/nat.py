@@ -9,6 +9,7 @@ from hostnet import policies
 from hostnet.drivers import nat_rules, vnic
 from hostnet.drivers.base import Driver
 from hostnet.errors import KernelError
+from hostnet.kernel import datapath as dp
 from hostnet.kernel.handles import Kernel
 from hostnet.loopback import LoopbackProxy, Relay
 from hostnet.model import Container, Endpoint, Network, PortMapping
@@ -133,6 +134,22 @@ class NatDriver(Driver):
         )
         if self.loopback is not None:
             self.loopback.sync([r for ep in mine for r in relays(ep, ep.ports)])
+
+    def datapath(self, net: Network, eps: list[Endpoint]) -> list[dp.Piece]:
+        out = super().datapath(net, eps)
+        for fam, subnet in (("ip", net.subnet), ("ip6", net.subnet6)):
+            if not subnet:
+                continue
+            t = nat_rules.TABLE
+            out += [
+                dp.nft_element(fam, t, "bridges", net.switch, "NAT: the switch is a NAT switch"),
+                dp.nft_chain(fam, t, "postrouting", "NAT: outbound masquerade"),
+                dp.nft_chain(fam, t, "portmap", "NAT: port mappings (DNAT)"),
+                dp.nft_set(fam, t, "pm_any", "NAT: mappings on every host address"),
+                dp.nft_set(fam, t, "pm_ip", "NAT: mappings on one host address"),
+                dp.nft_chain(fam, t, "forward", "NAT: nothing reaches the network unasked"),
+            ]
+        return out
 
     def switch_view(self, net: Network) -> dict[str, Any]:
         return {"Type": "Internal", "Adapter": "", "Kernel": net.switch}

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from hostnet.drivers import vnic
 from hostnet.drivers.base import Driver
 from hostnet.errors import InvalidRequest
+from hostnet.kernel import datapath as dp
 from hostnet.kernel.handles import Kernel
 from hostnet.model import Container, Endpoint, Network, PortMapping
 
@@ -116,6 +117,12 @@ class OverlayDriver(Driver):
 
     def endpoint_present(self, net: Network, ep: Endpoint) -> bool:
         return vnic.present(self.rt, net, ep)
+
+    def datapath(self, net: Network, eps: list[Endpoint]) -> list[dp.Piece]:
+        vx = dp.port(vxlan_of(net), net.switch, "VXLAN device: encapsulation to other hosts")
+        out = super().datapath(net, eps)
+        out.insert(1, vx)
+        return out
 
     def switch_view(self, net: Network) -> dict[str, Any]:
         return {

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hostnet.kernel import datapath as dp
 from hostnet.kernel.links import Netlink
 from hostnet.kernel.rtnl import IFF_UP, Rtnl
 
@@ -48,6 +49,19 @@ def ensure(
 def remove(nl: Netlink, bridge: str, net_id: str) -> None:
     nl.delete_link(names(net_id)[0])
     nl.delete_link(bridge)
+
+
+def pieces(bridge: str, net_id: str, members: list[str]) -> list[dp.Piece]:
+    """A team's datapath pieces: its port on the switch, the members and the spread."""
+    port, uplink = names(net_id)
+    key = net_id[:8]
+    return [
+        dp.port(port, bridge, "team: the switch's port towards the wire"),
+        dp.link(uplink, "veth", "team: its uplink end"),
+        *(dp.link(m, "*", "team member adapter") for m in members),
+        dp.nft_chain("netdev", TABLE, f"up_{key}", "team: spread over live members"),
+        dp.nft_chain("netdev", TABLE, f"down_{key}", "team: members' frames up"),
+    ]
 
 
 def render(teams: list[Team]) -> str:

@@ -7,6 +7,7 @@ import errno
 
 from hostnet import acl
 from hostnet.errors import Conflict, HostnetError, KernelError
+from hostnet.kernel import datapath as dp
 from hostnet.kernel import tc
 from hostnet.kernel.handles import Kernel
 from hostnet.kernel.nft import Nft
@@ -139,6 +140,24 @@ def present(rt: Rtnl, net: Network, ep: Endpoint) -> bool:
         and bool(info["flags"] & IFF_UP)
         and info["master"] == bridge["index"]
     )
+
+
+def pieces(net: Network, ep: Endpoint, allow_all: bool) -> list[dp.Piece]:
+    """The datapath pieces of one vNIC in the daemon's namespace: its port on the switch,
+    its ACL chains (or the default table's care), its rate limit towards the container."""
+    out = [dp.port(ep.host_ifname, net.switch, f"vNIC of endpoint {ep.id[:12]} ({ep.ifname})")]
+    if has_own_acl(ep, net, allow_all):
+        key = ep.id[:12]
+        out += [
+            dp.nft_chain("netdev", acl.TABLE, f"in_{key}", "ACL: the endpoint's inbound rules"),
+            dp.nft_chain("netdev", acl.TABLE, f"out_{key}", "ACL: the endpoint's outbound rules"),
+            dp.nft_element(
+                "bridge", acl.DEFAULT_TABLE, "ruled", ep.host_ifname, "ACL: out of the default"
+            ),
+        ]
+    if ep.bandwidth.get("ingressRate"):
+        out.append(dp.qdisc(ep.host_ifname, "tbf", "QoS: the rate limit towards the container"))
+    return out
 
 
 def has_own_acl(ep: Endpoint, net: Network, allow_all: bool) -> bool:

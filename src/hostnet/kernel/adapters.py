@@ -10,7 +10,7 @@ was moved is returned to the caller, which keeps it in intent for reconcile.
 from __future__ import annotations
 
 import errno
-from typing import Any
+from typing import Any, TypedDict
 
 from pyroute2.netlink.exceptions import NetlinkError
 
@@ -19,6 +19,94 @@ from hostnet.kernel.links import Netlink
 
 RTPROT_KERNEL, RTPROT_RA = 2, 9
 IFA_F_NODAD = 0x02
+ARPHRD_ETHER = 1
+OWNER_ALIAS = "hostnet:"  # every link hostnet makes carries "hostnet:INSTANCE" as its alias
+HOSTNET_NAMES = ("hn-", "hx-", "ho-", "vo-", "hv", "ht", "hu")  # switches, VXLAN, vNICs, teams
+OTHER_RUNTIMES = ("veth", "docker", "virbr", "cni", "podman", "lxc", "lxd", "vnet", "tap")
+
+
+class Link(TypedDict):
+    """One row of a link dump: what adapter resolution and the switch views need."""
+
+    index: int
+    name: str
+    kind: str | None  # rtnl kind (bridge, veth, vxlan...); None: a device with a driver
+    master: int | None
+    alias: str
+    mac: str
+    mtu: int
+    up: bool
+    ether: bool
+    peer_elsewhere: bool  # a veth whose peer is in another namespace
+
+
+def link_table(nl: Netlink) -> list[Link]:
+    """Every link of the namespace, in one dump."""
+    out: list[Link] = []
+    for msg in nl.ipr.get_links():
+        info = msg.get_attr("IFLA_LINKINFO")
+        out.append(
+            Link(
+                index=msg["index"],
+                name=msg.get_attr("IFLA_IFNAME") or "",
+                kind=info.get_attr("IFLA_INFO_KIND") if info else None,
+                master=msg.get_attr("IFLA_MASTER"),
+                alias=msg.get_attr("IFLA_IFALIAS") or "",
+                mac=msg.get_attr("IFLA_ADDRESS") or "",
+                mtu=msg.get_attr("IFLA_MTU") or 0,
+                up=bool(msg["flags"] & 1),
+                ether=msg["ifi_type"] == ARPHRD_ETHER,
+                peer_elsewhere=msg.get_attr("IFLA_LINK_NETNSID") is not None,
+            )
+        )
+    return out
+
+
+def hostnets(link: Link) -> bool:
+    """Made by a hostnet daemon (this one or another): its alias, or one of its names."""
+    return link["alias"].startswith(OWNER_ALIAS) or link["name"].startswith(HOSTNET_NAMES)
+
+
+def is_adapter(link: Link) -> bool:
+    """A host adapter ("physical-ish"): an Ethernet device with a driver (no rtnl kind), or
+    a veth whose peer lives in another namespace (a VM's or a lab's wire), that no hostnet
+    daemon and no other container runtime (veth*, docker*, virbr*, cni*...) made."""
+    if not link["ether"] or hostnets(link) or link["name"].startswith(OTHER_RUNTIMES):
+        return False
+    return link["kind"] is None or (link["kind"] == "veth" and link["peer_elsewhere"])
+
+
+def _listed(link: Link) -> str:
+    return f"{link['name']} (alias {link['alias']!r})" if link["alias"] else link["name"]
+
+
+def resolve(asked: str, links: list[Link]) -> str:
+    """The Linux name of the adapter named ``asked``: a link whose name is exactly that,
+    else the one whose alias (``ip link set DEV alias NAME``) is that, ignoring case."""
+    if any(ln["name"] == asked for ln in links):
+        return asked
+    by_alias = [ln for ln in links if ln["alias"].casefold() == asked.casefold()]
+    if len(by_alias) == 1:
+        return by_alias[0]["name"]
+    there = ", ".join(
+        _listed(ln) for ln in sorted(links, key=lambda ln: ln["name"]) if is_adapter(ln)
+    )
+    if by_alias:
+        raise Conflict(
+            f"adapter {asked!r} is ambiguous: it is the alias of "
+            + ", ".join(ln["name"] for ln in by_alias),
+            f"name the adapter by its interface name; adapters here: {there}",
+        )
+    raise NotFound(
+        f"adapter {asked!r} does not exist: no interface has that name or alias",
+        f"name an interface, or give one that alias ('ip link set DEV alias \"{asked}\"'); "
+        f"adapters here: {there or 'none'}",
+    )
+
+
+def adapter_ports(links: list[Link], bridge_index: int) -> list[str]:
+    """The adapters that are ports of the bridge with that index."""
+    return sorted(ln["name"] for ln in links if ln["master"] == bridge_index and is_adapter(ln))
 
 
 def describe(nl: Netlink, name: str) -> dict[str, Any]:
@@ -60,6 +148,25 @@ def describe(nl: Netlink, name: str) -> dict[str, Any]:
     }
 
 
+def in_foreign_bridge(adapter: str, bridge: str) -> Conflict:
+    """The seed's "an existing vSwitch blocks a transparent network", and its three ways out."""
+    return Conflict(
+        f"adapter {adapter} is already a port of bridge {bridge}, which hostnet did not make",
+        f"three ways: use that bridge as the network's switch (-o switch={bridge}; hostnet "
+        f"leaves it as it is, and never deletes it); release the adapter ('ip link set "
+        f"{adapter} nomaster'; move {bridge}'s addresses back to {adapter}, and delete "
+        f"{bridge} if nothing else uses it); or bind another adapter (-o interface=NAME)",
+    )
+
+
+def keep_mac(nl: Netlink, bridge: str, mac: str) -> None:
+    """Set a bridge's MAC to the one it has: a bridge whose MAC was never set takes the
+    lowest of its ports', so a vNIC plugged into it could change the host's MAC there."""
+    idx = nl.index(bridge)
+    if idx is not None:
+        _ignore_exists(nl.ipr.link, "set", index=idx, address=mac)
+
+
 def _nodad(ip: str) -> dict[str, int]:
     """An IPv6 address moved between the host's own links needs no duplicate detection."""
     return {"flags": IFA_F_NODAD} if ":" in ip else {}
@@ -84,10 +191,7 @@ def bind(
     br = nl.index(bridge)
     if state["master"] and state["master"] != br:
         owner_name = next((ln["name"] for ln in nl.links() if ln["index"] == state["master"]), "?")
-        raise Conflict(
-            f"adapter {adapter} is already a port of {owner_name}, which hostnet did not make",
-            f"release it ('ip link set {adapter} nomaster') or choose another adapter",
-        )
+        raise in_foreign_bridge(adapter, owner_name)
     moved = saved or {
         "mac": state["mac"],
         "mtu": state["mtu"],

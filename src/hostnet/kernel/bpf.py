@@ -26,6 +26,7 @@ HELPER_VLAN_PUSH, HELPER_VLAN_POP = 18, 19
 TC_ACT_OK, TC_ACT_SHOT = 0, 2
 SKB_VLAN_PRESENT, SKB_VLAN_TCI = 20, 24  # offsets in struct __sk_buff
 INGRESS, EGRESS = "ffff:fff2", "ffff:fff3"
+VLAN_PUSH, VLAN_POP = "hn_vlan_push", "hn_vlan_pop"  # the programs' names (tc shows them)
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -132,7 +133,7 @@ def tag_port(nl: Netlink, ifname: str, vid: int) -> None:
         raise KernelError(f"{ifname} is missing; cannot tag it")
     with contextlib.suppress(NetlinkError):  # none yet
         nl.ipr.tc("del", "clsact", idx)
-    push, pop = load(push_program(vid), "hn_vlan_push"), load(pop_program(vid), "hn_vlan_pop")
+    push, pop = load(push_program(vid), VLAN_PUSH), load(pop_program(vid), VLAN_POP)
     try:
         nl.ipr.tc("add", "clsact", idx)
         nl.ipr.tc(
@@ -141,7 +142,7 @@ def tag_port(nl: Netlink, ifname: str, vid: int) -> None:
             idx,
             ":1",
             fd=push,
-            name="hn_vlan_push",
+            name=VLAN_PUSH,
             parent=INGRESS,
             classid=1,
             direct_action=True,
@@ -152,7 +153,7 @@ def tag_port(nl: Netlink, ifname: str, vid: int) -> None:
             idx,
             ":1",
             fd=pop,
-            name="hn_vlan_pop",
+            name=VLAN_POP,
             parent=EGRESS,
             classid=1,
             direct_action=True,
