@@ -111,6 +111,9 @@ def test_the_seeds_commands_as_written(lab: Lab) -> None:
     assert "DemoNAT" in cmd("Get-NetCompartment").stdout
     assert "8082" in cmd("Get-NetNat").stdout
     assert "nat" in cmd("get-vmswitch").stdout  # any case
+    vfp = cmd("Get-VMSwitchExtension", "-VMSwitchName", "nat", "-Name",
+              "Microsoft Azure VFP Switch Extension").stdout  # fmt: skip
+    assert "Microsoft Azure VFP Switch Extension" in vfp and "True" in vfp, vfp
     res = cmd("Get-VMNetworkAdapter", "-VMName", "ContainerHostVM", check=False)
     assert res.returncode == 2 and "hypervisor" in res.stderr and "Traceback" not in res.stderr
     res = cmd(
