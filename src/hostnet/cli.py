@@ -545,7 +545,7 @@ def system_reset(ctx: click.Context, force: bool) -> None:
         if not click.confirm("Reset hostnet?", default=False):
             click.echo("cancelled: nothing changed")
             sys.exit(1)
-    out = c.post("/system/reset")
+    out = c.post("/system/reset", {"confirm": True})
     click.echo(
         f"removed {len(out['Containers'])} container(s), {len(out['Networks'])} network(s), "
         f"{len(out['Tables'])} nft table(s), {len(out['Swept'])} stale object(s); "

@@ -101,7 +101,7 @@ ROUTES: tuple[Route, ...] = (
     Route("post", "/system/reconcile", "Make the kernel match intent"),
     Route("get", "/system/info", "Versions, store, instance and the kernel pieces in use"),
     Route("get", "/system/reset", "What a reset would remove"),
-    Route("post", "/system/reset", "Remove everything this daemon made; it then stops"),
+    Route("post", "/system/reset", "Remove everything this daemon made; it then stops", rq.Reset),
     Route("post", "/cni", "A CNI call forwarded by the hostnet-cni plugin (headers X-Cni-*)"),
 )
 

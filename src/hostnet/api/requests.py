@@ -159,6 +159,10 @@ class Mapping(Body):
     mapping: Short = Field(description="HOSTPORT:CONTAINERPORT[/tcp|/udp], as -p takes it")
 
 
+class Reset(Body):
+    confirm: bool = Field(description="true: yes, remove everything this daemon made")
+
+
 class AclSet(Body):
     rules: Texts
     network: Short = ""

@@ -256,7 +256,12 @@ def build_app(
         return _json(await call(lambda: reset.plan(svc)))
 
     @routes.post("/system/reset")
-    async def system_reset(_: web.Request) -> web.Response:
+    async def system_reset(request: web.Request) -> web.Response:
+        if not (await _parse(request, rq.Reset)).confirm:
+            raise InvalidRequest(
+                'a reset removes everything this daemon made: it needs {"confirm": true}',
+                "run 'hostnet system reset' (it asks first), or send the body as said",
+            )
         report = await call(lambda: reset.reset(svc))
         if on_reset is not None:
             on_reset()
