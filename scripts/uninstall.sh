@@ -40,6 +40,9 @@ if ((!keep)) && [[ -x $hostnet ]]; then
   echo "== hostnet system reset --force"
   HOSTNET_SOCKET=$socket "$hostnet" system reset --force
   for _ in $(seq 100); do [[ -S $socket ]] || break; sleep 0.1; done
+  for pid in ${tmp_pid:-} $(cat $pidfile 2>/dev/null); do # the daemon ends after the reset
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  done
 fi
 
 if [[ -f $unit_dir/hostnetd.service ]]; then

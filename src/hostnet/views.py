@@ -339,7 +339,7 @@ def system_info(svc: HostNetworkingService) -> dict[str, Any]:
             "Release": os.uname().release,
             "NftTables": tables,
             "Links": dict(sorted(kinds.items())),
-            "Modules": _modules(("8021q", "bonding", "vxlan", "br_netfilter", "nf_tables")),
+            "Modules": _modules(("8021q", "bonding", "vxlan", "br_netfilter")),
         },
     }
 
