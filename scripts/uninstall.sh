@@ -67,4 +67,5 @@ for dir in ${HOSTNET_CNI_DIRS:-/opt/cni/bin /usr/lib/cni}; do
 done
 rm -f "$completion_dir/hostnet"
 rm -rf "$prefix"
+rmdir /run/hostnet 2>/dev/null || true
 ((keep)) && echo "hostnet removed (its networks and state kept)" || echo "hostnet removed"
