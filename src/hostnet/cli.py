@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 import hostnet
+from hostnet import docker_binding
 from hostnet.client import Client, q
 from hostnet.errors import HostnetError
+
+if TYPE_CHECKING:
+    import subprocess
 
 FORMAT = click.option(
     "--format",
@@ -151,7 +155,7 @@ def network_ls(ctx: click.Context, fmt: str) -> None:
         if fmt == "table":  # both families in the columns they share
             r["Subnet"] = " ".join(x for x in (r["Subnet"], r["SubnetIPv6"]) if x)
             r["Gateway"] = " ".join(x for x in (r["Gateway"], r["GatewayIPv6"]) if x)
-    print_rows(rows, fmt, ["Id", "Name", "Driver", "Scope", "Subnet", "Gateway"])
+    print_rows(rows, fmt, ["Id", "Name", "Driver", "Scope", "Subnet", "Gateway", "Docker"])
 
 
 @network.command("inspect")
@@ -446,35 +450,82 @@ def docker_expose(ctx: click.Context, docker_cmd: str, names: tuple[str, ...]) -
 
     Each becomes a Docker network of the same driver bound to the hostnet network, with
     its subnets (IPv4, and IPv6 with --ipv6 when it has one) and addresses from hostnet's
-    IPAM, so 'docker run --network nat' works.
+    IPAM, so 'docker run --network nat' works. A Docker network of that name already
+    bound to it is left as it is; a stale one (hostnet's state lost, the network made
+    again, another subnet) is made again unless Docker containers use it; one hostnet did
+    not expose is refused.
     """
-    import subprocess
-
     nets = _client(ctx).get("/networks")
     wanted = [n for n in nets if not names or n["Name"] in names]
     missing = set(names) - {n["Name"] for n in nets}
     if missing:
         raise click.ClickException(f"no hostnet network named {', '.join(sorted(missing))}")
+    failed = []
     for n in wanted:
-        name, driver = n["Name"], n["Driver"]
-        # --subnet spares Docker its host-overlap check, which this network's own bridge
-        # would fail forever
-        argv = [docker_cmd, "network", "create", "-d", driver, "--ipam-driver", "hostnet-ipam"]
-        argv += ["--ipam-opt", f"hostnet.network={name}", "-o", f"hostnet.network={name}"]
-        if n.get("Subnet"):
-            argv += ["--subnet", n["Subnet"], "--gateway", n["Gateway"]]
-        if n.get("SubnetIPv6"):  # dual stack: Docker asks hostnet-ipam for both pools
-            argv += ["--ipv6", "--subnet", n["SubnetIPv6"], "--gateway", n["GatewayIPv6"]]
-        if n.get("Internal"):
-            argv.append("--internal")
-        argv.append(name)
-        res = subprocess.run(argv, capture_output=True, text=True)
-        if res.returncode != 0 and "already exists" not in res.stderr:
-            raise click.ClickException(f"docker network create {name} failed: {res.stderr.strip()}")
-        _client(ctx).post(f"/networks/{q(name)}/docker")  # made again when Docker starts anew
-        click.echo(
-            f"{name}: {'exposed to Docker' if res.returncode == 0 else 'already known to Docker'}"
-        )
+        try:
+            click.echo(f"{n['Name']}: {_expose_one(ctx, docker_cmd, n)}")
+        except click.ClickException as exc:
+            click.echo(f"Error: {exc.message}", err=True)
+            failed.append(n["Name"])
+    if failed:
+        raise click.ClickException(f"not exposed: {', '.join(failed)}")
+
+
+def _docker(docker_cmd: str, *args: str) -> subprocess.CompletedProcess[str]:
+    import subprocess
+
+    try:
+        return subprocess.run([docker_cmd, *args], capture_output=True, text=True)
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot run the docker CLI {docker_cmd!r}: {exc.strerror}; install it or "
+            "give its path with --docker"
+        ) from None
+
+
+def _expose_one(ctx: click.Context, docker_cmd: str, n: dict[str, Any]) -> str:
+    """Expose one hostnet network (a network summary); says what was done."""
+    name, driver = n["Name"], n["Driver"]
+    found = _docker(docker_cmd, "network", "inspect", name)
+    view = None
+    if found.returncode == 0:
+        views = json.loads(found.stdout or "[]")
+        view = views[0] if views else None
+    elif "No such network" not in found.stderr and "not found" not in found.stderr:
+        raise click.ClickException(f"docker network inspect {name} failed: {found.stderr.strip()}")
+    verdict = docker_binding.expose_verdict(view, n)
+    if verdict.action == "refuse":
+        raise click.ClickException(verdict.why)
+    if verdict.action == "bound":
+        _client(ctx).post(f"/networks/{q(name)}/docker")
+        return f"already exposed to Docker (Docker network {str(view and view['Id'])[:12]})"
+    if view is not None:  # stale: made again, if no container of Docker's uses it
+        users = [str(c.get("Name")) for c in (view.get("Containers") or {}).values()]
+        if users:
+            raise click.ClickException(docker_binding.in_use_refusal(name, verdict.why, users))
+        res = _docker(docker_cmd, "network", "rm", str(view["Id"]))
+        if res.returncode != 0:
+            raise click.ClickException(
+                f"docker network rm {name} (stale: {verdict.why}) failed: {res.stderr.strip()}"
+            )
+    # --subnet spares Docker its host-overlap check, which this network's own bridge would
+    # fail forever
+    argv = ["network", "create", "-d", "hostnet-overlay" if driver == "overlay" else driver]
+    argv += ["--ipam-driver", "hostnet-ipam", "--ipam-opt", f"hostnet.network={name}"]
+    argv += ["-o", f"hostnet.network={name}"]
+    if n.get("Subnet"):
+        argv += ["--subnet", n["Subnet"], "--gateway", n["Gateway"]]
+    if n.get("SubnetIPv6"):  # dual stack: Docker asks hostnet-ipam for both pools
+        argv += ["--ipv6", "--subnet", n["SubnetIPv6"], "--gateway", n["GatewayIPv6"]]
+    if n.get("Internal"):
+        argv.append("--internal")
+    res = _docker(docker_cmd, *argv, name)
+    if res.returncode != 0:
+        raise click.ClickException(f"docker network create {name} failed: {res.stderr.strip()}")
+    _client(ctx).post(f"/networks/{q(name)}/docker")  # made again when Docker starts anew
+    if view is None:
+        return "exposed to Docker"
+    return f"Docker network made again ({verdict.why})"
 
 
 @cli.group()

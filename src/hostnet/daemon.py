@@ -11,6 +11,7 @@ import fcntl
 import gc
 import grp
 import hashlib
+import http.client
 import logging
 import os
 import shutil
@@ -27,11 +28,11 @@ from typing import IO, Any, TypeVar
 from aiohttp import web
 
 import hostnet
-from hostnet import identity, lifecycle, metrics, views
+from hostnet import docker_endpoints, identity, lifecycle, metrics, views
 from hostnet.api.docker_plugin import SOCKET_NAMES, serve_plugins
 from hostnet.api.rest import build_app
 from hostnet.dns.resolver import Resolver
-from hostnet.docker_engine import DockerWatch
+from hostnet.docker_engine import DockerWatch, Engine
 from hostnet.errors import Conflict, HostnetError
 from hostnet.kernel import fds
 from hostnet.loopback import LoopbackProxy
@@ -326,7 +327,9 @@ async def serve(args: argparse.Namespace) -> None:
     await site.start()
     plugin_runners = []
     if args.docker_plugins != "none":
-        plugin_runners = await serve_plugins(svc, worker, args.docker_plugins)
+        plugin_runners = await serve_plugins(
+            svc, worker, args.docker_plugins, _docker_lookup(args.docker_host)
+        )
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(
@@ -433,6 +436,23 @@ def _keep_identity(store: EtcdStore, lease: int, me: dict[str, str]) -> None:
             log.warning("cluster identity: %s", exc)
 
 
+def _docker_lookup(url: str) -> Callable[[str], dict[str, Any] | None]:
+    """Docker's view of one of its networks, for the plugin's calls about Docker networks
+    hostnet has no record of; None when Docker is not known or does not answer soon."""
+    engine = Engine(url.removeprefix("unix://")) if url != "none" else None
+
+    def view(docker_id: str) -> dict[str, Any] | None:
+        if engine is None:
+            return None
+        try:
+            return engine.network(docker_id, timeout=3)
+        except (OSError, http.client.HTTPException) as exc:
+            log.debug("docker: network %s: %s", docker_id[:12], exc)
+            return None
+
+    return view
+
+
 def _follow_docker(
     svc: HostNetworkingService, worker: ServiceExecutor, url: str
 ) -> DockerWatch | None:
@@ -442,9 +462,13 @@ def _follow_docker(
     path = url.removeprefix("unix://")
 
     def wanted() -> list[dict[str, Any]]:
-        return [views.network_summary(n) for n in worker.submit(svc.docker_networks).result()]
+        nets = worker.submit(svc.docker_networks).result()
+        return [views.network_summary(n) for n in nets]
 
-    watch = DockerWatch(path, wanted)
+    def lost(docker_ids: set[str], before: float) -> list[str]:
+        return worker.submit(docker_endpoints.docker_lost, svc, docker_ids, before).result()
+
+    watch = DockerWatch(path, wanted, lost)
     watch.start()
     return watch
 

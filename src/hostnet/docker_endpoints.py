@@ -3,10 +3,12 @@ network ids, and endpoints whose vNIC Docker moves into its sandbox itself."""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from hostnet import docker_binding as bind
 from hostnet import planning
 from hostnet.errors import Conflict, InvalidRequest, NotFound
 from hostnet.model import Container, Endpoint, Network, host_ip_family
@@ -15,17 +17,59 @@ if TYPE_CHECKING:
     from hostnet.service import HostNetworkingService
 
 log = logging.getLogger("hostnet")
-ADOPT_OPTION = "hostnet.network"
+ADOPT_OPTION = bind.ADOPT_OPTION
 
 
 def network_for(svc: HostNetworkingService, docker_id: str) -> Network:
     for n in svc.nets.values():
         if docker_id in n.docker_ids:
             return n
-    raise NotFound(
-        f"no hostnet network is bound to Docker network {docker_id[:12]}",
-        "recreate the Docker network, or run 'hostnet system reconcile'",
-    )
+    raise bind.Unbound(docker_id)
+
+
+def _bind(svc: HostNetworkingService, net: Network, docker_id: str, why: str) -> Network:
+    if docker_id not in net.docker_ids:
+        net.docker_ids.append(docker_id)
+        net.docker_gone = False
+        svc.store.update_network(net)
+    log.info("Docker network %s re-bound to hostnet network %s (%s)", docker_id[:12], net.name, why)
+    return net
+
+
+def rebind(
+    svc: HostNetworkingService, driver: str, docker_id: str, docker: dict[str, Any] | None
+) -> Network:
+    """Bind a Docker network hostnet has no record of to the hostnet network its options
+    name (``docker``: Docker's view of it), if that one has its driver and subnets; else
+    the error that says why not and what to do."""
+    for n in svc.nets.values():
+        if docker_id in n.docker_ids:
+            return n
+    wanted = bind.wanted_name(docker) if docker else ""
+    if docker is None or not wanted:
+        raise bind.unbound(docker_id, docker)
+    subnets = {4: "", 6: ""}
+    for s in bind.docker_subnets(docker):
+        subnets[6 if ":" in s else 4] = s
+    named = next((n for n in svc.nets.values() if n.name == wanted), None)
+    plugin = {"hostnet-overlay": "overlay"}.get(driver, driver)
+    net = bind.check_rebind(named, str(docker.get("Name")), wanted, subnets, plugin)
+    return _bind(svc, net, docker_id, "by the name in its options")
+
+
+def _claimed(
+    svc: HostNetworkingService, docker_id: str, address: str, pending: dict[str, set[Any]]
+) -> Network | None:
+    """The network hostnet-ipam just handed ``address`` out of for a Docker network whose
+    id hostnet does not know (its pool re-bound by name): that network is this one."""
+    if not address:
+        return None
+    addr = ipaddress.ip_address(_cidr_ip(address))
+    for net_id, given in pending.items():
+        net = svc.nets.get(net_id)
+        if net is not None and addr in given:
+            return _bind(svc, net, docker_id, f"its address pool names {net.name!r}")
+    return None
 
 
 INTERNAL_OPTION = "com.docker.network.internal"
@@ -127,7 +171,7 @@ def _adopt(
 def delete_network(svc: HostNetworkingService, docker_id: str) -> object:
     try:
         net = network_for(svc, docker_id)
-    except NotFound:
+    except bind.Unbound:  # hostnet lost it already: removing it is done
         return None
     net.docker_ids.remove(docker_id)
     if net.docker_owned and not net.docker_ids:
@@ -137,6 +181,36 @@ def delete_network(svc: HostNetworkingService, docker_id: str) -> object:
     return None
 
 
+def docker_lost(svc: HostNetworkingService, docker_ids: set[str], before: float) -> list[str]:
+    """Docker listed ``docker_ids`` at ``before`` (its data root may have been wiped):
+    networks Docker made that it no longer has are removed, or kept and marked gone when
+    hostnet endpoints still use them; bindings of other networks to Docker networks Docker
+    no longer has are dropped. Returns the names of the networks removed."""
+    removed = []
+    for net in bind.lost_by_docker(svc.nets.values(), docker_ids, before):
+        if svc.endpoints_on(net):
+            if not net.docker_gone:
+                net.docker_gone = True
+                svc.store.update_network(net)
+                log.warning(
+                    "network %s: Docker made it and no longer has it, but endpoints use it; "
+                    "kept ('hostnet network rm %s' once they are gone)",
+                    net.name,
+                    net.name,
+                )
+            continue
+        svc.remove_network(net.id, force=True)
+        removed.append(net.name)
+    for net in list(svc.nets.values()):
+        if net.docker_owned or net.created >= before:
+            continue
+        kept = [i for i in net.docker_ids if i in docker_ids]
+        if kept != net.docker_ids:
+            net.docker_ids = kept
+            svc.store.update_network(net)
+    return removed
+
+
 def create_endpoint(
     svc: HostNetworkingService,
     docker_net: str,
@@ -144,10 +218,18 @@ def create_endpoint(
     address: str,
     mac: str,
     address6: str = "",
+    pending: dict[str, set[Any]] | None = None,
 ) -> Endpoint:
     """A vNIC pair in the host namespace; Docker moves one end into the sandbox at Join.
-    ``address``/``address6``: what Docker's IPAM chose (ADDR/PREFIX), or "" for hostnet's."""
-    net = network_for(svc, docker_net)
+    ``address``/``address6``: what Docker's IPAM chose (ADDR/PREFIX), or "" for hostnet's;
+    ``pending``: the addresses hostnet-ipam handed out and not yet claimed, by network id."""
+    try:
+        net = network_for(svc, docker_net)
+    except bind.Unbound:
+        claimed = _claimed(svc, docker_net, address or address6, pending or {})
+        if claimed is None:
+            raise
+        net = claimed
     if eid in svc.containers:
         return svc.endpoints_of(svc.containers[eid])[0]
     return svc.attach_docker(net, eid, _cidr_ip(address), mac, ip6=_cidr_ip(address6))
@@ -246,6 +328,9 @@ def port_bindings(ep: Endpoint) -> list[dict[str, Any]]:
 
 
 def revoke_ports(svc: HostNetworkingService, eid: str) -> object:
-    _, ep = endpoint(svc, eid)
+    try:
+        _, ep = endpoint(svc, eid)
+    except NotFound:  # hostnet lost it already: nothing left to revoke
+        return None
     svc.unpublish(ep, list(ep.ports))
     return None

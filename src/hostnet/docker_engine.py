@@ -4,7 +4,8 @@ hostnetd follows Docker's API socket (``--docker-host``): whenever the socket an
 (Docker started, or started again, perhaps with a wiped data root), every hostnet network
 kept for Docker (the default ``nat``, and those ``hostnet docker expose`` made) that Docker
 does not have becomes a Docker network of the same name, bound to it (driver: the hostnet
-driver's plugin; IPAM: hostnet-ipam). Then it holds Docker's event stream open: the stream
+driver's plugin; IPAM: hostnet-ipam); a stale one of that name no container uses is made
+again; networks Docker made that Docker no longer has are removed. Then it holds Docker's event stream open: the stream
 ends when Docker stops, and the watch waits for the socket to come back. No polling while
 Docker runs; one stat a second while it does not.
 """
@@ -21,6 +22,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
+
+from hostnet import docker_binding as bind
 
 log = logging.getLogger("hostnet")
 
@@ -59,9 +62,18 @@ class Engine:
         except ValueError:
             return res.status, raw.decode(errors="replace")
 
-    def network(self, name: str) -> dict[str, Any] | None:
-        status, found = self.call("GET", f"/networks/{quote(name)}")
+    def network(self, name: str, timeout: float = 10) -> dict[str, Any] | None:
+        status, found = self.call("GET", f"/networks/{quote(name)}", timeout=timeout)
         return found if status == 200 and isinstance(found, dict) else None
+
+    def network_ids(self) -> set[str]:
+        status, found = self.call("GET", "/networks")
+        if status != 200 or not isinstance(found, list):
+            raise OSError(f"Docker answered GET /networks with {status}")
+        return {str(n.get("Id")) for n in found if isinstance(n, dict)}
+
+    def remove_network(self, ref: str) -> tuple[int, Any]:
+        return self.call("DELETE", f"/networks/{quote(ref)}")
 
     def create_network(self, body: dict[str, Any]) -> tuple[int, Any]:
         return self.call("POST", "/networks/create", body)
@@ -102,19 +114,40 @@ def network_body(net: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _message(answer: Any) -> str:
+    return str(answer.get("message", answer) if isinstance(answer, dict) else answer)
+
+
 def expose(engine: Engine, nets: list[dict[str, Any]]) -> list[str]:
-    """Create in Docker each of ``nets`` Docker does not have; returns what it made."""
+    """Make each of ``nets`` (network summaries) a Docker network bound to it: create the
+    ones Docker does not have, make again the stale ones no container uses (see
+    docker_binding.expose_verdict); returns what it made."""
     made = []
     for net in nets:
-        if engine.network(net["Name"]) is not None:
-            continue  # Docker has it (#15 checks what it is bound to)
+        name = net["Name"]
+        view = engine.network(name)
+        verdict = bind.expose_verdict(view, net)
+        if verdict.action == "bound":
+            continue
+        if verdict.action == "refuse":
+            log.warning("docker: %s is not exposed: %s", name, verdict.why)
+            continue
+        if verdict.action == "recreate" and view is not None:
+            users = [str(c.get("Name")) for c in (view.get("Containers") or {}).values()]
+            if users:
+                log.warning("docker: %s", bind.in_use_refusal(name, verdict.why, users))
+                continue
+            status, answer = engine.remove_network(str(view.get("Id")))
+            if status not in (200, 204, 404):
+                log.warning("docker: could not remove stale %s: %s", name, _message(answer))
+                continue
+            log.info("docker: stale Docker network %s removed (%s)", name, verdict.why)
         status, answer = engine.create_network(network_body(net))
         if status in (200, 201):
-            made.append(net["Name"])
-            log.info("docker: network %s made a Docker network", net["Name"])
+            made.append(name)
+            log.info("docker: network %s made a Docker network", name)
         else:
-            msg = answer.get("message", answer) if isinstance(answer, dict) else answer
-            log.warning("docker: could not make %s a Docker network: %s", net["Name"], msg)
+            log.warning("docker: could not make %s a Docker network: %s", name, _message(answer))
     return made
 
 
@@ -122,9 +155,15 @@ class DockerWatch:
     """The thread that follows Docker's socket; ``wanted`` lists the networks to expose
     (network summaries), called each time Docker appears."""
 
-    def __init__(self, path: str, wanted: Callable[[], list[dict[str, Any]]]) -> None:
+    def __init__(
+        self,
+        path: str,
+        wanted: Callable[[], list[dict[str, Any]]],
+        lost: Callable[[set[str], float], list[str]] = lambda ids, before: [],
+    ) -> None:
         self.engine = Engine(path)
         self.wanted = wanted
+        self.lost = lost
         self.appearances = 0  # how often Docker was found (for tests and the log)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="hostnet-docker", daemon=True)
@@ -145,6 +184,10 @@ class DockerWatch:
                 if status != 200:
                     raise OSError(f"Docker answered /_ping with {status}")
                 self.appearances += 1
+                before = time.time()
+                removed = self.lost(self.engine.network_ids(), before)
+                if removed:
+                    log.info("docker: networks Docker made and no longer has: %s", removed)
                 expose(self.engine, self.wanted())
                 self.engine.wait_until_gone()
                 log.info("docker: %s closed; waiting for Docker to come back", self.engine.path)

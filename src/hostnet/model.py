@@ -194,6 +194,9 @@ class Network(BaseModel):
     # kept a Docker network whenever Docker (re)starts (``hostnet docker expose``; the
     # default network is, always)
     docker_expose: bool = False
+    # a network Docker made that Docker no longer had when last asked (its data root wiped)
+    # but that hostnet endpoints still use, so it was kept
+    docker_gone: bool = False
     # NetworkACL: rules every endpoint of the network gets, before its own by priority.
     acl: list[AclRule] = Field(default_factory=list)
     # External switches: the adapter's MAC, MTU, addresses and routes moved onto the switch.

@@ -6,6 +6,7 @@ import datetime
 import re
 from typing import TYPE_CHECKING, Any
 
+from hostnet import docker_binding
 from hostnet.dns import names
 from hostnet.kernel import adapters
 
@@ -30,6 +31,8 @@ def network_summary(net: Network) -> dict[str, Any]:
         "GatewayIPv6": net.gateway6,
         "EnableIPv6": net.enable_ipv6,
         "Internal": net.internal,
+        "Docker": docker_binding.docker_state(net),
+        "DockerIds": list(net.docker_ids),
     }
 
 

@@ -20,10 +20,11 @@ from typing import Any
 
 from aiohttp import web
 
+from hostnet import docker_binding as bind
 from hostnet import docker_endpoints as dk
 from hostnet import ipam
 from hostnet.api import requests as rq
-from hostnet.errors import Conflict, HostnetError, InvalidRequest, NotFound
+from hostnet.errors import Conflict, HostnetError, InvalidRequest
 from hostnet.model import IPAddress, IPNetwork, Network, parse_ip, parse_subnet
 from hostnet.service import FUTURE_DRIVERS, HostNetworkingService
 
@@ -50,7 +51,10 @@ def _ok(data: dict[str, Any] | None = None) -> web.Response:
 
 
 def _err(exc: HostnetError, key: str = "Err") -> web.Response:
-    return _err_text(exc.message + (f". {exc.remedy}" if exc.remedy else ""), key, exc.status)
+    # never 404: Docker takes a 404 for "method not implemented" and silently skips
+    # ProgramExternalConnectivity (ports never mapped) instead of reporting the error
+    status = 500 if exc.status == 404 else exc.status
+    return _err_text(exc.message + (f". {exc.remedy}" if exc.remedy else ""), key, status)
 
 
 def _err_text(text: str, key: str, status: int) -> web.Response:
@@ -80,6 +84,13 @@ class IpamPools:
         self.reserved: dict[str, _Reserved] = {}  # pool id -> a network not yet created
         # addresses handed to Docker but not yet claimed by CreateEndpoint, by network id
         self.pending: dict[str, set[IPAddress]] = {}
+        # networks reached through a pool id whose network id is gone, by the name it
+        # carries: CreateEndpoint binds the unknown Docker network to the one whose pending
+        # addresses hold its address
+        self.rebound: set[str] = set()
+
+    def pending_rebound(self) -> dict[str, set[IPAddress]]:
+        return {k: v for k, v in self.pending.items() if k in self.rebound}
 
     # -- pools -------------------------------------------------------------------
     def request_pool(
@@ -128,7 +139,7 @@ class IpamPools:
             )
         prefix = ipaddress.ip_network(subnet).prefixlen
         return {
-            "PoolID": f"{'net6' if version == 6 else 'net'}:{net.id}",
+            "PoolID": bind.pool_id(net, version),
             "Pool": subnet,
             "Data": {GATEWAY_TYPE: f"{gateway}/{prefix}"},
         }
@@ -156,21 +167,15 @@ class IpamPools:
 
     def _network(self, pool_id: str) -> tuple[Network | None, int]:
         """The hostnet network a pool belongs to (None: not created yet), and its family."""
-        kind, _, rest = pool_id.partition(":")
-        if kind in ("net", "net6"):
-            net = self.svc.nets.get(rest)
-            if net is None:
-                raise NotFound(
-                    f"address pool {pool_id} belongs to a hostnet network that no longer exists",
-                    "remove the Docker network and create it again ('hostnet docker expose')",
-                )
-            return net, 6 if kind == "net6" else 4
-        if kind != "pool":
-            raise InvalidRequest(
-                f"address pool {pool_id!r} is not one hostnet-ipam handed out",
-                "recreate the Docker network with --ipam-driver hostnet-ipam",
-            )
-        subnet = parse_subnet(rest, None)
+        ref = bind.parse_pool_id(pool_id)
+        if ref is not None:
+            net = bind.network_for_pool(self.svc.nets, ref, pool_id)
+            if net.id != ref.net_id:
+                self.rebound.add(net.id)
+                log.info("docker: pool %s re-bound to network %s (%s)", pool_id, net.name, net.id)
+            return net, ref.version
+        bind.check_pool_kind(pool_id)
+        subnet = parse_subnet(pool_id.partition(":")[2], None)
         for n in self.svc.nets.values():
             if str(subnet) in (n.subnet, n.subnet6):
                 return n, subnet.version
@@ -230,6 +235,14 @@ class IpamPools:
         network checks them again when it is created."""
         got = self.reserved.get(pool_id)
         subnet = got.subnet if got else parse_subnet(pool_id.split(":", 1)[1], version)
+        if got is None:  # not a network being created: one hostnet has lost
+            raise bind.StaleBinding(
+                f"the Docker network with subnet {subnet} (hostnet-ipam pool {pool_id}) is "
+                "bound to no hostnet network: hostnet has no record of it (hostnet's state "
+                "was lost, or the network was removed)",
+                "remove the Docker network and create it again ('docker network rm NAME', "
+                "then 'docker network create ...' as before; 'docker network ls' names it)",
+            )
         if not address:
             if gateway_wanted:
                 return {"Address": f"{ipam.default_gateway(subnet)}/{subnet.prefixlen}"}
@@ -265,14 +278,37 @@ def _check_sub_pool(subnet: IPNetwork, sub_pool: str) -> None:
         )
 
 
+DockerLookup = Callable[[str], "dict[str, Any] | None"]
+
+
+def _no_docker(_: str) -> dict[str, Any] | None:
+    return None
+
+
 def build_driver_app(
-    svc: HostNetworkingService, worker: ThreadPoolExecutor, name: str, pools: IpamPools
+    svc: HostNetworkingService,
+    worker: ThreadPoolExecutor,
+    name: str,
+    pools: IpamPools,
+    docker_view: DockerLookup = _no_docker,
 ) -> web.Application:
+    """``docker_view``: Docker's own view of a Docker network by id (None when Docker
+    cannot be asked), for Docker networks hostnet has no record of."""
     driver = DRIVER_NAMES.get(name, "nat")
     is_ipam = name == IPAM_NAME
 
     async def call(fn: Callable[[], Any]) -> Any:
         return await asyncio.get_running_loop().run_in_executor(worker, fn)
+
+    async def run_rebinding(fn: Callable[[], Any]) -> Any:
+        try:
+            return await call(fn)
+        except bind.Unbound as exc:
+            docker_id = exc.docker_id
+        # asked outside the service's threads: Docker may be slow, or wait for us
+        view = await asyncio.get_running_loop().run_in_executor(None, docker_view, docker_id)
+        await call(lambda: dk.rebind(svc, driver, docker_id, view))
+        return await call(fn)
 
     def handler(
         fn: Callable[[Any], Any], model: type[rq.Plugin], err_key: str = "Err"
@@ -283,7 +319,7 @@ def build_driver_app(
                 log.debug("docker %s %s %s", name, request.path, data)
                 if driver in FUTURE_DRIVERS and not is_ipam:
                     svc.driver(driver)  # raises "driver not available yet"
-                result = await call(lambda: fn(data))
+                result = await run_rebinding(lambda: fn(data))
                 return _ok(result)
             except HostnetError as exc:
                 log.info("docker %s %s: %s", name, request.path, exc)
@@ -314,7 +350,13 @@ def build_driver_app(
     def create_endpoint(d: rq.CreateEndpoint) -> dict[str, Any]:
         iface = d.Interface or rq.DockerInterface()
         ep = dk.create_endpoint(
-            svc, d.NetworkID, d.EndpointID, iface.Address, iface.MacAddress, iface.AddressIPv6
+            svc,
+            d.NetworkID,
+            d.EndpointID,
+            iface.Address,
+            iface.MacAddress,
+            iface.AddressIPv6,
+            pending=pools.pending_rebound(),
         )
         # Docker takes from the answer only what it did not send (it refuses to change an
         # address it set)
@@ -436,7 +478,10 @@ def _json_errors(key: str) -> Any:
 
 
 async def serve_plugins(
-    svc: HostNetworkingService, worker: ThreadPoolExecutor, directory: str
+    svc: HostNetworkingService,
+    worker: ThreadPoolExecutor,
+    directory: str,
+    docker_view: DockerLookup = _no_docker,
 ) -> list[web.AppRunner]:
     """One socket per driver name, and one for IPAM, in ``directory`` (/run/docker/plugins)."""
     os.makedirs(directory, exist_ok=True)
@@ -446,7 +491,8 @@ async def serve_plugins(
         path = os.path.join(directory, f"{name}.sock")
         if os.path.exists(path):
             os.unlink(path)
-        runner = web.AppRunner(build_driver_app(svc, worker, name, pools), access_log=None)
+        app = build_driver_app(svc, worker, name, pools, docker_view)
+        runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         await web.UnixSite(runner, path).start()
         os.chmod(path, 0o660)
