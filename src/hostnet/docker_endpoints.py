@@ -62,9 +62,12 @@ def _claimed(
 ) -> Network | None:
     """The network hostnet-ipam just handed ``address`` out of for a Docker network whose
     id hostnet does not know (its pool re-bound by name): that network is this one."""
-    if not address:
+    if not address or not pending:
         return None
-    addr = ipaddress.ip_address(_cidr_ip(address))
+    try:
+        addr = ipaddress.ip_address(_cidr_ip(address))
+    except ValueError:
+        return None  # create_endpoint's own checks say what is wrong with it
     for net_id, given in pending.items():
         net = svc.nets.get(net_id)
         if net is not None and addr in given:

@@ -51,9 +51,11 @@ def _ok(data: dict[str, Any] | None = None) -> web.Response:
 
 
 def _err(exc: HostnetError, key: str = "Err") -> web.Response:
-    # never 404: Docker takes a 404 for "method not implemented" and silently skips
-    # ProgramExternalConnectivity (ports never mapped) instead of reporting the error
-    status = 500 if exc.status == 404 else exc.status
+    # never 404 (a missing endpoint or network answers 409: Docker's view and hostnet's
+    # disagree): Docker takes a 404 for "method not implemented" and silently skips
+    # ProgramExternalConnectivity (ports never mapped) instead of reporting the error.
+    # 404 stays for paths this socket does not serve.
+    status = 409 if exc.status == 404 else exc.status
     return _err_text(exc.message + (f". {exc.remedy}" if exc.remedy else ""), key, status)
 
 
