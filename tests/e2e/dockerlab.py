@@ -106,8 +106,12 @@ class Dockerd:
         for n in nets:
             self.docker("network", "rm", n, check=False)
 
-    def stop(self) -> None:
+    def stop(self, keep_data: bool = False) -> None:
+        """Stop dockerd; its work dir (the data root with it) goes unless ``keep_data``
+        (then ``start()`` again is Docker restarting with its networks and containers)."""
         if self.proc is None:
+            if not keep_data:
+                subprocess.run(["rm", "-rf", self.dir], check=False)
             return
         with contextlib.suppress(ProcessLookupError):
             self.proc.send_signal(signal.SIGTERM)
@@ -117,4 +121,10 @@ class Dockerd:
             self.proc.kill()
             self.proc.wait(10)
         self.proc = None
-        subprocess.run(["rm", "-rf", self.dir], check=False)
+        if not keep_data:
+            subprocess.run(["rm", "-rf", self.dir], check=False)
+
+    def wipe_data_root(self) -> None:
+        """Docker's data root emptied (dockerd stopped), as a reinstall would."""
+        assert self.proc is None, "stop dockerd first"
+        subprocess.run(["rm", "-rf", os.path.join(self.dir, "root")], check=True)
