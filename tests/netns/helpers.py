@@ -126,3 +126,15 @@ def cni_shim(
         [C_SHIM], input=json.dumps(conf).encode(), env=env, capture_output=True, timeout=60
     )
     return res.returncode, json.loads(res.stdout) if res.stdout.strip() else {}
+
+
+def capturing(pcap: str, timeout: float = 10.0) -> None:
+    """Wait until tcpdump -w has opened its capture (it writes the file's header then): a
+    fixed sleep was too short on a loaded machine, and frames went unseen."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.exists(pcap) and os.path.getsize(pcap) >= 24:
+            time.sleep(0.1)
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"tcpdump did not start capturing into {pcap}")

@@ -8,7 +8,7 @@ import subprocess
 import time
 
 import pytest
-from helpers import ask, ping, serve, wait_listening
+from helpers import ask, capturing, ping, serve, wait_listening
 
 from lab import SEGMENT, Daemon, Lab, eventually, in_ns
 
@@ -42,11 +42,21 @@ class Capture:
     def __init__(self, ns: str, path: str) -> None:
         self.path = path
         self.proc = subprocess.Popen(
-            ["nsenter", f"--net=/run/netns/{ns}", "tcpdump", "-U", "-eni", "eth0", "-w", path],
+            [
+                "nsenter",
+                f"--net=/run/netns/{ns}",
+                "tcpdump",
+                "--immediate-mode",
+                "-U",
+                "-eni",
+                "eth0",
+                "-w",
+                path,
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        time.sleep(0.5)
+        capturing(path)
 
     def source_macs(self, ip: str) -> set[str]:
         time.sleep(0.3)
@@ -363,6 +373,7 @@ def test_vlan_tags_on_the_wire_and_isolation(lab: Lab) -> None:
             "nsenter",
             f"--net=/run/netns/{client}",
             "tcpdump",
+            "--immediate-mode",
             "-U",
             "-eni",
             "eth0",
@@ -372,7 +383,7 @@ def test_vlan_tags_on_the_wire_and_isolation(lab: Lab) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    time.sleep(0.5)
+    capturing(f"{lab.tmp}/vlan.pcap")
     assert ask(a["netns"], b["ip"], 80) == "b"  # VLAN 11 across hosts
     assert ask(b["netns"], a["ip"], 80) == "a"
     assert ask(c["netns"], a["ip"], 80, timeout=1) == ""  # VLAN 12 cannot reach VLAN 11
