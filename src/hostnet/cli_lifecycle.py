@@ -13,9 +13,12 @@ import click
 
 from hostnet.client import Client, q
 from hostnet.kernel import netns
-from hostnet.lifecycle import IDLE
 from hostnet.runcmd import resolv_conf
 
+#: what a container runs when it was created without a command (New-Container names an
+#: image, not a command): an idle process that keeps the container running. (Defined here,
+#: not in lifecycle.py: importing the service's modules costs every CLI call 0.2 s.)
+IDLE = ["sleep", "infinity"]
 FORMAT = click.option(
     "--format", "fmt", type=click.Choice(["table", "json"]), default="table", help="table or json"
 )

@@ -31,9 +31,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hostnet")
 
-#: what a container runs when it was created without a command (New-Container names an
-#: image, not a command): an idle process that keeps the container running
-IDLE = ["sleep", "infinity"]
 ADAPTER_FIELDS = ("network", "name", "static_ip", "static_mac", "max_bandwidth", "mappings")
 
 
