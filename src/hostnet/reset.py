@@ -14,6 +14,7 @@ import logging
 import re
 from typing import TYPE_CHECKING, Any
 
+from hostnet import lifecycle
 from hostnet.errors import HostnetError
 from hostnet.reconcile import sweep
 
@@ -45,6 +46,8 @@ def reset(svc: HostNetworkingService) -> dict[str, Any]:
     report: dict[str, Any] = {**plan(svc), "Swept": [], "Tables": [], "Errors": []}
     errors: list[str] = report["Errors"]
     for c in list(svc.containers.values()):
+        if not c.external:  # what runs in a compartment hostnet made goes with it
+            lifecycle.end_processes(svc, c, 2.0)
         errors += svc.teardown(c)
     for n in list(svc.nets.values()):
         try:
