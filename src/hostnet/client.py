@@ -15,9 +15,10 @@ DEFAULT_SOCKET = "/run/hostnet/hostnet.sock"
 
 
 class UnixConnection(http.client.HTTPConnection):
-    """HTTP over hostnetd's unix socket (the CLI's, the tests' and the bench's raw calls)."""
+    """HTTP over a unix socket: hostnetd's (the CLI's, the tests' and the bench's raw
+    calls) and Docker's (hostnetd's Docker watch)."""
 
-    def __init__(self, path: str, timeout: float) -> None:
+    def __init__(self, path: str, timeout: float | None) -> None:
         super().__init__("localhost", timeout=timeout)
         self.path = path
 

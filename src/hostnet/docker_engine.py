@@ -16,7 +16,6 @@ import http.client
 import json
 import logging
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -24,22 +23,11 @@ from typing import Any
 from urllib.parse import quote
 
 from hostnet import docker_binding as bind
+from hostnet.client import UnixConnection
 
 log = logging.getLogger("hostnet")
 
 API = "/v1.41"  # Docker 20.10 and later answer it
-
-
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float | None) -> None:
-        super().__init__("docker", timeout=timeout)
-        self.path = path
-
-    def connect(self) -> None:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(self.timeout)
-        s.connect(self.path)
-        self.sock = s
 
 
 class Engine:
@@ -49,7 +37,7 @@ class Engine:
         self.path = path
 
     def call(self, method: str, url: str, body: Any = None, timeout: float = 10) -> tuple[int, Any]:
-        conn = _UnixConnection(self.path, timeout)
+        conn = UnixConnection(self.path, timeout)
         try:
             data = json.dumps(body).encode() if body is not None else None
             conn.request(method, API + url, data, {"Content-Type": "application/json"})
@@ -80,7 +68,7 @@ class Engine:
 
     def wait_until_gone(self) -> None:
         """Hold Docker's event stream open; return when it ends (Docker stopped)."""
-        conn = _UnixConnection(self.path, None)
+        conn = UnixConnection(self.path, None)
         try:
             conn.request("GET", API + "/events")
             res = conn.getresponse()
