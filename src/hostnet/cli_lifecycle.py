@@ -22,6 +22,9 @@ IDLE = ["sleep", "infinity"]
 FORMAT = click.option(
     "--format", "fmt", type=click.Choice(["table", "json"]), default="table", help="table or json"
 )
+GRACE = click.option(
+    "-t", "--time", "grace", default=10.0, show_default=True, help="seconds before SIGKILL"
+)
 ADAPTER_COLUMNS = [
     ("ContainerName", "ContainerName"),
     ("Name", "Name"),
@@ -163,9 +166,7 @@ def start(ctx: click.Context, names: tuple[str, ...]) -> None:
 
 
 @click.command("stop")
-@click.option(
-    "-t", "--time", "grace", default=10.0, show_default=True, help="seconds before SIGKILL"
-)
+@GRACE
 @click.argument("names", nargs=-1, required=True)
 @click.pass_context
 def stop(ctx: click.Context, grace: float, names: tuple[str, ...]) -> None:
@@ -177,9 +178,7 @@ def stop(ctx: click.Context, grace: float, names: tuple[str, ...]) -> None:
 
 
 @click.command("restart")
-@click.option(
-    "-t", "--time", "grace", default=10.0, show_default=True, help="seconds before SIGKILL"
-)
+@GRACE
 @click.argument("names", nargs=-1, required=True)
 @click.pass_context
 def restart(ctx: click.Context, grace: float, names: tuple[str, ...]) -> None:
