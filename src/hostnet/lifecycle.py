@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from hostnet import planning, ports
 from hostnet.errors import Conflict, HostnetError, InvalidRequest, NotFound
-from hostnet.model import Adapter, Container, Endpoint, Network, check_name, new_id, parse_mac
+from hostnet.model import Adapter, Container, Endpoint, Network, check_name, parse_mac
 from hostnet.procs import process_start_time, processes_in
 
 if TYPE_CHECKING:
@@ -133,24 +133,7 @@ def create(
     image: str = "",
 ) -> Container:
     """A container in state created: its intent checked and recorded, nothing realized."""
-    cid = new_id()
-    name = name or f"c_{cid[:12]}"
-    check_name("container", name)
-    if svc.index.container_named(name) is not None:
-        raise Conflict(
-            f"a container named {name!r} already exists",
-            "choose another name, or remove it with 'hostnet rm'",
-        )
-    c = Container(
-        id=cid,
-        name=name,
-        compartment_id=0,
-        netns=svc.ns_prefix + cid[:12],
-        log_path=os.path.join(svc.state_dir, "logs", f"{cid}.log"),
-        state="created",
-        command=list(command or []),
-        image=image,
-    )
+    c = svc.new_container(name, state="created", command=list(command or []), image=image)
     c.adapters = [_adapter(svc, c, req, i) for i, req in enumerate(adapters)]
     _check(svc, c, c.adapters)
     os.makedirs(os.path.dirname(c.log_path), exist_ok=True)

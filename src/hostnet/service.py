@@ -566,6 +566,26 @@ class HostNetworkingService:
             self.stats.detach.observe(net.driver, time.monotonic() - started)
         return errors
 
+    def new_container(self, name: str, **fields: Any) -> Container:
+        """A container not yet recorded: its id, a free name (given or made), its
+        compartment's and log's names."""
+        cid = new_id()
+        name = name or f"c_{cid[:12]}"
+        check_name("container", name)
+        if self.index.container_named(name) is not None:
+            raise Conflict(
+                f"a container named {name!r} already exists",
+                "choose another name, or remove it with 'hostnet rm'",
+            )
+        return Container(
+            id=cid,
+            name=name,
+            compartment_id=0,
+            netns=self.ns_prefix + cid[:12],
+            log_path=os.path.join(self.state_dir, "logs", f"{cid}.log"),
+            **fields,
+        )
+
     def create_container(
         self,
         name: str,
@@ -576,27 +596,13 @@ class HostNetworkingService:
         policy_specs: list[Any] | None = None,
     ) -> Container:
         """A compartment attached to each network; ports map to the first network's endpoint."""
-        cid = new_id()
-        name = name or f"c_{cid[:12]}"
-        check_name("container", name)
-        if self.index.container_named(name) is not None:
-            raise Conflict(
-                f"a container named {name!r} already exists",
-                "choose another name, or remove it with 'hostnet rm'",
-            )
+        c = self.new_container(name)
         if not networks:
             raise InvalidRequest("a container needs at least one network", "give --network NAME")
         nets = [self.network(n["network"]) for n in networks]
         if len({n.id for n in nets}) != len(nets):
             raise InvalidRequest("a network is given twice", "give each network once")
-        log_dir = os.path.join(self.state_dir, "logs")
-        c = Container(
-            id=cid,
-            name=name,
-            compartment_id=0,
-            netns=self.ns_prefix + cid[:12],
-            log_path=os.path.join(log_dir, f"{cid}.log"),
-        )
+        log_dir = os.path.dirname(c.log_path)
         rules = [acl.parse_rule(spec) for spec in acl_specs or []]
         with self._planning() as plans:
             # every check (addresses, ports, ACLs) happens here, before anything changes
