@@ -18,7 +18,7 @@ import json
 import re
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import click
 
@@ -26,9 +26,18 @@ from hostnet.client import Client
 
 CMDLET = re.compile(r"^[A-Za-z]+-[A-Za-z]+$")
 VERBS = {
-    "new", "get", "set", "add", "remove", "start", "stop", "restart", "connect", "disconnect",
+    "new",
+    "get",
+    "set",
+    "add",
+    "remove",
+    "start",
+    "stop",
+    "restart",
+    "connect",
+    "disconnect",
     "invoke",
-}  # fmt: skip
+}
 VFP = "microsoft azure vfp switch extension"
 
 
@@ -47,7 +56,6 @@ class Cmdlet:
     build: Callable[[dict[str, str], Client], list[str] | None]
     switches: tuple[str, ...] = ()
     required: tuple[str, ...] = ()
-    lists: tuple[str, ...] = field(default=())
 
 
 def parse(c: Cmdlet, argv: list[str]) -> dict[str, str]:
@@ -96,15 +104,22 @@ def _network_of_switch(client: Client, switch: str) -> str:
 
 
 # -- the cmdlets --------------------------------------------------------------------------
-MODES = {"nat": "nat", "transparent": "transparent", "l2bridge": "l2bridge", "l2tunnel": "l2tunnel",
-         "overlay": "overlay"}  # fmt: skip
+MODES = {
+    "nat": "nat",
+    "transparent": "transparent",
+    "l2bridge": "l2bridge",
+    "l2tunnel": "l2tunnel",
+    "overlay": "overlay",
+}
 
 
 def new_network(p: dict[str, str], _: Client) -> list[str]:
     mode = p.get("Mode", "NAT").lower()
     if mode not in MODES:
-        raise CmdletError(f"New-ContainerNetwork -Mode {p['Mode']}: hostnet has NAT, Transparent, "
-                          "L2Bridge, L2Tunnel and Overlay")  # fmt: skip
+        raise CmdletError(
+            f"New-ContainerNetwork -Mode {p['Mode']}: hostnet has NAT, Transparent, "
+            "L2Bridge, L2Tunnel and Overlay"
+        )
     args = ["network", "create", "-d", MODES[mode]]
     for s in _items(p.get("SubnetPrefix", "")):
         args += ["--subnet", s]
@@ -131,8 +146,11 @@ def new_container(p: dict[str, str], client: Client) -> list[str]:
 
 def _adapter_args(p: dict[str, str]) -> list[str]:
     args = []
-    for param, flag in (("StaticIPAddress", "--static-ip"), ("StaticMacAddress", "--static-mac"),
-                        ("MaximumBandwidth", "--max-bandwidth")):  # fmt: skip
+    for param, flag in (
+        ("StaticIPAddress", "--static-ip"),
+        ("StaticMacAddress", "--static-mac"),
+        ("MaximumBandwidth", "--max-bandwidth"),
+    ):
         if param in p:
             args += [flag, p[param]]
     return args
@@ -147,7 +165,7 @@ def set_adapter(p: dict[str, str], _: Client) -> list[str]:
     return [
         "adapter",
         "set",
-        *(["--name", p["Name"]] if p.get("Name") else []),
+        *_named(p),
         *extra,
         p["ContainerName"],
     ]
@@ -155,8 +173,14 @@ def set_adapter(p: dict[str, str], _: Client) -> list[str]:
 
 def add_adapter(p: dict[str, str], client: Client) -> list[str]:
     net = _network_of_switch(client, p["SwitchName"]) if p.get("SwitchName") else ""
-    return ["adapter", "add", *(["--name", p["Name"]] if p.get("Name") else []),
-            *(["--network", net] if net else []), *_adapter_args(p), p["ContainerName"]]  # fmt: skip
+    return [
+        "adapter",
+        "add",
+        *_named(p),
+        *(["--network", net] if net else []),
+        *_adapter_args(p),
+        p["ContainerName"],
+    ]
 
 
 def _named(p: dict[str, str], key: str = "Name") -> list[str]:
@@ -165,9 +189,19 @@ def _named(p: dict[str, str], key: str = "Name") -> list[str]:
 
 def mapping(verb: str) -> Callable[[dict[str, str], Client], list[str]]:
     def build(p: dict[str, str], _: Client) -> list[str]:
-        return ["adapter", "mapping", verb, *_named(p, "AdapterName"), "--external-port", p["ExternalPort"],
-                "--internal-port", p["InternalPort"], "--protocol", p.get("Protocol", "TCP").lower(),
-                p["ContainerName"]]  # fmt: skip
+        return [
+            "adapter",
+            "mapping",
+            verb,
+            *_named(p, "AdapterName"),
+            "--external-port",
+            p["ExternalPort"],
+            "--internal-port",
+            p["InternalPort"],
+            "--protocol",
+            p.get("Protocol", "TCP").lower(),
+            p["ContainerName"],
+        ]
 
     return build
 
@@ -185,8 +219,10 @@ def invoke_command(p: dict[str, str], _: Client) -> list[str]:
 
 def get_vmswitch_extension(p: dict[str, str], _: Client) -> list[str]:
     if p.get("Name") and p["Name"].lower() != VFP:
-        raise CmdletError(f"Get-VMSwitchExtension -Name {p['Name']!r}: hostnet's switches have one "
-                          f"extension, {VFP.title()!r} (nftables, eBPF and VXLAN pieces)")  # fmt: skip
+        raise CmdletError(
+            f"Get-VMSwitchExtension -Name {p['Name']!r}: hostnet's switches have one "
+            f"extension, {VFP.title()!r} (nftables, eBPF and VXLAN pieces)"
+        )
     return ["switch", "extension", p["VMSwitchName"]]
 
 
@@ -228,30 +264,30 @@ CMDLETS = [
         ),
         new_network,
         required=("Name",),
-    ),  # fmt: skip
+    ),
     Cmdlet(
         "Get-ContainerNetwork",
         ("Name",),
         lambda p, _: ["network", "inspect", p["Name"]] if p.get("Name") else ["network", "ls"],
-    ),  # fmt: skip
+    ),
     Cmdlet(
         "Remove-ContainerNetwork",
         ("Name",),
         lambda p, _: ["network", "rm", *(["--force"] if p.get("Force") else []), p["Name"]],
         switches=("Force",),
         required=("Name",),
-    ),  # fmt: skip
+    ),
     Cmdlet(
         "New-Container",
         ("Name", "ContainerImageName", "NetworkName", "SwitchName"),
         new_container,
         required=("Name",),
-    ),  # fmt: skip
+    ),
     Cmdlet(
         "Get-Container",
         ("Name",),
         lambda p, _: ["ps", "-a"],
-    ),  # fmt: skip
+    ),
     Cmdlet("Start-Container", ("Name",), lambda p, _: ["start", p["Name"]], required=("Name",)),
     Cmdlet(
         "Stop-Container",
@@ -259,7 +295,7 @@ CMDLETS = [
         lambda p, _: ["stop", *(["-t", "0"] if p.get("TurnOff") else []), p["Name"]],
         switches=("TurnOff", "Force"),
         required=("Name",),
-    ),  # fmt: skip
+    ),
     Cmdlet("Restart-Container", ("Name",), lambda p, _: ["restart", p["Name"]], required=("Name",)),
     Cmdlet(
         "Remove-Container",
@@ -267,19 +303,19 @@ CMDLETS = [
         lambda p, _: ["rm", p["Name"]],
         switches=("Force",),
         required=("Name",),
-    ),  # fmt: skip
+    ),
     Cmdlet(
         "Get-ContainerNetworkAdapter",
         ("ContainerName", "Name"),
         lambda p, _: ["adapter", "ls", p["ContainerName"]],
         required=("ContainerName",),
-    ),  # fmt: skip
+    ),
     Cmdlet(
         "Set-ContainerNetworkAdapter",
         ("ContainerName", "Name", "StaticIPAddress", "StaticMacAddress", "MaximumBandwidth"),
         set_adapter,
         required=("ContainerName",),
-    ),  # fmt: skip
+    ),
     Cmdlet(
         "Add-ContainerNetworkAdapter",
         (
@@ -292,13 +328,13 @@ CMDLETS = [
         ),
         add_adapter,
         required=("ContainerName",),
-    ),  # fmt: skip
+    ),
     Cmdlet(
         "Remove-ContainerNetworkAdapter",
         ("ContainerName", "Name"),
         lambda p, _: ["adapter", "rm", *_named(p), p["ContainerName"]],
         required=("ContainerName",),
-    ),  # fmt: skip
+    ),
     Cmdlet(
         "Connect-ContainerNetworkAdapter",
         ("ContainerName", "SwitchName", "Name"),
@@ -310,37 +346,37 @@ CMDLETS = [
             _network_of_switch(c, p["SwitchName"]),
         ],
         required=("ContainerName", "SwitchName"),
-    ),  # fmt: skip
+    ),
     Cmdlet(
         "Disconnect-ContainerNetworkAdapter",
         ("ContainerName", "Name"),
         lambda p, _: ["adapter", "disconnect", *_named(p), p["ContainerName"]],
         required=("ContainerName",),
-    ),  # fmt: skip
+    ),
     Cmdlet(
         "Add-ContainerNetworkAdapterStaticMapping",
         ("ContainerName", "AdapterName", "ExternalPort", "InternalPort", "Protocol"),
         mapping("add"),
         required=("ContainerName", "ExternalPort", "InternalPort"),
-    ),  # fmt: skip
+    ),
     Cmdlet(
         "Remove-ContainerNetworkAdapterStaticMapping",
         ("ContainerName", "AdapterName", "ExternalPort", "InternalPort", "Protocol"),
         mapping("rm"),
         required=("ContainerName", "ExternalPort", "InternalPort"),
-    ),  # fmt: skip
+    ),
     Cmdlet(
         "Get-ContainerNetworkAdapterStaticMapping",
         ("ContainerName",),
         lambda p, _: ["adapter", "mapping", "ls", p["ContainerName"]],
         required=("ContainerName",),
-    ),  # fmt: skip
+    ),
     Cmdlet(
         "Invoke-Command",
         ("ContainerName", "ScriptBlock"),
         invoke_command,
         required=("ContainerName", "ScriptBlock"),
-    ),  # fmt: skip
+    ),
     Cmdlet("Get-NetCompartment", (), _fixed("compartment", "ls")),
     Cmdlet("Get-NetNat", (), _fixed("nat", "ls")),
     Cmdlet("Get-NetNatStaticMapping", (), _fixed("nat", "ls")),
@@ -350,7 +386,7 @@ CMDLETS = [
         ("VMSwitchName", "Name"),
         get_vmswitch_extension,
         required=("VMSwitchName",),
-    ),  # fmt: skip
+    ),
     Cmdlet("Get-NetAdapter", ("Name",), get_net_adapter),
 ]
 BY_NAME = {c.name.lower(): c for c in CMDLETS}
