@@ -138,3 +138,15 @@ def capturing(pcap: str, timeout: float = 10.0) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"tcpdump did not start capturing into {pcap}")
+
+
+def capture(ns: str, pcap: str) -> subprocess.Popen[bytes]:
+    """tcpdump on node ``ns``'s eth0 into ``pcap``, capturing by the time it returns."""
+    proc = subprocess.Popen(
+        ["nsenter", f"--net=/run/netns/{ns}", "tcpdump", "--immediate-mode", "-U", "-eni",
+         "eth0", "-w", pcap],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    capturing(pcap)
+    return proc

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 import pytest
-from helpers import ask, capturing, peer_server, ping, serve
+from helpers import ask, capture, peer_server, ping, serve
 
 from lab import SEGMENT, SEGMENT6, Daemon, Lab, in_ns
 
@@ -242,22 +242,7 @@ def test_l2bridge_hides_ipv6_endpoints_behind_the_host_mac_and_transparent_does_
     assert ping(client, host6)  # the host's own IPv6 address moved onto the switch with it
     a6 = f"{SEGMENT6}105"
     pcap = f"{lab.tmp}/l2v6.pcap"
-    cap = subprocess.Popen(
-        [
-            "nsenter",
-            f"--net=/run/netns/{client}",
-            "tcpdump",
-            "--immediate-mode",
-            "-U",
-            "-eni",
-            "eth0",
-            "-w",
-            pcap,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    capturing(pcap)
+    cap = capture(client, pcap)
     a = serve(d, "l2", "a", 80, False, "--ip", f"{SEGMENT}.105", "--ip6", a6)
     assert ping(a["netns"], router6)  # the endpoint resolves the router (its NS goes out)
     assert ping(client, a6) and ask(client, a6, 80) == "a"  # others resolve it (its NA)
@@ -398,22 +383,7 @@ def test_vlan_tags_ipv6_frames_and_isolates_ipv6_as_ipv4(lab: Lab) -> None:
     b = serve(d2, "v11", "b", 80, False, "--ip", f"{SEGMENT}.106", "--ip6", f"{SEGMENT6}106")
     c = serve(d2, "v12", "c", 80, False, "--ip", f"{SEGMENT}.107", "--ip6", f"{SEGMENT6}107")
     pcap = f"{lab.tmp}/vlan6.pcap"
-    cap = subprocess.Popen(
-        [
-            "nsenter",
-            f"--net=/run/netns/{client}",
-            "tcpdump",
-            "--immediate-mode",
-            "-U",
-            "-eni",
-            "eth0",
-            "-w",
-            pcap,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    capturing(pcap)
+    cap = capture(client, pcap)
     assert ask(a["netns"], b["ip6"], 80) == "b" and ask(b["netns"], a["ip6"], 80) == "a"
     assert ask(c["netns"], a["ip6"], 80, timeout=1) == ""  # VLAN 12 cannot reach VLAN 11
     assert ask(client, a["ip6"], 80, timeout=1) == ""  # nor can untagged traffic

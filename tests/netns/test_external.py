@@ -8,7 +8,7 @@ import subprocess
 import time
 
 import pytest
-from helpers import ask, capturing, ping, serve, wait_listening
+from helpers import ask, capture, capturing, ping, serve, wait_listening
 
 from lab import SEGMENT, Daemon, Lab, eventually, in_ns
 
@@ -368,22 +368,7 @@ def test_vlan_tags_on_the_wire_and_isolation(lab: Lab) -> None:
     a = serve(d1, "v11", "a", 80, False, "--ip", f"{SEGMENT}.105")
     b = serve(d2, "v11", "b", 80, False, "--ip", f"{SEGMENT}.106")
     c = serve(d2, "v12", "c", 80, False, "--ip", f"{SEGMENT}.107")
-    cap = subprocess.Popen(
-        [
-            "nsenter",
-            f"--net=/run/netns/{client}",
-            "tcpdump",
-            "--immediate-mode",
-            "-U",
-            "-eni",
-            "eth0",
-            "-w",
-            f"{lab.tmp}/vlan.pcap",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    capturing(f"{lab.tmp}/vlan.pcap")
+    cap = capture(client, f"{lab.tmp}/vlan.pcap")
     assert ask(a["netns"], b["ip"], 80) == "b"  # VLAN 11 across hosts
     assert ask(b["netns"], a["ip"], 80) == "a"
     assert ask(c["netns"], a["ip"], 80, timeout=1) == ""  # VLAN 12 cannot reach VLAN 11
