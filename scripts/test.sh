@@ -24,4 +24,7 @@ PYTHON=.venv/bin/python bash scripts/install-cni.sh
 echo "== ruff"; ruff check src tests bench
 echo "== mypy"; mypy
 echo "== pytest"
-python3 -m pytest -q -p no:cacheprovider "$@" tests
+# -rfEs: the summary lists failures, errors and every skip with its reason; a skip for
+# want of a tool installed above fails instead (tests/conftest.py)
+export HOSTNET_REQUIRE_TOOLS=1
+python3 -m pytest -q -rfEs -p no:cacheprovider "$@" tests
