@@ -4,7 +4,15 @@
 ``hostnet network create -d nat --subnet 172.16.0.0/12 nat``: each cmdlet is translated
 into hostnet's own command line, whose checks and output it then shares. Cmdlet and
 parameter names match without regard to case; a list parameter takes ``a,b``; a
-positional value goes to the cmdlet's first parameter (``Start-Container "DemoNAT"``).
+positional value goes to the cmdlet's first parameter not given (``Start-Container
+"DemoNAT"``); ``-Param:value`` and ``-Switch:$false`` are PowerShell's spellings too.
+
+Every parameter a cmdlet takes is honoured; any other is an error naming it. The Get-
+cmdlets' ``-Name`` takes PowerShell's wildcards (``web*``, ``?``, ``[a-c]``): a pattern
+that matches nothing lists nothing, a name without wildcards that matches nothing is an
+error, as in PowerShell. Every other name (``-ContainerName``, the ``-Name`` of
+Remove-Container ...) is one object's full name and refuses wildcards, so a pattern never
+changes more than was meant.
 
 Names: a switch (``-SwitchName``) is a network's switch name as ``switch ls`` shows it
 (its ``networkname`` option, else the network's name); an adapter of the host
@@ -14,15 +22,17 @@ A cmdlet the seed shows that hostnet cannot honour is an error naming it and wha
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import click
 
+from hostnet import powershell_cmdlets as b
+from hostnet import wildcard
 from hostnet.client import Client
+from hostnet.powershell_cmdlets import CmdletError
+
+__all__ = ["BY_NAME", "CMDLETS", "Cmdlet", "CmdletError", "is_cmdlet", "parse", "run"]
 
 CMDLET = re.compile(r"^[A-Za-z]+-[A-Za-z]+$")
 VERBS = {
@@ -38,41 +48,95 @@ VERBS = {
     "disconnect",
     "invoke",
 }
-VFP = "microsoft azure vfp switch extension"
+#: parameters every PowerShell cmdlet takes; a line here runs at once as the hostnet
+#: command it becomes, so none of them has a meaning
+COMMON = {
+    p.lower(): p
+    for p in (
+        "Verbose",
+        "Debug",
+        "ErrorAction",
+        "WarningAction",
+        "InformationAction",
+        "ErrorVariable",
+        "WarningVariable",
+        "InformationVariable",
+        "OutVariable",
+        "OutBuffer",
+        "PipelineVariable",
+        "WhatIf",
+        "Confirm",
+    )
+}
+#: parameters that name one object: a wildcard in them is refused (unless the cmdlet
+#: lists the parameter in ``patterns``)
+EXACT = ("Name", "ContainerName", "NetworkName", "SwitchName", "VMSwitchName", "AdapterName")
 
 
 def is_cmdlet(word: str) -> bool:
     return bool(CMDLET.match(word)) and word.split("-")[0].lower() in VERBS
 
 
-class CmdletError(click.ClickException):
-    exit_code = 2
-
-
 @dataclass
 class Cmdlet:
+    """One cmdlet: its parameters (canonical spellings), how it becomes a hostnet line."""
+
     name: str
-    params: tuple[str, ...]  # canonical spellings; the first is the positional one
-    build: Callable[[dict[str, str], Client], list[str] | None]
+    params: tuple[str, ...]  # the first not given takes a positional value
+    build: b.Build
     switches: tuple[str, ...] = ()
     required: tuple[str, ...] = ()
+    patterns: tuple[str, ...] = ()  # parameters that take wildcards
+
+
+def _refuse_unknown(c: Cmdlet, key: str) -> CmdletError:
+    if key.lower() in COMMON:
+        return CmdletError(
+            f"{c.name} -{COMMON[key.lower()]}: hostnet does not take PowerShell's common "
+            "parameters (each line runs at once, as the hostnet command it becomes); "
+            "leave it out"
+        )
+    known = ", ".join(f"-{p}" for p in (*c.params, *c.switches))
+    if not known:
+        return CmdletError(
+            f"{c.name} has no parameter -{key}: hostnet's {c.name} takes no parameters "
+            "and shows everything; leave it out"
+        )
+    return CmdletError(
+        f"{c.name} has no parameter -{key}: hostnet does not implement it; {c.name} takes: {known}"
+    )
+
+
+def _switch_value(c: Cmdlet, canon: str, value: str) -> bool:
+    v = value.lower().lstrip("$")
+    if v in ("true", "1", ""):
+        return True
+    if v in ("false", "0"):
+        return False
+    raise CmdletError(f"{c.name} -{canon}:{value}: a switch takes $true or $false")
 
 
 def parse(c: Cmdlet, argv: list[str]) -> dict[str, str]:
-    """-Param value pairs (any case), switches, one positional value."""
+    """-Param value pairs (any case), -Param:value, switches, positional values."""
     names = {p.lower(): p for p in (*c.params, *c.switches)}
     out: dict[str, str] = {}
     i = 0
     while i < len(argv):
         word = argv[i]
         if word.startswith("-") and len(word) > 1 and not word[1].isdigit():
-            key = word[1:].rstrip(":")
+            key, colon, inline = word[1:].partition(":")
             canon = names.get(key.lower())
             if canon is None:
-                known = ", ".join(f"-{p}" for p in (*c.params, *c.switches))
-                raise CmdletError(f"{c.name} has no parameter -{key}; it takes: {known}")
+                raise _refuse_unknown(c, key)
+            if canon in out:
+                raise CmdletError(f"{c.name} -{canon} is given twice: give it once")
             if canon in c.switches:
-                out[canon] = "true"
+                if not colon or _switch_value(c, canon, inline):
+                    out[canon] = "true"
+                i += 1
+                continue
+            if colon and inline:
+                out[canon] = inline
                 i += 1
                 continue
             if i + 1 >= len(argv):
@@ -88,281 +152,103 @@ def parse(c: Cmdlet, argv: list[str]) -> dict[str, str]:
     missing = [p for p in c.required if p not in out]
     if missing:
         raise CmdletError(f"{c.name} needs -{', -'.join(missing)}")
+    for p, value in out.items():
+        if p in EXACT and p not in c.patterns and wildcard.has_wildcard(value):
+            raise CmdletError(
+                f"{c.name} -{p} {value!r}: this parameter takes a full name, not a wildcard "
+                "pattern, so a pattern never acts on more than meant; give the name (the "
+                "Get- cmdlet's -Name takes wildcards and lists the names that match)"
+            )
     return out
 
 
-def _items(value: str) -> list[str]:
-    return [v.strip().strip('"').strip("'") for v in value.split(",") if v.strip()]
-
-
-def _network_of_switch(client: Client, switch: str) -> str:
-    """The network whose switch is named ``switch`` (switch ls), or the network of that name."""
-    for row in client.get("/switches"):
-        if str(row.get("Switch", "")).lower() == switch.lower():
-            return str(row["Networks"]).split(",")[0].strip()
-    return switch
-
-
-# -- the cmdlets --------------------------------------------------------------------------
-MODES = {
-    "nat": "nat",
-    "transparent": "transparent",
-    "l2bridge": "l2bridge",
-    "l2tunnel": "l2tunnel",
-    "overlay": "overlay",
-}
-
-
-def new_network(p: dict[str, str], _: Client) -> list[str]:
-    mode = p.get("Mode", "NAT").lower()
-    if mode not in MODES:
-        raise CmdletError(
-            f"New-ContainerNetwork -Mode {p['Mode']}: hostnet has NAT, Transparent, "
-            "L2Bridge, L2Tunnel and Overlay"
-        )
-    args = ["network", "create", "-d", MODES[mode]]
-    for s in _items(p.get("SubnetPrefix", "")):
-        args += ["--subnet", s]
-    for g in _items(p.get("GatewayAddress", "")):
-        args += ["--gateway", g]
-    if p.get("DNSServers"):
-        args += ["-o", "dnsservers=" + ",".join(_items(p["DNSServers"]))]
-    if p.get("DNSSuffix"):
-        args += ["-o", f"dnssuffix={p['DNSSuffix']}"]
-    if p.get("NetworkAdapterName"):
-        args += ["-o", "interface=" + ",".join(_items(p["NetworkAdapterName"]))]
-    return [*args, p["Name"]]
-
-
-def new_container(p: dict[str, str], client: Client) -> list[str]:
-    args = ["create", "--name", p["Name"]]
-    if p.get("ContainerImageName"):
-        args += ["--image", p["ContainerImageName"]]
-    net = p.get("NetworkName") or (
-        _network_of_switch(client, p["SwitchName"]) if p.get("SwitchName") else ""
-    )
-    return [*args, *(["--network", net] if net else [])]
-
-
-def _adapter_args(p: dict[str, str]) -> list[str]:
-    args = []
-    for param, flag in (
-        ("StaticIPAddress", "--static-ip"),
-        ("StaticMacAddress", "--static-mac"),
-        ("MaximumBandwidth", "--max-bandwidth"),
-    ):
-        if param in p:
-            args += [flag, p[param]]
-    return args
-
-
-def set_adapter(p: dict[str, str], _: Client) -> list[str]:
-    extra = _adapter_args(p)
-    if not extra:
-        raise CmdletError(
-            "Set-ContainerNetworkAdapter: give -StaticIPAddress, -StaticMacAddress or -MaximumBandwidth"
-        )
-    return [
-        "adapter",
-        "set",
-        *_named(p),
-        *extra,
-        p["ContainerName"],
-    ]
-
-
-def add_adapter(p: dict[str, str], client: Client) -> list[str]:
-    net = _network_of_switch(client, p["SwitchName"]) if p.get("SwitchName") else ""
-    return [
-        "adapter",
-        "add",
-        *_named(p),
-        *(["--network", net] if net else []),
-        *_adapter_args(p),
-        p["ContainerName"],
-    ]
-
-
-def _named(p: dict[str, str], key: str = "Name") -> list[str]:
-    return ["--name", p[key]] if p.get(key) else []
-
-
-def mapping(verb: str) -> Callable[[dict[str, str], Client], list[str]]:
-    def build(p: dict[str, str], _: Client) -> list[str]:
-        return [
-            "adapter",
-            "mapping",
-            verb,
-            *_named(p, "AdapterName"),
-            "--external-port",
-            p["ExternalPort"],
-            "--internal-port",
-            p["InternalPort"],
-            "--protocol",
-            p.get("Protocol", "TCP").lower(),
-            p["ContainerName"],
-        ]
-
-    return build
-
-
-def invoke_command(p: dict[str, str], _: Client) -> list[str]:
-    block = p.get("ScriptBlock", "").strip()
-    if block.startswith("{") and block.endswith("}"):
-        block = block[1:-1].strip()
-    if not block:
-        raise CmdletError("Invoke-Command needs a script block, e.g. {ipconfig}")
-    if block.lower() in ("ipconfig", "ipconfig /all"):
-        return ["ipconfig", p["ContainerName"]]
-    return ["exec", p["ContainerName"], "sh", "-c", block]
-
-
-def get_vmswitch_extension(p: dict[str, str], _: Client) -> list[str]:
-    if p.get("Name") and p["Name"].lower() != VFP:
-        raise CmdletError(
-            f"Get-VMSwitchExtension -Name {p['Name']!r}: hostnet's switches have one "
-            f"extension, {VFP.title()!r} (nftables, eBPF and VXLAN pieces)"
-        )
-    return ["switch", "extension", p["VMSwitchName"]]
-
-
-def get_net_adapter(_: dict[str, str], __: Client) -> None:
-    """This namespace's interfaces: Name (Linux), InterfaceAlias (its alias), MAC, status."""
-    links = json.loads(
-        subprocess.run(["ip", "-j", "link"], capture_output=True, text=True, check=True).stdout
-    )
-    click.echo(f"{'Name':<16} {'InterfaceAlias':<24} {'MacAddress':<18} Status")
-    for lk in links:
-        if lk["ifname"] == "lo":
-            continue
-        status = (
-            "Up"
-            if "UP" in lk.get("flags", []) and "NO-CARRIER" not in lk.get("flags", [])
-            else "Down"
-        )
-        click.echo(
-            f"{lk['ifname']:<16} {lk.get('ifalias', ''):<24} {lk.get('address', ''):<18} {status}"
-        )
-    return None
-
-
-def _fixed(*args: str) -> Callable[[dict[str, str], Client], list[str]]:
-    return lambda _p, _c: list(args)
-
+CONTAINER_NAME = ("Name",)
+ADAPTER = ("ContainerName", "Name")
+MAPPING = ("ContainerName", "AdapterName", "ExternalPort", "InternalPort", "Protocol")
+ADAPTER_SETTINGS = ("StaticIPAddress", "StaticMacAddress", "MaximumBandwidth")
+NETWORK = ("Name", "Mode", "SubnetPrefix", "GatewayAddress", "DNSServers", "DNSSuffix",
+           "NetworkAdapterName")  # fmt: skip
 
 CMDLETS = [
-    Cmdlet(
-        "New-ContainerNetwork",
-        (
-            "Name",
-            "Mode",
-            "SubnetPrefix",
-            "GatewayAddress",
-            "DNSServers",
-            "DNSSuffix",
-            "NetworkAdapterName",
-        ),
-        new_network,
-        required=("Name",),
-    ),
-    Cmdlet(
-        "Get-ContainerNetwork",
-        ("Name",),
-        lambda p, _: ["network", "inspect", p["Name"]] if p.get("Name") else ["network", "ls"],
-    ),
+    Cmdlet("New-ContainerNetwork", NETWORK, b.new_network, required=("Name",)),
+    Cmdlet("Get-ContainerNetwork", ("Name",), b.listing("network", "ls"), patterns=("Name",)),
     Cmdlet(
         "Remove-ContainerNetwork",
         ("Name",),
-        lambda p, _: ["network", "rm", *(["--force"] if p.get("Force") else []), p["Name"]],
+        b.remove_network,
         switches=("Force",),
         required=("Name",),
     ),
     Cmdlet(
         "New-Container",
         ("Name", "ContainerImageName", "NetworkName", "SwitchName"),
-        new_container,
+        b.new_container,
         required=("Name",),
     ),
-    Cmdlet(
-        "Get-Container",
-        ("Name",),
-        lambda p, _: ["ps", "-a"],
-    ),
-    Cmdlet("Start-Container", ("Name",), lambda p, _: ["start", p["Name"]], required=("Name",)),
+    Cmdlet("Get-Container", ("Name",), b.listing("ps", "-a"), patterns=("Name",)),
+    Cmdlet("Start-Container", CONTAINER_NAME, b.each_container("start"), required=("Name",)),
     Cmdlet(
         "Stop-Container",
-        ("Name",),
-        lambda p, _: ["stop", *(["-t", "0"] if p.get("TurnOff") else []), p["Name"]],
+        CONTAINER_NAME,
+        b.stop_container,
         switches=("TurnOff", "Force"),
         required=("Name",),
     ),
-    Cmdlet("Restart-Container", ("Name",), lambda p, _: ["restart", p["Name"]], required=("Name",)),
+    Cmdlet("Restart-Container", CONTAINER_NAME, b.each_container("restart"), required=("Name",)),
     Cmdlet(
         "Remove-Container",
-        ("Name",),
-        lambda p, _: ["rm", p["Name"]],
+        CONTAINER_NAME,
+        b.remove_container,
         switches=("Force",),
         required=("Name",),
     ),
     Cmdlet(
         "Get-ContainerNetworkAdapter",
-        ("ContainerName", "Name"),
-        lambda p, _: ["adapter", "ls", p["ContainerName"]],
+        ADAPTER,
+        b.get_adapter,
         required=("ContainerName",),
+        patterns=("Name",),
     ),
     Cmdlet(
         "Set-ContainerNetworkAdapter",
-        ("ContainerName", "Name", "StaticIPAddress", "StaticMacAddress", "MaximumBandwidth"),
-        set_adapter,
+        (*ADAPTER, *ADAPTER_SETTINGS),
+        b.set_adapter,
         required=("ContainerName",),
     ),
     Cmdlet(
         "Add-ContainerNetworkAdapter",
-        (
-            "ContainerName",
-            "Name",
-            "SwitchName",
-            "StaticIPAddress",
-            "StaticMacAddress",
-            "MaximumBandwidth",
-        ),
-        add_adapter,
+        (*ADAPTER, "SwitchName", *ADAPTER_SETTINGS),
+        b.add_adapter,
         required=("ContainerName",),
     ),
     Cmdlet(
         "Remove-ContainerNetworkAdapter",
-        ("ContainerName", "Name"),
-        lambda p, _: ["adapter", "rm", *_named(p), p["ContainerName"]],
+        ADAPTER,
+        lambda p, _: ["adapter", "rm", *b.named(p), p["ContainerName"]],
         required=("ContainerName",),
     ),
     Cmdlet(
         "Connect-ContainerNetworkAdapter",
         ("ContainerName", "SwitchName", "Name"),
-        lambda p, c: [
-            "adapter",
-            "connect",
-            *_named(p),
-            p["ContainerName"],
-            _network_of_switch(c, p["SwitchName"]),
-        ],
+        b.connect_adapter,
         required=("ContainerName", "SwitchName"),
     ),
     Cmdlet(
         "Disconnect-ContainerNetworkAdapter",
-        ("ContainerName", "Name"),
-        lambda p, _: ["adapter", "disconnect", *_named(p), p["ContainerName"]],
+        ADAPTER,
+        lambda p, _: ["adapter", "disconnect", *b.named(p), p["ContainerName"]],
         required=("ContainerName",),
     ),
     Cmdlet(
         "Add-ContainerNetworkAdapterStaticMapping",
-        ("ContainerName", "AdapterName", "ExternalPort", "InternalPort", "Protocol"),
-        mapping("add"),
+        MAPPING,
+        b.mapping("add"),
         required=("ContainerName", "ExternalPort", "InternalPort"),
     ),
     Cmdlet(
         "Remove-ContainerNetworkAdapterStaticMapping",
-        ("ContainerName", "AdapterName", "ExternalPort", "InternalPort", "Protocol"),
-        mapping("rm"),
+        MAPPING,
+        b.mapping("rm"),
         required=("ContainerName", "ExternalPort", "InternalPort"),
     ),
     Cmdlet(
@@ -374,20 +260,21 @@ CMDLETS = [
     Cmdlet(
         "Invoke-Command",
         ("ContainerName", "ScriptBlock"),
-        invoke_command,
+        b.invoke_command,
         required=("ContainerName", "ScriptBlock"),
     ),
-    Cmdlet("Get-NetCompartment", (), _fixed("compartment", "ls")),
-    Cmdlet("Get-NetNat", (), _fixed("nat", "ls")),
-    Cmdlet("Get-NetNatStaticMapping", (), _fixed("nat", "ls")),
-    Cmdlet("Get-VMSwitch", ("Name",), _fixed("switch", "ls")),
+    Cmdlet("Get-NetCompartment", (), b.fixed("compartment", "ls")),
+    Cmdlet("Get-NetNat", (), b.fixed("nat", "ls")),
+    Cmdlet("Get-NetNatStaticMapping", (), b.fixed("nat", "ls")),
+    Cmdlet("Get-VMSwitch", ("Name",), b.listing("switch", "ls"), patterns=("Name",)),
     Cmdlet(
         "Get-VMSwitchExtension",
         ("VMSwitchName", "Name"),
-        get_vmswitch_extension,
+        b.get_vmswitch_extension,
         required=("VMSwitchName",),
+        patterns=("Name",),
     ),
-    Cmdlet("Get-NetAdapter", ("Name",), get_net_adapter),
+    Cmdlet("Get-NetAdapter", ("Name",), b.get_net_adapter, patterns=("Name",)),
 ]
 BY_NAME = {c.name.lower(): c for c in CMDLETS}
 
@@ -406,8 +293,8 @@ ELSEWHERE = {
 }
 
 
-def run(cli: click.Group, argv: list[str]) -> int:
-    """Run one cmdlet line; returns the exit code."""
+def translate(argv: list[str], client: Client) -> list[str] | None:
+    """The hostnet argument list one cmdlet line becomes (None: it answered itself)."""
     word = argv[0].lower()
     if word in ELSEWHERE:
         raise CmdletError(f"{argv[0]} is not a hostnet cmdlet: {ELSEWHERE[word]}")
@@ -415,9 +302,12 @@ def run(cli: click.Group, argv: list[str]) -> int:
     if cmdlet is None:
         known = ", ".join(c.name for c in CMDLETS)
         raise CmdletError(f"hostnet has no cmdlet {argv[0]}; it takes: {known}")
-    params = parse(cmdlet, argv[1:])
-    client = Client(None)
-    args = cmdlet.build(params, client)
+    return cmdlet.build(parse(cmdlet, argv[1:]), client)
+
+
+def run(cli: click.Group, argv: list[str]) -> int:
+    """Run one cmdlet line; returns the exit code."""
+    args = translate(argv, Client(None))
     if args is None:
         return 0
     cli.main(args=args, prog_name="hostnet", standalone_mode=False)
