@@ -32,7 +32,13 @@ def test_rewrite_table() -> None:
 
 def test_tunnel_table_skips_networks_without_endpoints() -> None:
     nets = [
-        TunnelNet("ab12cd34", "eth0", "02:00:00:00:00:01", ("hv0000000001", "hv0000000002")),
+        TunnelNet(
+            "ab12cd34",
+            "eth0",
+            "02:00:00:00:00:01",
+            ("hv0000000001", "hv0000000002"),
+            ("02:42:c6:33:64:69", "02:42:c6:33:64:6a"),
+        ),
         TunnelNet("ffff0000", "eth1", "02:00:00:00:00:02", ()),
     ]
     text = render_tunnels(nets)

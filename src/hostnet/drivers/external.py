@@ -250,7 +250,7 @@ class ExternalDriver(Driver):
         if not self.rewrites_macs:
             return None
         addrs = net.adapter_state.get("addrs", [])
-        host_ips = tuple(str(a[0]) for a in addrs if ":" not in str(a[0]))
+        host_ips = tuple(str(a[0]) for a in addrs)
         static = [e for e in eps if not e.dhcp]
         return l2_rules.RewriteNet(
             net.id[:8],
@@ -272,6 +272,7 @@ class ExternalDriver(Driver):
             self.uplink(net),
             str(net.adapter_state.get("mac")),
             tuple(e.host_ifname for e in eps),
+            tuple(e.mac for e in eps),
         )
 
     def datapath(self, net: Network, eps: list[Endpoint]) -> list[dp.Piece]:

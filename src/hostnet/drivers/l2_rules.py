@@ -29,7 +29,7 @@ class RewriteNet:
     adapter: str
     host_mac: str
     endpoints: dict[str, str] = field(default_factory=dict)  # ip (either family) -> its MAC
-    host_ips: tuple[str, ...] = ()  # the host's own IPv4 addresses on this switch
+    host_ips: tuple[str, ...] = ()  # the host's own addresses on this switch (either family)
     # outbound NAT: frames to anywhere but these prefixes are handed to the host to NAT
     nat_keep: tuple[str, ...] | None = None
 
@@ -65,6 +65,54 @@ ND_OPTIONS = (
 )
 
 
+def _ndfix_map(key: str, macs: list[str], host_mac: str) -> list[str]:
+    fixes = [f"{mac} : {nd_fix(mac, host_mac)}" for mac in macs]
+    return [
+        f"  map ndfix_{key} {{",
+        f"    typeof ether saddr : icmpv6 checksum{_elements(fixes)}",
+        "  }",
+    ]
+
+
+def _nd_rewrites(match: str, key: str, host_mac: str) -> list[str]:
+    """The host's MAC into the link-layer option of each ND message an endpoint sends
+    (``match`` selects its frames), the checksum kept by the reserved word."""
+    hm_hex = "0x" + host_mac.replace(":", "")
+    return [
+        f"{match}icmpv6 type {kind} @th,{opt},8 {otype} "
+        f"@th,48,16 set ether saddr map @ndfix_{key} @th,{opt + 16},48 set {hm_hex}"
+        for kind, opt, otype in ND_OPTIONS
+    ]
+
+
+def _to_the_host(n: RewriteNet) -> tuple[list[str], list[str]]:
+    """An endpoint's ARP reply or neighbour advertisement hair-pinned back to the host itself
+    (l2tunnel): tell the host the endpoint's own MAC (it would otherwise learn its own MAC for
+    that address). The Ethernet source stays, so the switch never learns the endpoint on the
+    adapter. Returns the rules and the elements of the NA's map (address -> raw MAC)."""
+    ad, hm = n.adapter, n.host_mac
+    v4 = sorted(ip for ip in n.host_ips if ":" not in ip)
+    v6 = sorted(ip for ip in n.host_ips if ":" in ip)
+    rules = []
+    if v4:
+        rules.append(
+            f'iifname "{ad}" ether saddr {hm} arp daddr ip {{ {", ".join(v4)} }} '
+            f"arp saddr ether set arp saddr ip map @ip2mac_{n.key}"
+        )
+    pairs = [
+        f"{ip} : 0x{mac.replace(':', '')}" for ip, mac in sorted(n.endpoints.items()) if ":" in ip
+    ]
+    if v6 and pairs:
+        # the target option back to the endpoint's MAC and the reserved word back to zero:
+        # the checksum is the one the endpoint computed (the map first: no match, no change)
+        rules.append(
+            f'iifname "{ad}" ether saddr {hm} ip6 daddr {{ {", ".join([*v6, "fe80::/10"])} }} '
+            "icmpv6 type nd-neighbor-advert @th,192,8 2 "
+            f"@th,208,48 set ip6 saddr map @nd6mac_{n.key} @th,48,16 set 0"
+        )
+    return rules, pairs if v6 else []
+
+
 def render_table(nets: list[RewriteNet]) -> str:
     """The whole table, replacing any previous one in one transaction."""
     lines = [
@@ -78,7 +126,6 @@ def render_table(nets: list[RewriteNet]) -> str:
         macs = sorted(set(n.endpoints.values()))
         pairs = [f"{ip} : {mac}" for ip, mac in sorted(n.endpoints.items()) if ":" not in ip]
         pairs6 = [f"{ip} : {mac}" for ip, mac in sorted(n.endpoints.items()) if ":" in ip]
-        fixes = [f"{mac} : {nd_fix(mac, n.host_mac)}" for mac in macs]
         lines += [
             f"  map ip2mac_{n.key} {{",
             f"    type ipv4_addr : ether_addr{_elements(pairs)}",
@@ -89,20 +136,17 @@ def render_table(nets: list[RewriteNet]) -> str:
             f"  set epmac_{n.key} {{",
             f"    type ether_addr{_elements(macs)}",
             "  }",
-            f"  map ndfix_{n.key} {{",
-            f"    typeof ether saddr : icmpv6 checksum{_elements(fixes)}",
-            "  }",
+            *_ndfix_map(n.key, macs, n.host_mac),
         ]
         ad, hm = n.adapter, n.host_mac
-        if n.host_ips:
-            # An endpoint's ARP hair-pinned back to the host itself: tell the host the
-            # endpoint's own MAC (it would otherwise learn its own MAC for that address).
-            # The Ethernet source stays, so the switch never learns the endpoint on the adapter.
-            hips = "{ " + ", ".join(sorted(n.host_ips)) + " }"
-            m = f"@ip2mac_{n.key}"
-            pre.append(
-                f'iifname "{ad}" ether saddr {hm} arp daddr ip {hips} arp saddr ether set arp saddr ip map {m}'
-            )
+        restores, pairs_na = _to_the_host(n)
+        pre += restores
+        if pairs_na:
+            lines += [
+                f"  map nd6mac_{n.key} {{",
+                f"    typeof ip6 saddr : @th,208,48{_elements(pairs_na)}",
+                "  }",
+            ]
         if n.nat_keep is not None and n.endpoints:
             # to the host's IP stack: its MAC, and "for this host" (IP drops other hosts');
             # in IPv6 never link-local or multicast (neighbour discovery stays on the wire)
@@ -122,15 +166,9 @@ def render_table(nets: list[RewriteNet]) -> str:
             f'iifname "{ad}" ether daddr {hm} ether type arp arp daddr ether set arp daddr ip map @ip2mac_{n.key}',
             f'iifname "{ad}" ether daddr {hm} ether type arp ether daddr set arp daddr ip map @ip2mac_{n.key}',
         ]
-        hm_hex = "0x" + hm.replace(":", "")
         post += [
             f'oifname "{ad}" ether type arp arp saddr ether @epmac_{n.key} arp saddr ether set {hm}',
-            *(
-                f'oifname "{ad}" ether saddr @epmac_{n.key} icmpv6 type {kind} '
-                f"@th,{opt},8 {otype} "
-                f"@th,48,16 set ether saddr map @ndfix_{n.key} @th,{opt + 16},48 set {hm_hex}"
-                for kind, opt, otype in ND_OPTIONS
-            ),
+            *_nd_rewrites(f'oifname "{ad}" ether saddr @epmac_{n.key} ', n.key, hm),
             f'oifname "{ad}" ether saddr @epmac_{n.key} ether saddr set {hm}',
         ]
     lines += [
@@ -158,11 +196,14 @@ class TunnelNet:
     adapter: str
     host_mac: str
     devices: tuple[str, ...]  # the host ends of the endpoints' veths
+    macs: tuple[str, ...] = ()  # the endpoints' MACs (their ND options are rewritten)
 
 
 def render_tunnels(nets: list[TunnelNet]) -> str:
-    """Netdev ingress on each endpoint's host end: rewrite the source MAC, forward to the
-    adapter. Nothing an endpoint sends is bridged locally; the upstream switch hair-pins it."""
+    """Netdev ingress on each endpoint's host end: rewrite the source MAC (and the ARP
+    sender, and the link-layer option of IPv6 neighbour and router discovery, as the bridge
+    table does for l2bridge: these frames never pass the bridge), forward to the adapter.
+    Nothing an endpoint sends is bridged locally; the upstream switch hair-pins it."""
     lines = [
         f"add table netdev {NETDEV_TABLE}",
         f"delete table netdev {NETDEV_TABLE}",
@@ -173,9 +214,12 @@ def render_tunnels(nets: list[TunnelNet]) -> str:
             continue
         devs = ", ".join(f'"{d}"' for d in sorted(n.devices))
         lines += [
+            *_ndfix_map(n.key, sorted(set(n.macs)), n.host_mac),
             f"  chain out_{n.key} {{",
             f"    type filter hook ingress devices = {{ {devs} }} priority 0; policy accept;",
             f"    ether type arp arp saddr ether set {n.host_mac}",
+            # before the source MAC changes: the map is keyed on the endpoint's own
+            *(f"    {r}" for r in _nd_rewrites("", n.key, n.host_mac)),
             f"    ether saddr set {n.host_mac}",
             f'    fwd to "{n.adapter}"',
             "  }",
