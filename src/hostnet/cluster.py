@@ -45,6 +45,8 @@ class Cluster:
         self.host_id = ""  # set by the daemon from the store
         self.remote: dict[str, Endpoint] = {}  # every overlay endpoint (this host's too)
         self.ips: dict[str, set[IPAddress]] = {}  # network id -> claimed (both families)
+        self.per_host: dict[str, int] = {}  # host -> its overlay endpoints (for node ls)
+        self.vteps: dict[str, str] = {}  # host -> the VTEP its endpoints name
         self._tunnels: dict[str, set[Tunnel]] = {}
 
     def clustered(self) -> bool:
@@ -112,12 +114,19 @@ class Cluster:
         if old is not None:
             self.unlearn(old.id)
         self.remote[ep.id] = ep
+        self.per_host[ep.host] = self.per_host.get(ep.host, 0) + 1
+        self.vteps[ep.host] = ep.vtep
         used = self.ips.setdefault(ep.network_id, set())
         used.update(ipaddress.ip_address(a) for a in (ep.ip, ep.ip6) if a)
 
     def unlearn(self, ep_id: str) -> None:
         ep = self.remote.pop(ep_id, None)
         if ep is not None:
+            left = self.per_host.get(ep.host, 0) - 1
+            if left > 0:
+                self.per_host[ep.host] = left
+            else:
+                self.per_host.pop(ep.host, None)
             used = self.ips.get(ep.network_id, set())
             for a in (ep.ip, ep.ip6):
                 if a:
@@ -139,7 +148,7 @@ class Cluster:
         for nid in gone:
             self._network_gone(nid)
         eps, _ = st.cluster_endpoints()
-        self.remote, self.ips = {}, {}
+        self.remote, self.ips, self.per_host, self.vteps = {}, {}, {}, {}
         for e in eps:
             self.learn(e)
         self._tunnels = {}  # re-read from the kernel: a restart or a lost watch
@@ -246,15 +255,34 @@ class Cluster:
             self._tunnels[n.id] = want
 
     # -- hosts --------------------------------------------------------------------------
-    def hosts(self) -> list[dict[str, Any]]:
-        hosts: dict[str, dict[str, Any]] = {}
-        for e in self.remote.values():
-            h = hosts.setdefault(e.host, {"Host": e.host, "VTEP": e.vtep, "Endpoints": 0})
-            h["Endpoints"] += 1
-        hosts.setdefault(
-            self.host_id, {"Host": self.host_id, "VTEP": self.overlay.vtep, "Endpoints": 0}
-        )
-        return sorted(hosts.values(), key=lambda h: h["Host"])
+    def members(self) -> dict[str, tuple[dict[str, str], bool]]:
+        """Every member the store knows (see EtcdStore.members): one read, per member."""
+        if not self.clustered():
+            raise InvalidRequest(
+                "this hostnetd is in no cluster (its store is not etcd)",
+                "start hostnetd with --store etcd://m1:2379,... (see README, Overlay)",
+            )
+        return self._etcd().members()
+
+    def hosts(self, members: dict[str, tuple[dict[str, str], bool]]) -> list[dict[str, Any]]:
+        """``node ls``: every member (``members``, read from the store), with or without
+        overlay endpoints, and hosts only the registry names; its VTEP, whether it holds
+        its lease, and its endpoint count (kept as the registry changes: no scan)."""
+        rows = []
+        for host in sorted({*members, *self.per_host, self.host_id}):
+            said, alive = members.get(host, ({}, False))
+            if host == self.host_id:
+                said = {**said, "address": self.overlay.vtep}
+            rows.append(
+                {
+                    "Host": host,
+                    "Hostname": said.get("hostname", ""),
+                    "VTEP": said.get("address") or self.vteps.get(host, ""),
+                    "State": "alive" if alive else "lease lost",
+                    "Endpoints": self.per_host.get(host, 0),
+                }
+            )
+        return rows
 
     def forget_host(self, host: str) -> int:
         """A host gone for good: its overlay endpoints, claims and keys leave the cluster."""

@@ -3,7 +3,9 @@
 Layout (under ``/hostnet/``): each host's own objects live under ``host/<host>/``
 (its local networks, containers, endpoints, host ports, meta); overlay networks
 (``net/``), their endpoints (``oep/<network>/``, the cluster's endpoint registry
-that every host watches) and address claims (``addr/<network>/<ip>``) are global.
+that every host watches) and address claims (``addr/<network>/<ip>``) are global; each
+daemon's identity is ``live/<host>`` (on its lease) and ``member/<host>`` (kept until the
+host is removed, so a member whose lease ran out is still listed).
 Every write that claims something is one etcd transaction guarded by a compare
 (create_revision == 0 for a new claim, mod_revision for a read-modify-write), so
 the contract of store/base.py holds across hosts, not only across threads.
@@ -196,8 +198,22 @@ class EtcdStore(Store):
         self.etcd.txn([], ops)
 
     def forget_host(self, host: str) -> None:
-        """Every key a host gone for good kept for itself."""
+        """Every key a host gone for good kept for itself, and its membership."""
         self.etcd.delete(f"{self.root}host/{host}/", prefix=True)
+        self.etcd.delete(f"{self.root}member/{host}")
+
+    def members(self) -> dict[str, tuple[dict[str, str], bool]]:
+        """Every daemon that joined the cluster: what its identity said (address, hostname)
+        and whether it holds its lease now. A live key without a member key (a daemon of
+        an older hostnet) counts as a member too."""
+        kept, _ = self.etcd.get_prefix(f"{self.root}member/")
+        live, _ = self.etcd.get_prefix(f"{self.root}live/")
+        out: dict[str, tuple[dict[str, str], bool]] = {}
+        for kvs, alive in ((kept, False), (live, True)):
+            for kv in kvs:
+                with contextlib.suppress(ValueError):
+                    out[kv.key.rsplit("/", 1)[1]] = (json.loads(kv.value), alive)
+        return out
 
     def wipe(self) -> None:
         """This host's keys and its identity; the cluster's networks and others' stay."""
@@ -211,14 +227,15 @@ class EtcdStore(Store):
         refuse when another live daemon holds it. The same machine and state directory
         (a restart after kill -9, before the old lease ran out) take it over."""
         key, value = f"{self.root}live/{self.host}", json.dumps(holder, sort_keys=True)
+        member = op_put(f"{self.root}member/{self.host}", value)  # no lease: outlives it
         lease = self.etcd.grant(ttl)
-        if self.etcd.txn([cmp_absent(key)], [op_put(key, value, lease)]):
+        if self.etcd.txn([cmp_absent(key)], [op_put(key, value, lease), member]):
             return lease
         held = self.etcd.get(key)
         other = json.loads(held.value) if held is not None else {}
         same = all(other.get(k) == holder.get(k) for k in ("boot_id", "state_dir"))
         if held is None or same:
-            self.etcd.put(key, value, lease)
+            self.etcd.txn([], [op_put(key, value, lease), member])
             return lease
         self.etcd.revoke(lease)
         raise Conflict(
