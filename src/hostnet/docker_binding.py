@@ -236,13 +236,27 @@ def in_use_refusal(name: str, why: str, containers: list[str]) -> str:
 
 
 # -- Docker-made networks Docker lost ----------------------------------------------------
-def docker_state(net: Network) -> str:
-    """The ``Docker`` column of ``hostnet network ls``."""
+# What hostnetd knows of Docker now (DockerWatch.presence): not followed (--docker-host
+# none), followed but not answering, answering (its networks checked and exposed)
+OFF, WAITING, UP = "off", "waiting", "up"
+
+
+def docker_state(net: Network, presence: str = OFF) -> str:
+    """The ``Docker`` column of ``hostnet network ls``: what is true now. A network kept
+    for Docker is "exposed" only while Docker answers and has a Docker network bound to it
+    (the plugin's create and delete calls keep ``docker_ids`` in step; a Docker that
+    appears is checked against them)."""
     if net.docker_owned:
         return "made by Docker, gone from Docker" if net.docker_gone else "made by Docker"
-    if net.docker_expose or net.carvable or net.docker_ids:
-        return "exposed"
-    return "-"
+    if not (net.docker_expose or net.carvable or net.docker_ids):
+        return "-"
+    if presence == WAITING:
+        return "when Docker answers"
+    if presence == UP:
+        return "exposed" if net.docker_ids else "not in Docker (see the daemon log)"
+    if net.docker_ids:
+        return "bound, unchecked (--docker-host none)"
+    return "not followed (--docker-host none)"
 
 
 def lost_by_docker(nets: Iterable[Network], docker_ids: set[str], before: float) -> list[Network]:

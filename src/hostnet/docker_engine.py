@@ -153,6 +153,7 @@ class DockerWatch:
         self.wanted = wanted
         self.lost = lost
         self.appearances = 0  # how often Docker was found (for tests and the log)
+        self.presence = bind.WAITING  # UP once Docker answered and was brought in step
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="hostnet-docker", daemon=True)
 
@@ -177,7 +178,11 @@ class DockerWatch:
                 if removed:
                     log.info("docker: networks Docker made and no longer has: %s", removed)
                 expose(self.engine, self.wanted())
-                self.engine.wait_until_gone()
+                self.presence = bind.UP
+                try:
+                    self.engine.wait_until_gone()
+                finally:
+                    self.presence = bind.WAITING
                 log.info("docker: %s closed; waiting for Docker to come back", self.engine.path)
             except (OSError, http.client.HTTPException) as exc:
                 log.debug("docker: %s: %s", self.engine.path, exc)

@@ -158,5 +158,22 @@ def test_networks_docker_made_and_no_longer_has() -> None:
     assert bind.docker_state(made) == "made by Docker"
     made.docker_gone = True
     assert bind.docker_state(made) == "made by Docker, gone from Docker"
-    assert bind.docker_state(exposed) == "exposed"
+    assert bind.docker_state(exposed, bind.UP) == "exposed"
     assert bind.docker_state(net(name="x")) == "-"
+
+
+def test_the_docker_column_says_what_is_true_now() -> None:
+    """Issue 21: "exposed" only while Docker answers and has a Docker network bound to
+    it; otherwise what hostnetd waits for, or that it does not follow Docker at all."""
+    default = net(carvable=True)  # the default nat, no Docker network bound yet
+    bound = net("4" * 64, "nat", docker_ids=["w"], carvable=True)
+    shown = net("5" * 64, "web", "172.16.8.0/24", docker_expose=True, docker_ids=["v"])
+    plain = net("6" * 64, "plain", "172.16.9.0/24")
+    for n in (default, bound, shown):  # no socket, or nothing answers on it
+        assert bind.docker_state(n, bind.WAITING) == "when Docker answers"
+    assert bind.docker_state(bound, bind.UP) == bind.docker_state(shown, bind.UP) == "exposed"
+    assert bind.docker_state(default, bind.UP) == "not in Docker (see the daemon log)"
+    assert bind.docker_state(default, bind.OFF) == "not followed (--docker-host none)"
+    assert bind.docker_state(bound, bind.OFF) == "bound, unchecked (--docker-host none)"
+    for presence in (bind.OFF, bind.WAITING, bind.UP):
+        assert bind.docker_state(plain, presence) == "-"
