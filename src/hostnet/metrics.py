@@ -93,6 +93,7 @@ class Snapshot:
     reconcile_runs: int = 0
     reconcile_errors: int = 0
     repairs: dict[str, int] = field(default_factory=dict)
+    vanished_releases: int = 0
     store_errors: dict[str, int] = field(default_factory=dict)
     dns_answers: list[int] | None = None  # the resolver's; None: no resolver
     dns_latency: dict[str, Histogram] = field(default_factory=dict)
@@ -111,6 +112,7 @@ class Snapshot:
             reconcile_runs=st.reconcile_runs,
             reconcile_errors=st.reconcile_errors,
             repairs=dict(st.repairs),
+            vanished_releases=st.vanished_releases,
             store_errors=svc.store.errors(),
         )
         if resolver is not None:
@@ -172,6 +174,12 @@ def render(s: Snapshot) -> Iterator[Metric]:
     errors = CounterMetricFamily("hostnet_reconcile_errors", "Errors reconcile carried on past.")
     errors.add_metric([], s.reconcile_errors)
     yield errors
+    vanished = CounterMetricFamily(
+        "hostnet_vanished_namespace_releases",
+        "CNI attachments released because their namespace's path went (no DEL came).",
+    )
+    vanished.add_metric([], s.vanished_releases)
+    yield vanished
     store = CounterMetricFamily(
         "hostnet_store_errors", "Failed calls to the intent store, by kind.", labels=["kind"]
     )

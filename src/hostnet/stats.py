@@ -74,6 +74,7 @@ class ServiceStats:
         self.reconcile_runs = 0
         self.reconcile_errors = 0
         self.repairs: dict[str, int] = {}  # kind -> how many, since start
+        self.vanished_releases = 0  # attachments released because their namespace went
 
     def reconciled(self, report: dict[str, Any]) -> None:
         """Count one reconcile's report (``reconcile.reconcile``'s)."""
