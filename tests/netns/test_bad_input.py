@@ -2,30 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import os
-
 import pytest
-from helpers import serve
+from helpers import serve, snapshot
 
-from lab import Daemon, Lab, eventually, in_ns
-
-
-def snapshot(d: Daemon) -> dict[str, object]:
-    links = json.loads(in_ns(d.host, "ip", "-j", "link", "show").stdout)
-    addrs = json.loads(in_ns(d.host, "ip", "-j", "addr", "show").stdout)
-    return {
-        "networks": d.json("network", "ls", "--format", "json"),
-        "containers": d.json("ps", "--format", "json"),
-        "nat": d.json("nat", "ls", "--format", "json"),
-        "links": sorted(x["ifname"] for x in links),
-        "addrs": sorted(a["local"] for x in addrs for a in x.get("addr_info", [])),
-        "nft": in_ns(d.host, "nft", "list", "ruleset").stdout,
-        "compartments": sorted(
-            n for n in os.listdir("/run/netns") if n.startswith(d.instance_prefix())
-        ),
-    }
-
+from lab import Daemon, Lab, eventually
 
 CASES = [
     # (argv, words the error must contain)

@@ -11,6 +11,7 @@ import json
 import re
 from typing import Any
 
+from hostnet.api import cni_env
 from hostnet.api import requests as rq
 from hostnet.dns import names
 from hostnet.errors import HostnetError, InvalidRequest, KernelError, NotFound
@@ -375,6 +376,17 @@ def check(svc: HostNetworkingService, req: dict[str, Any]) -> dict[str, Any]:
     eps = [e for e in svc.endpoints_of(c) if e.ifname == req["ifname"]] if c else []
     if not eps:
         raise NotFound(f"no attachment {req['containerID'][:12]}/{req['ifname']}", "run ADD first")
+    assert c is not None
+    if not cni_env.same_netns(req["netns"], c.netns):
+        # code 4 (CNI_NETNS names the wrong namespace), not 3: the attachment exists, and
+        # a runtime must still DEL it
+        raise CniFailure(
+            4,
+            f"CNI_NETNS {req['netns']} is not the namespace attachment "
+            f"{c.id[:12]}/{req['ifname']} was made in: its ADD was given {c.netns}",
+            f"CHECK with CNI_NETNS={c.netns}, as ADD had it; a container now in another "
+            "namespace needs DEL, then ADD with the new one",
+        )
     ep, net = eps[0], svc.nets[eps[0].network_id]
     if not svc.driver_of(net).endpoint_present(net, ep):
         raise KernelError(
@@ -392,7 +404,13 @@ def gc(svc: HostNetworkingService, req: dict[str, Any]) -> dict[str, Any]:
     """Remove this network's external attachments that the runtime no longer lists."""
     ref = req["config"].get("network") or req["config"].get("name")
     net = svc.network(str(ref))
-    valid = {(a.get("containerID"), a.get("ifname")) for a in req.get("valid") or []}
+    given = req.get("valid") or []
+    if not isinstance(given, list) or not all(isinstance(a, dict) for a in given):
+        raise InvalidRequest(
+            '"cni.dev/valid-attachments" must be a list of objects',
+            'each {"containerID": ..., "ifname": ...}',
+        )
+    valid = {(a.get("containerID"), a.get("ifname")) for a in given}
     removed = []
     for ep in list(svc.endpoints_on(net)):
         c = svc.containers.get(ep.container_id)
@@ -400,6 +418,24 @@ def gc(svc: HostNetworkingService, req: dict[str, Any]) -> dict[str, Any]:
             svc.detach_external(c.id, ep.ifname)
             removed.append(f"{c.id[:12]}/{ep.ifname}")
     return {"removed": removed}
+
+
+def prev_result(conf: dict[str, Any]) -> dict[str, Any] | None:
+    """An earlier plugin's result (a chained ADD), checked before the attach: an object whose
+    interfaces, ips and routes are lists of objects."""
+    prev = conf.get("prevResult")
+    if prev is None:
+        return None
+    if not isinstance(prev, dict) or not all(
+        isinstance(prev.get(k) or [], list) and all(isinstance(x, dict) for x in prev.get(k) or [])
+        for k in ("interfaces", "ips", "routes")
+    ):
+        raise InvalidRequest(
+            '"prevResult" must be a CNI result: an object whose interfaces, ips and routes '
+            "are lists of objects",
+            "pass the previous plugin's result unchanged",
+        )
+    return prev
 
 
 def merge_prev(prev: dict[str, Any] | None, ours: dict[str, Any]) -> dict[str, Any]:
@@ -452,6 +488,14 @@ def _checked(command: str, env: dict[str, str], raw: bytes) -> tuple[str, dict[s
     missing = [ENV[k] for k in NEEDS[command] if not env.get(k)]
     if missing:
         raise CniFailure(4, f"missing environment {', '.join(missing)}", f"{command} needs them")
+    try:  # a hostile id, name or path is refused here, before it reaches the kernel or store
+        if command in ("ADD", "DEL", "CHECK"):
+            cni_env.check_container_id(env["containerID"])
+            cni_env.check_ifname(env["ifname"])
+        if command in ("ADD", "CHECK"):
+            cni_env.check_netns(env["netns"])
+    except cni_env.EnvError as exc:
+        raise CniFailure(4, str(exc), exc.remedy) from None
     return version, conf
 
 
@@ -466,7 +510,8 @@ def handle(
         version, conf = _checked(command, env, raw)
         req = {"config": conf, **env}
         if command == "ADD":
-            return 0, json.dumps(merge_prev(conf.get("prevResult"), add(svc, req)))
+            prev = prev_result(conf)  # refused before anything is attached
+            return 0, json.dumps(merge_prev(prev, add(svc, req)))
         if command == "DEL":
             delete(svc, req)
         elif command == "CHECK":

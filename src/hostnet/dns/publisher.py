@@ -13,6 +13,7 @@ from hostnet.dns import names
 from hostnet.dns.resolver import Resolver
 from hostnet.errors import HostnetError
 from hostnet.index import Index
+from hostnet.kernel import compartment_dns
 from hostnet.model import Container, Endpoint
 
 log = logging.getLogger("hostnet")
@@ -60,7 +61,8 @@ class DnsPublisher:
         if r is None:
             return False
         if scope is None:
-            r.close(c.id)
+            if r.close(c.id) and c.external:
+                self._unredirect(c)
             return False
         if c.id in r.listeners or c.id in self._opening:
             return False
@@ -78,8 +80,17 @@ class DnsPublisher:
         """After serving ``c`` unlocked: close it again if it was removed (or lost its
         scope) meanwhile."""
         gone = c.id not in self.index.containers or c.id not in self.directory.scopes
-        if gone and self.resolver is not None:
-            self.resolver.close(c.id)
+        if gone and self.resolver is not None and self.resolver.close(c.id) and c.external:
+            self._unredirect(c)
+
+    @staticmethod
+    def _unredirect(c: Container) -> None:
+        """A runtime's namespace (CNI) outlives hostnet's use of it: take the port-53
+        redirect out again, as DEL must leave it as ADD found it."""
+        try:
+            compartment_dns.remove_redirect(c.netns)
+        except (OSError, HostnetError) as exc:
+            log.warning("port-53 redirect left in %s: %s", c.netns, exc)
 
     def _serve(self, c: Container) -> None:
         assert self.resolver is not None

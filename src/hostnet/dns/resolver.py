@@ -118,10 +118,13 @@ class Resolver:
         udp, tcp = compartment_dns.open_sockets(netns_path, LISTEN_ADDR)
         self._call(self._add, cid, udp, tcp)
 
-    def close(self, cid: str) -> None:
-        """Stop serving a compartment; its sockets are closed on return (they pin the netns)."""
-        if cid in self.listeners:
-            self._call(self._remove, cid)
+    def close(self, cid: str) -> bool:
+        """Stop serving a compartment; its sockets are closed on return (they pin the netns).
+        True if it was served."""
+        if cid not in self.listeners:
+            return False
+        self._call(self._remove, cid)
+        return True
 
     def stop(self) -> None:
         for cid in list(self.listeners):

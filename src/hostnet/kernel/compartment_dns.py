@@ -78,3 +78,19 @@ def open_sockets(netns_path: str, addr: str) -> tuple[socket.socket, socket.sock
             # in here would live in the compartment and keep it alive)
             _closer.submit(nft.close)
     return udp, tcp
+
+
+def remove_redirect(netns_path: str) -> None:
+    """Take the redirect out of a compartment hostnet stops serving but does not own (a CNI
+    runtime's, after DEL): the runtime's namespace is left as ADD found it. A namespace
+    already gone is success. Call from a thread that may setns."""
+    if not netns.exists(netns_path):
+        return
+    nft: Nft | None = None
+    try:
+        with netns.entered(netns_path):
+            nft = Nft()
+            nft.run(f"add table ip {NFT_TABLE}\ndelete table ip {NFT_TABLE}\n")
+    finally:
+        if nft is not None:
+            _closer.submit(nft.close)  # off this path, as in open_sockets
