@@ -6,6 +6,7 @@ the REST and CLI adapters render Docker-shaped views from them.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import re
 import secrets
@@ -109,6 +110,16 @@ def parse_ip(text: str, what: str = "address", family: int | None = 4) -> IPAddr
 
 
 VETH_PREFIX = "hv"  # every vNIC's host end: hv + 10 characters of its endpoint's id
+
+
+def switch_mac(network_id: str, salt: str = "") -> str:
+    """A switch's own MAC (its gateway's, on a nat network), fixed from its network's id:
+    a Linux bridge left to itself takes its lowest port's MAC, or none once the last port
+    goes, so the gateway's MAC would change under the containers. Locally administered
+    and 06:..., never an endpoint's 02:42:... ``salt``: what tells apart the switches of
+    one network on several hosts (an overlay's VTEP) or daemons."""
+    digest = hashlib.sha256(f"{salt}/{network_id}".encode()).digest()
+    return "06:" + ":".join(f"{b:02x}" for b in digest[:5])
 
 
 def mac_for(ip: IPAddress) -> str:

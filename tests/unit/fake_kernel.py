@@ -85,7 +85,7 @@ class _Host:
     def __init__(self, k: FakeKernel) -> None:
         self.k = k
 
-    def ensure_bridge(self, name: str, mtu: int, alias: str) -> int:
+    def ensure_bridge(self, name: str, mtu: int, alias: str, mac: str) -> int:
         self.k.step("ensure_bridge", name)
         if name not in self.k.links:
             self.k.new_link(self.k.links, name, kind="bridge")

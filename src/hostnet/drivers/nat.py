@@ -12,7 +12,7 @@ from hostnet.errors import KernelError
 from hostnet.kernel import datapath as dp
 from hostnet.kernel.handles import Kernel
 from hostnet.loopback import LoopbackProxy, Relay
-from hostnet.model import Container, Endpoint, Network, PortMapping
+from hostnet.model import Container, Endpoint, Network, PortMapping, switch_mac
 
 DEFAULT_MTU = 1500
 log = logging.getLogger("hostnet")
@@ -49,7 +49,8 @@ class NatDriver(Driver):
         return int(net.options.get("mtu", DEFAULT_MTU))
 
     def ensure_network(self, net: Network) -> None:
-        idx = self.host.ensure_bridge(net.switch, self._mtu(net), self.owner)
+        mac = switch_mac(net.id, self.owner)
+        idx = self.host.ensure_bridge(net.switch, self._mtu(net), self.owner, mac)
         if net.subnet:
             self.host.ensure_addr(idx, net.gateway, net.ipv4_network().prefixlen)
             # 127.0.0.1:PORT -> container needs loopback sources routable on the bridge.

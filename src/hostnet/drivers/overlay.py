@@ -16,7 +16,7 @@ from hostnet.drivers.base import Driver
 from hostnet.errors import InvalidRequest
 from hostnet.kernel import datapath as dp
 from hostnet.kernel.handles import Kernel
-from hostnet.model import Container, Endpoint, Network, PortMapping
+from hostnet.model import Container, Endpoint, Network, PortMapping, switch_mac
 
 VXLAN_OVERHEAD = 50  # outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8
 UNDERLAY_MTU = 1500
@@ -80,7 +80,8 @@ class OverlayDriver(Driver):
                 "overlay networks need a cluster store and this host's underlay address",
                 "start hostnetd with --store etcd://... and --advertise-addr IP",
             )
-        idx = self.host.ensure_bridge(net.switch, self.mtu(net), self.owner)
+        mac = switch_mac(net.id, self.vtep)  # one network, a switch on each host
+        idx = self.host.ensure_bridge(net.switch, self.mtu(net), self.owner, mac)
         self.host.ensure_vxlan(
             vxlan_of(net), int(net.options["vxlanid"]), self.vtep, self.mtu(net), idx, self.owner
         )

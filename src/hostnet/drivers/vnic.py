@@ -102,11 +102,34 @@ def _create_or_reuse(kernel: Kernel, ep: Endpoint, c: Container, master: int, mt
         if exc.details.get("errno") != errno.EEXIST:
             raise
         info = rt.link(ep.host_ifname)
-        if info is None:  # the peer's name is taken inside the compartment
+        if info is None:  # the peer's name is taken: inside the compartment (or here)
+            if _peer_name_taken(kernel, ep, c):
+                raise _name_in_use(ep, c) from None
             raise
     if info["master"] != master or not info["flags"] & IFF_UP:
         rt.set_master_up(ep.host_ifname, master)
     return False
+
+
+def _peer_name_taken(kernel: Kernel, ep: Endpoint, c: Container) -> bool:
+    """A link named like the vNIC's compartment end is where that end would be made."""
+    if ep.runtime_moves_peer:
+        return kernel.rt.link(ep.ifname) is not None
+    with contextlib.suppress(KernelError, OSError), kernel.inside(c.netns) as inside:
+        return inside.link(ep.ifname) is not None
+    return False
+
+
+def _name_in_use(ep: Endpoint, c: Container) -> Conflict:
+    """Another interface of that name (the runtime's own, lo, or another container's
+    attachment in the same namespace): the kernel refuses a second one."""
+    where = "the daemon's namespace" if ep.runtime_moves_peer else f"network namespace {c.netns}"
+    return Conflict(
+        f"an interface named {ep.ifname} exists already in {where}, so the vNIC cannot take "
+        "that name",
+        "use another interface name (CNI_IFNAME), or remove the interface that has it first "
+        "(another container's attachment there: DEL that one)",
+    )
 
 
 def add_routes(kernel: Kernel, ep: Endpoint, c: Container) -> None:

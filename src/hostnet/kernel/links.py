@@ -124,8 +124,10 @@ class Netlink:
             )
         return out
 
-    def ensure_bridge(self, name: str, mtu: int, alias: str) -> int:
-        """Make sure bridge ``name`` exists and is up; refuse a non-bridge of that name."""
+    def ensure_bridge(self, name: str, mtu: int, alias: str, mac: str) -> int:
+        """Make sure bridge ``name`` exists with MAC ``mac`` and is up; refuse a non-bridge
+        of that name. A MAC given keeps the bridge from taking its ports' as they come and
+        go; it is set only when it differs (setting one flushes the bridge's neighbours)."""
         info = self.link_info(name)
         if info is not None and info["kind"] != "bridge":
             raise KernelError(
@@ -134,12 +136,19 @@ class Netlink:
             )
         if info is None:
             self._call(
-                f"creating bridge {name}", self.ipr.link, "add", ifname=name, kind="bridge", mtu=mtu
+                f"creating bridge {name}",
+                self.ipr.link,
+                "add",
+                ifname=name,
+                kind="bridge",
+                mtu=mtu,
+                address=mac,
             )
         idx = self.index(name)
         assert idx is not None
+        fix = {"address": mac} if info is not None and info["mac"] != mac else {}
         self._call(
-            f"bringing up {name}", self.ipr.link, "set", index=idx, state="up", ifalias=alias
+            f"bringing up {name}", self.ipr.link, "set", index=idx, state="up", ifalias=alias, **fix
         )
         return idx
 
