@@ -11,9 +11,12 @@ from typing import Any
 
 import click
 
+from hostnet import wildcard
 from hostnet.client import Client, q
+from hostnet.errors import HostnetError
 from hostnet.kernel import netns
-from hostnet.runcmd import resolv_conf
+from hostnet.procs import has_exited
+from hostnet.runcmd import command_argument, resolv_conf
 
 #: what a container runs when it was created without a command (New-Container names an
 #: image, not a command): an idle process that keeps the container running. (Defined here,
@@ -41,7 +44,9 @@ def _client(ctx: click.Context) -> Client:
 
 def spawn(c: dict[str, Any], command: list[str], log: bool = True) -> subprocess.Popen[bytes]:
     """Start ``command`` inside the container's compartment, detached (its own session,
-    output to the container's log)."""
+    output to the container's log). The child enters the compartment before it execs and
+    Popen returns only after the exec, so the pid returned is already inside: the daemon,
+    which takes only a process of the compartment, never sees it on its way in."""
     resolv = resolv_conf(c.get("Dns") or {})
     path = c["NetnsPath"]
     out: Any = subprocess.DEVNULL
@@ -69,7 +74,15 @@ def start_container(client: Client, ref: str) -> dict[str, Any]:
     """Realize (the first time) and run the container's command; returns its view."""
     c = client.post(f"/containers/{q(ref)}/start")
     proc = spawn(c, c["Command"] or IDLE)
-    return client.post(f"/containers/{q(c['Id'])}/process", {"pid": proc.pid})
+    try:
+        return client.post(f"/containers/{q(c['Id'])}/process", {"pid": proc.pid})
+    except HostnetError:
+        if has_exited(proc.pid):  # it ended before the daemon heard of it: stopped
+            proc.wait()
+            return client.get(f"/containers/{q(c['Id'])}")
+        proc.kill()  # refused: nothing may run that the container does not own
+        proc.wait()
+        raise
 
 
 def adapter_spec(
@@ -120,7 +133,7 @@ def print_adapters(rows: list[dict[str, Any]], fmt: str) -> None:
 @click.option("-p", "--publish", multiple=True, help="static mapping on the first adapter")
 @click.option("--max-bandwidth", default="", help="first adapter's limit, bytes/s (k, m, g)")
 @click.option("--image", default="", help="recorded, never pulled (New-Container's image)")
-@click.argument("command", nargs=-1)
+@command_argument(required=False)
 @click.pass_context
 def create(
     ctx: click.Context,
@@ -131,7 +144,7 @@ def create(
     publish: tuple[str, ...],
     max_bandwidth: str,
     image: str,
-    command: tuple[str, ...],
+    command: list[str],
 ) -> None:
     """Create a container STOPPED: its adapters are checked and recorded, nothing runs.
 
@@ -193,9 +206,9 @@ def restart(ctx: click.Context, grace: float, names: tuple[str, ...]) -> None:
 @click.command("exec", context_settings={"allow_interspersed_args": False})
 @click.option("-d", "--detach", is_flag=True, help="leave it running in the background")
 @click.argument("container")
-@click.argument("command", nargs=-1, required=True)
+@command_argument()
 @click.pass_context
-def exec_(ctx: click.Context, detach: bool, container: str, command: tuple[str, ...]) -> None:
+def exec_(ctx: click.Context, detach: bool, container: str, command: list[str]) -> None:
     """Run COMMAND in a running container's compartment; its exit code is exec's."""
     c = _client(ctx).get(f"/containers/{q(container)}")
     if c["State"] != "running":
@@ -247,11 +260,24 @@ def _report(row: dict[str, Any], fmt: str) -> None:
 
 @adapter.command("ls")
 @FORMAT
+@click.option(
+    "--name",
+    "patterns",
+    multiple=True,
+    help="only adapter NAME (wildcards * ? [a-c], any case; repeat for more)",
+)
 @click.argument("container")
 @click.pass_context
-def adapter_ls(ctx: click.Context, fmt: str, container: str) -> None:
+def adapter_ls(ctx: click.Context, fmt: str, patterns: tuple[str, ...], container: str) -> None:
     """CONTAINER's adapters: network, static MAC, static IP, maximum bandwidth."""
-    print_adapters(_client(ctx).get(f"/containers/{q(container)}/adapters"), fmt)
+    rows = wildcard.select(
+        _client(ctx).get(f"/containers/{q(container)}/adapters"),
+        patterns,
+        lambda r: [r["Name"]],
+        f"adapter of {container}",
+        f"list them with 'hostnet adapter ls {container}'",
+    )
+    print_adapters(rows, fmt)
 
 
 def _adapter_options(f: Any) -> Any:

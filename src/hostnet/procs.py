@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 
 def process_start_time(pid: int) -> int | None:
     """Field 22 of /proc/PID/stat (start time in clock ticks), or None if gone."""
@@ -19,20 +21,41 @@ def process_start_time(pid: int) -> int | None:
 def processes_in(netns_path: str) -> list[int]:
     """Every process whose network namespace is ``netns_path`` (a compartment has no pid
     namespace of its own: its processes are the ones in its network namespace)."""
-    import os
-
-    try:
-        inode = os.stat(netns_path).st_ino
-    except OSError:
+    ns = netns_identity(netns_path)
+    if ns is None:
         return []
     me = os.getpid()
     found = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit() or int(entry.name) == me:
             continue
-        try:
-            if os.stat(f"/proc/{entry.name}/ns/net").st_ino == inode:
-                found.append(int(entry.name))
-        except OSError:
-            continue
+        if netns_identity(f"/proc/{entry.name}/ns/net") == ns:
+            found.append(int(entry.name))
     return found
+
+
+def netns_identity(path: str) -> tuple[int, int] | None:
+    """A network namespace's identity (device and inode of its nsfs file), None if gone."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def in_netns(pid: int, netns_path: str) -> bool:
+    """True if process ``pid`` lives in the network namespace bound at ``netns_path``."""
+    ns = netns_identity(netns_path)
+    return ns is not None and netns_identity(f"/proc/{pid}/ns/net") == ns
+
+
+def has_exited(pid: int) -> bool:
+    """True once ``pid`` (a child not reaped yet) has begun to exit: its namespaces go
+    first (then it is a zombie), and never come back, so the answer cannot change."""
+    try:
+        os.stat(f"/proc/{pid}/ns/net")
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    except OSError:  # EACCES: a process we may not look into (pid 1 here) is alive
+        return False
+    return False

@@ -15,6 +15,7 @@ import click
 from hostnet.client import Client, q
 from hostnet.errors import HostnetError, NotFound
 from hostnet.kernel import netns
+from hostnet.procs import has_exited
 
 
 def resolv_conf(dns: dict[str, list[str]]) -> str:
@@ -29,6 +30,23 @@ def resolv_conf(dns: dict[str, list[str]]) -> str:
         fh.write("\n".join(lines) + "\n")
     os.chmod(path, 0o644)
     return path
+
+
+def _command(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list[str]:
+    """The command as given, with or without '--' before it. Options end at the first
+    argument, so click passes a '--' on as the command's first word when an argument (exec's
+    CONTAINER) comes before it; that '--' only marks where the command starts."""
+    words = list(value)
+    if words[:1] == ["--"]:
+        words = words[1:]
+    if not words and param.required:
+        raise click.UsageError("missing COMMAND: give the command to run after '--'")
+    return words
+
+
+def command_argument(required: bool = True) -> Any:
+    """The COMMAND of run, create and exec, taken the same way by all three."""
+    return click.argument("command", nargs=-1, required=required, callback=_command)
 
 
 def _remove(client: Client, cid: str) -> None:
@@ -77,7 +95,7 @@ def _remove(client: Client, cid: str) -> None:
     '\'{"Type": "OutBoundNAT", "Settings": {"Exceptions": ["10.0.0.0/8"]}}\'',
 )
 @click.option("-d", "--detach", is_flag=True, help="leave it running; 'hostnet rm NAME' stops it")
-@click.argument("command", nargs=-1, required=True)
+@command_argument()
 @click.pass_context
 def run(
     ctx: click.Context,
@@ -91,7 +109,7 @@ def run(
     aliases: tuple[str, ...],
     policies: tuple[str, ...],
     detach: bool,
-    command: tuple[str, ...],
+    command: list[str],
 ) -> None:
     """Run COMMAND in a new compartment; the compartment goes when the command exits."""
     client = Client(ctx.find_root().params.get("socket"))
@@ -136,9 +154,13 @@ def run(
         if resolv:  # the child has bound it already; the mount keeps the file alive
             os.unlink(resolv)
     try:
+        # Popen returned after the exec, so the child is in the compartment already (the
+        # daemon takes only a process of the compartment)
         client.post(f"/containers/{q(cid)}/process", {"pid": proc.pid})
     except HostnetError:
-        if detach or proc.poll() is None:
+        # a command that ended before the daemon heard of it (`run -- true`) is refused
+        # as gone: its exit code is still ours to report
+        if detach or not has_exited(proc.pid):
             proc.kill()
             _remove(client, cid)
             raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import stat
 import subprocess
 
@@ -64,13 +65,13 @@ def test_detach_rm_and_process_exit_remove_the_compartment(lab: Lab) -> None:
     d.cli("rm", "sleeper")
     assert d.json("ps", "--format", "json") == []
     assert not os.path.exists(c["NetnsPath"])
-    # a detached container whose process exits on its own is removed by the daemon
-    d.cli("run", "-d", "--name", "brief", "--", "sleep", "0.3")
-    for _ in range(100):
-        if not d.json("ps", "--format", "json"):
-            break
-        subprocess.run(["sleep", "0.1"])
-    assert d.json("ps", "--format", "json") == []
+    # a detached container whose process exits on its own is removed by the daemon (ended
+    # here, not by a short sleep: that could end before 'run -d' registered it)
+    d.cli("run", "-d", "--name", "brief", "--", "sleep", "infinity")
+    (c,) = d.json("ps", "--format", "json")
+    os.kill(c["Pid"], signal.SIGTERM)
+    eventually(lambda: d.json("ps", "--format", "json") == [], timeout=10)
+    assert not os.path.exists(c["NetnsPath"])
 
 
 def test_connect_and_disconnect_running_container(lab: Lab) -> None:
