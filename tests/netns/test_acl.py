@@ -168,21 +168,32 @@ def test_network_acl_applies_to_every_endpoint(lab: Lab) -> None:
 
 
 def test_max_bandwidth_limits_egress(lab: Lab) -> None:
+    """The cap is an upper bound the shaper keeps on any machine; from below it only has
+    to come near what the same machine does without a cap, measured in this test (a low
+    cap, 1 Mbit/s, which any machine reaches uncapped many times over)."""
     d, _ = lab.host()
-    limit = 2_500_000  # bytes/s = 20 Mbit/s
-    d.cli("run", "-d", "--name", "slow", "--max-bandwidth", "2500k", "--", "sleep", "120")
-    c = d.json("ps", "--format", "json")[0]
+    limit = 125_000  # bytes/s = 1 Mbit/s
+    d.cli("run", "-d", "--name", "slow", "--max-bandwidth", "125k", "--", "sleep", "infinity")
+    d.cli("run", "-d", "--name", "free", "--", "sleep", "infinity")
+    ps = {c["Name"]: c for c in d.json("ps", "--format", "json")}
     ep = d.json("endpoint", "inspect", "slow")
     qos = [p for p in ep["Policies"] if p["Type"] == "QOS"]
     assert qos == [{"Type": "QOS", "Settings": {"MaximumOutgoingBandwidthInBytes": limit}}]
-    lab.spawn(d.host, "iperf3", "-s", "-1", "-p", "5401")
-    wait_listening(f"/run/netns/{d.host}", 5401)
-    out = json.loads(
-        in_ns(
-            c["NetnsPath"], "iperf3", "-c", "172.16.0.1", "-p", "5401", "-t", "4", "-J", timeout=30
-        ).stdout
-    )
-    got = out["end"]["sum_received"]["bits_per_second"] / 8
-    assert abs(got - limit) / limit < 0.10, got
+
+    def received(name: str, port: int) -> float:  # bytes/s the server got in 4 s
+        lab.spawn(d.host, "iperf3", "-s", "-1", "-p", str(port))
+        wait_listening(f"/run/netns/{d.host}", port)
+        out = in_ns(
+            ps[name]["NetnsPath"],
+            "iperf3", "-c", "172.16.0.1", "-p", str(port), "-t", "4", "-J",
+            timeout=60,
+        ).stdout  # fmt: skip
+        return float(json.loads(out)["end"]["sum_received"]["bits_per_second"]) / 8
+
+    free = received("free", 5402)
+    assert free > 4 * limit, f"uncapped {free:.0f} B/s: too little to show a cap"
+    got = received("slow", 5401)
+    assert got <= limit * 1.10, f"capped at {limit} B/s, got {got:.0f}"
+    assert got >= 0.5 * min(limit, free), f"capped at {limit} B/s, got only {got:.0f}"
     res = d.cli("run", "--max-bandwidth", "fast", "--", "true", check=False)
     assert res.returncode != 0 and "--max-bandwidth 'fast'" in res.stderr

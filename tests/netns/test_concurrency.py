@@ -1,8 +1,10 @@
-"""Requests do not wait behind a slow one: a DHCP lease wait (up to 15 s) leaves the daemon
-free for other attaches, ls and inspect; parallel attaches and removals stay correct."""
+"""Requests do not wait behind a slow one: a DHCP lease wait or a store round trip, held
+open until the test releases it, leaves the daemon free for other attaches, ls and inspect;
+parallel attaches and removals stay correct. Verdicts are states, never durations."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -12,113 +14,139 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from daemon_knobs import knobs
 from helpers import C_SHIM, ask, cni_shim, serve
 
-from lab import Lab, etcd_member, eventually, in_ns, sh, wait_etcd
+from lab import SEGMENT, Lab, etcd_member, eventually, in_ns, sh, wait_etcd
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "src"))
 from hostnet.client import Client  # noqa: E402
 
+# the daemon's own deadlines widened past any test: a slow operation stays pending until the
+# test releases it, so no verdict races a deadline (DHCP: 15 s; a store round trip: 1 s)
+DHCP_HELD = knobs("hostnet.kernel.dhcp:DhcpClients.start.__defaults__=(3600.0,)")
+STORE_HELD = knobs("hostnet.store.etcdv3:Etcd.__init__.__defaults__=(3600.0, None, None)")
+HANG_GUARD_S = 30  # only so that a hang fails the test instead of stalling the suite
+
 
 def test_a_dhcp_lease_wait_blocks_no_other_request(lab: Lab) -> None:
-    d, host_ip = lab.host()
+    """No DHCP server on the segment until the test starts one: the attach waiting for its
+    lease stays pending while ls, inspect and a nat attach complete; then a server answers
+    and the waiting attach completes with its lease."""
+    d, host_ip = lab.host("host", wrap=DHCP_HELD)
     client, _ = lab.node("client")
-    # no DHCP server on the segment: the attach waits out its 15 s for a lease
-    d.cli("network", "create", "-d", "transparent", "-o", "interface=eth0", "nodhcp")
+    d.cli("network", "create", "-d", "transparent", "-o", "interface=eth0", "dhcp")
     result: dict[str, Any] = {}
 
     def slow() -> None:
-        t0 = time.monotonic()
-        result["res"] = d.cli("run", "--net", "nodhcp", "--", "true", check=False, timeout=60)
-        result["s"] = time.monotonic() - t0
+        result["res"] = d.cli(
+            "run", "--net", "dhcp", "--", "ip", "-4", "-o", "addr", "show", "eth0",
+            check=False, timeout=300,
+        )  # fmt: skip
 
     waiting = threading.Thread(target=slow)
     waiting.start()
-    api = Client(d.socket, timeout=10)
+    api = Client(d.socket, timeout=HANG_GUARD_S)
+    try:
 
-    def on_nodhcp() -> None:  # the slow request has its compartment and waits for a lease
-        assert any("nodhcp" in c["Networks"] for c in api.get("/containers"))
+        def on_dhcp() -> None:  # the slow request has its compartment and waits for a lease
+            assert any("dhcp" in c["Networks"] for c in api.get("/containers"))
 
-    eventually(on_nodhcp, timeout=10)
-    worst = 0.0
-    for path in ("/networks", "/containers", "/networks/nat", "/networks/nodhcp"):
-        t0 = time.monotonic()
-        api.get(path)
-        worst = max(worst, time.monotonic() - t0)
-    t0 = time.monotonic()
-    web = serve(d, "nat", "web", 80, False, "-p", "8080:80")
-    attach_s = time.monotonic() - t0
-    assert waiting.is_alive(), "the DHCP attach finished early: the test proves nothing"
-    assert ask(client, host_ip, 8080) == "web"
-    assert worst < 0.05, f"ls/inspect took {worst * 1000:.0f} ms behind a DHCP wait"
-    assert attach_s < 5, f"a nat attach took {attach_s:.1f} s behind a DHCP wait"
-    waiting.join(60)
+        eventually(on_dhcp, HANG_GUARD_S)
+        assert waiting.is_alive(), result  # pending: no server has answered
+        for path in ("/networks", "/containers", "/networks/nat", "/networks/dhcp"):
+            api.get(path)  # each answers (or the hang guard fails the test)
+        serve(d, "nat", "web", 80, False, "-p", "8080:80")
+        assert ask(client, host_ip, 8080) == "web"
+        assert waiting.is_alive(), f"the DHCP attach ended unreleased: {result}"
+    finally:  # release: a DHCP server on the segment
+        lab.spawn(
+            client, "dnsmasq", "--no-daemon", "--port=0", "--interface=eth0",
+            "--bind-interfaces", f"--dhcp-range={SEGMENT}.150,{SEGMENT}.199,255.255.255.0,2m",
+            f"--dhcp-leasefile={lab.tmp}/dnsmasq.leases",
+        )  # fmt: skip
+        waiting.join(HANG_GUARD_S * 2)
+    assert not waiting.is_alive(), "the DHCP attach never completed after its lease came"
     res = result["res"]
-    assert res.returncode != 0 and "no DHCP lease" in res.stderr, res.stderr
-    assert result["s"] >= 14, "the lease wait was cut short"
-    names = [c["Name"] for c in d.json("ps", "--format", "json")]
-    assert names == [web["name"]], names
-    d.cli("rm", "web")
-    d.cli("network", "rm", "nodhcp")
+    assert res.returncode == 0 and f"inet {SEGMENT}.1" in res.stdout, (res.stdout, res.stderr)
+    assert ask(client, host_ip, 8080) == "web"  # the nat endpoint was left alone meanwhile
+    for c in d.json("ps", "-a", "--format", "json"):
+        d.cli("rm", c["Name"])
+    d.cli("network", "rm", "dhcp")
 
 
 SLOW_PROXY = os.path.join(os.path.dirname(__file__), "slow_proxy.py")
 
 
-def test_a_slow_store_round_trip_blocks_no_other_request(lab: Lab) -> None:
-    """etcd answering every request 0.4 s late (a proxy holds them): attaches on two
-    networks make their round trips side by side instead of one after another, and
-    ls/inspect answer from memory meanwhile."""
+def _held(status: str) -> list[dict[str, Any]]:
+    with open(status) as fh:
+        return list(json.load(fh))
+
+
+def test_a_held_store_round_trip_blocks_no_other_request(lab: Lab) -> None:
+    """etcd not answering (a proxy holds every key-value request until the test lets them
+    go): attaches on two networks wait at the store side by side (two round trips held at
+    once, where one after another would hold one), ls/inspect answer from memory
+    meanwhile, and a removal waiting at the store holds up no inspect either."""
     if shutil.which("etcd") is None:
         pytest.skip("needs etcd (scripts/test.sh installs etcd-server)")
     ens, eip = lab.node("etcd")
     etcd_member(lab, "m1", ens, eip, f"m1=http://{eip}:2380", os.path.join(lab.tmp, "etcd-m1"))
     wait_etcd(ens, eip)
-    slow = os.path.join(lab.tmp, "slow")
-    lab.spawn(ens, sys.executable, SLOW_PROXY, f"{eip}:2479", f"{eip}:2379", "0.4", slow)
-    d, _ = lab.host("host", "--store", f"etcd://{eip}:2479")
+    hold, status = os.path.join(lab.tmp, "hold"), os.path.join(lab.tmp, "held.json")
+    lab.spawn(ens, sys.executable, SLOW_PROXY, f"{eip}:2479", f"{eip}:2379", hold, status)
+    d, _ = lab.host("host", "--store", f"etcd://{eip}:2479", wrap=STORE_HELD)
     d.cli("network", "create", "--subnet", "10.0.31.0/24", "s1")
     d.cli("network", "create", "--subnet", "10.0.32.0/24", "s2")
-    open(slow, "w").close()  # noqa: SIM115 - from here every store round trip takes 0.4 s
-    t0 = time.monotonic()
-    serve(d, "s1", "first")
-    one = time.monotonic() - t0
-    assert one > 0.8, f"one attach took {one:.2f} s: the store was not slow, proving nothing"
-    names = [f"p{i}" for i in range(6)]
-    done = threading.Event()
-    worst = [0.0]
-    api = Client(d.socket, timeout=10)
+    api = Client(d.socket, timeout=HANG_GUARD_S)
+    started: dict[str, dict[str, Any]] = {}
 
-    def poll() -> None:
-        while not done.is_set():
-            for path in ("/networks", "/containers", "/networks/s1"):
-                t = time.monotonic()
-                api.get(path)
-                worst[0] = max(worst[0], time.monotonic() - t)
-            time.sleep(0.02)
+    def attach(net: str, name: str) -> None:
+        started[name] = serve(d, net, name)
 
-    poller = threading.Thread(target=poll)
-    poller.start()
-    t0 = time.monotonic()
+    open(hold, "w").close()  # noqa: SIM115 - from here no store request is answered
+    attaches = [threading.Thread(target=attach, args=a) for a in (("s1", "p1"), ("s2", "p2"))]
     try:
-        started = _in_parallel(
-            [(lambda n=n, i=i: serve(d, f"s{i % 2 + 1}", n)) for i, n in enumerate(names)], 6
-        )
+        for t in attaches:
+            t.start()
+
+        def side_by_side() -> None:
+            held = _held(status)
+            assert len({h["conn"] for h in held}) >= 2, held
+
+        eventually(side_by_side, HANG_GUARD_S)
+        assert all(t.is_alive() for t in attaches), started  # both still waiting
+        for path in ("/networks", "/containers", "/networks/s1", "/networks/s2"):
+            api.get(path)  # from memory: answered while the store holds everything
+        side_by_side()
+        assert all(t.is_alive() for t in attaches), started
     finally:
-        done.set()
-        poller.join()
-    six = time.monotonic() - t0
-    os.remove(slow)
-    # one after another they would take 6x one attach; side by side about one (plus the
-    # CLI's own work on these 2 cores)
-    assert six < 3 * one, f"6 attaches took {six:.2f} s, one took {one:.2f} s"
-    assert worst[0] < 0.05, f"ls/inspect took {worst[0] * 1000:.0f} ms behind store round trips"
-    ips = [c["ip"] for c in started]
-    assert len(set(ips)) == len(ips), ips
-    for a, b in ((started[2], started[0]), (started[3], started[1])):  # same network each
-        assert ask(a["netns"], b["ip"], 80) == b["name"]
-    for n in ["first", *names]:
-        d.cli("rm", n)
+        os.remove(hold)
+        for t in attaches:
+            t.join(HANG_GUARD_S * 2)
+    assert sorted(started) == ["p1", "p2"], started
+    assert started["p1"]["ip"].startswith("10.0.31."), started
+    assert started["p2"]["ip"].startswith("10.0.32."), started
+    for c in started.values():
+        assert ask(d.host, c["ip"], 80) == c["name"]
+    # a removal waiting at the store: inspect and ls go on meanwhile
+    gone: dict[str, Any] = {}
+    open(hold, "w").close()  # noqa: SIM115
+    removal = threading.Thread(target=lambda: gone.update(res=d.cli("rm", "p1", check=False)))
+    try:
+        removal.start()
+        eventually(lambda: len(_held(status)) >= 1, HANG_GUARD_S)
+        assert removal.is_alive(), gone
+        assert "p2" in {c["Name"] for c in api.get("/containers")}
+        api.get("/networks/s2")
+        assert removal.is_alive() and _held(status), gone
+    finally:
+        os.remove(hold)
+        removal.join(HANG_GUARD_S * 2)
+    assert gone["res"].returncode == 0, gone["res"].stderr
+    names = {c["Name"] for c in api.get("/containers")}
+    assert "p1" not in names and "p2" in names, names
+    d.cli("rm", "p2")
     for net in ("s1", "s2"):
         d.cli("network", "rm", net)
 
@@ -138,7 +166,8 @@ def _in_parallel(jobs: list[Any], clients: int = 16) -> list[Any]:
 def test_parallel_adds_and_dels_give_nothing_twice_and_dels_hold_up_no_one(lab: Lab) -> None:
     """16 runtimes at once: every address once, a host port to one of the two asking for it
     (the other refused and rolled back), and removals (whose vNIC deletion waits for the
-    kernel) let inspect answer meanwhile; afterwards nothing is left."""
+    kernel) let every inspect answer meanwhile, each a state they passed through;
+    afterwards nothing is left."""
     if not os.path.exists(C_SHIM):
         pytest.skip("hostnet-cni is not installed (scripts/install-cni.sh)")
     d, _ = lab.host()
@@ -170,15 +199,13 @@ def test_parallel_adds_and_dels_give_nothing_twice_and_dels_hold_up_no_one(lab: 
     assert len(ips) == len(set(ips)) == count - pairs, "an address was given twice"
     eps = d.json("network", "inspect", "par")[0]["Containers"]
     assert len(eps) == count - pairs
-    api = Client(d.socket, timeout=10)
-    worst: list[float] = []
+    api = Client(d.socket, timeout=HANG_GUARD_S)
+    seen: list[int] = []  # endpoints inspect listed, in order, while the DELs ran
     stop = threading.Event()
 
     def inspect_meanwhile() -> None:
         while not stop.is_set():
-            t0 = time.monotonic()
-            api.get("/networks/par")
-            worst.append(time.monotonic() - t0)
+            seen.append(len(api.get("/networks/par")["Containers"]))
             time.sleep(0.01)
 
     watcher = threading.Thread(target=inspect_meanwhile)
@@ -188,27 +215,29 @@ def test_parallel_adds_and_dels_give_nothing_twice_and_dels_hold_up_no_one(lab: 
         for i in range(count)
     ]
     t0 = time.monotonic()
-    gone = _in_parallel(dels)
+    try:
+        gone = _in_parallel(dels)
+    finally:
+        stop.set()
+        watcher.join(HANG_GUARD_S)
     del_s = time.monotonic() - t0
-    stop.set()
-    watcher.join()
+    assert not watcher.is_alive(), "an inspect never answered during the DELs"
     assert all(r[0] == 0 for r in gone), [r for r in gone if r[0]]
-    worst.sort()
-    median = worst[len(worst) // 2]
-    assert median < 0.05, f"inspect took {median * 1000:.0f} ms (median) during parallel DELs"
+    # every inspect answered, each a state the DELs passed through: none came back (how
+    # fast inspect answers meanwhile is a figure for bench/, not a verdict here; a DEL
+    # held at the store holding up no inspect: test_a_held_store_round_trip_...)
+    assert seen == sorted(seen, reverse=True), seen
+    assert all(0 <= n <= count - pairs for n in seen), seen
     assert d.json("network", "inspect", "par")[0]["Containers"] == {}
 
     def no_vnics() -> None:  # cut at once, deleted by the daemon a moment later
         left = in_ns(d.host, "ip", "-o", "link", "show", "type", "veth").stdout
         assert "hv" not in left, left
 
-    eventually(no_vnics)
+    eventually(no_vnics, HANG_GUARD_S)
     for ns in spaces:
         assert "eth0" not in in_ns(ns, "ip", "-o", "link").stdout
-    print(
-        f"{count} DELs from 16 clients: {del_s:.2f} s; inspect median {median * 1000:.1f} ms, "
-        f"worst {worst[-1] * 1000:.1f} ms"
-    )
+    print(f"{count} DELs from 16 clients: {del_s:.2f} s; {len(seen)} inspects meanwhile")
     d.cli("network", "rm", "par")
 
 
