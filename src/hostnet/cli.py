@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 import hostnet
-from hostnet import docker_binding
+from hostnet import docker_binding, wildcard
 from hostnet.client import Client, q
 from hostnet.errors import HostnetError
 
@@ -23,6 +23,14 @@ FORMAT = click.option(
     type=click.Choice(["table", "json"]),
     default="table",
     help="table (default) or json",
+)
+#: Get-Container -Name, Get-VMSwitch -Name ...: PowerShell's wildcards, repeatable
+NAMES = click.option(
+    "--name",
+    "patterns",
+    multiple=True,
+    help="only NAME (wildcards * ? [a-c], any case; repeat for more); "
+    "a NAME without wildcards that matches nothing is an error",
 )
 
 
@@ -146,10 +154,17 @@ def network_create(
 
 @network.command("ls")
 @FORMAT
+@NAMES
 @click.pass_context
-def network_ls(ctx: click.Context, fmt: str) -> None:
+def network_ls(ctx: click.Context, fmt: str, patterns: tuple[str, ...]) -> None:
     """List networks."""
-    rows = _client(ctx).get("/networks")
+    rows = wildcard.select(
+        _client(ctx).get("/networks"),
+        patterns,
+        lambda r: [r["Name"]],
+        "network",
+        "list them with 'hostnet network ls'",
+    )
     for r in rows:
         r["Id"] = r["Id"][:12] if fmt == "table" else r["Id"]
         if fmt == "table":  # both families in the columns they share
@@ -224,10 +239,17 @@ def network_disconnect(ctx: click.Context, net: str, container: str) -> None:
 @cli.command("ps")
 @FORMAT
 @click.option("-a", "--all", "show_all", is_flag=True, help="stopped and created ones too")
+@NAMES
 @click.pass_context
-def ps(ctx: click.Context, fmt: str, show_all: bool) -> None:
+def ps(ctx: click.Context, fmt: str, show_all: bool, patterns: tuple[str, ...]) -> None:
     """List running containers (with -a, stopped and created ones too)."""
-    rows = [r for r in _client(ctx).get("/containers") if show_all or r["State"] == "running"]
+    rows = wildcard.select(
+        [r for r in _client(ctx).get("/containers") if show_all or r["State"] == "running"],
+        patterns,
+        lambda r: [r["Name"]],
+        "container" if show_all else "running container",
+        "list them with 'hostnet ps -a'",
+    )
     if fmt == "json":
         print_rows(rows, fmt)
         return
@@ -405,9 +427,17 @@ def switch() -> None:
 
 @switch.command("ls")
 @FORMAT
+@NAMES
 @click.pass_context
-def switch_ls(ctx: click.Context, fmt: str) -> None:
-    rows = _client(ctx).get("/switches")
+def switch_ls(ctx: click.Context, fmt: str, patterns: tuple[str, ...]) -> None:
+    """Every network's switch, then bridges no hostnet made (Get-VMSwitch)."""
+    rows = wildcard.select(
+        _client(ctx).get("/switches"),
+        patterns,
+        lambda r: [r["Switch"]],
+        "switch",
+        "list them with 'hostnet switch ls'",
+    )
     print_rows(
         rows, fmt, [k for k in dict.fromkeys(k for r in rows for k in r) if k != "PortNames"]
     )
@@ -629,14 +659,15 @@ def node() -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @click.pass_context
 def node_ls(ctx: click.Context, fmt: str) -> None:
-    """Hosts with overlay endpoints, their VTEP addresses and endpoint counts."""
+    """Every member of the cluster: its VTEP (underlay address), whether its daemon holds
+    its lease (alive, or lease lost: stopped, killed or cut off) and its overlay endpoints."""
     rows = _client(ctx).get("/cluster/hosts")
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
         return
-    click.echo(f"{'HOST':<24} {'VTEP':<16} ENDPOINTS")
+    click.echo(f"{'HOST':<24} {'VTEP':<16} {'STATE':<11} ENDPOINTS")
     for r in rows:
-        click.echo(f"{r['Host']:<24} {r['VTEP']:<16} {r['Endpoints']}")
+        click.echo(f"{r['Host']:<24} {r['VTEP']:<16} {r['State']:<11} {r['Endpoints']}")
 
 
 @node.command("rm")

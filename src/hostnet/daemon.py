@@ -32,11 +32,13 @@ from hostnet import docker_endpoints, identity, lifecycle, metrics, views
 from hostnet.api.docker_plugin import SOCKET_NAMES, serve_plugins
 from hostnet.api.rest import build_app
 from hostnet.dns.resolver import Resolver
+from hostnet.docker_binding import WAITING
 from hostnet.docker_engine import DockerWatch, Engine
 from hostnet.errors import Conflict, HostnetError
 from hostnet.kernel import fds
 from hostnet.loopback import LoopbackProxy
 from hostnet.model import Container
+from hostnet.nswatch import NamespaceWatch
 from hostnet.reconcile import reconcile
 from hostnet.service import HostNetworkingService
 from hostnet.store import Store, open_store
@@ -297,6 +299,8 @@ async def serve(args: argparse.Namespace) -> None:
         return svc
 
     svc = await loop.run_in_executor(worker, start)
+    if args.docker_host != "none":  # until the watch starts (after the plugins are served)
+        svc.docker_presence = lambda: WAITING
     if exporter is not None:
         exporter.serve(svc)
     svc.kernel.reaper.start()  # from the daemon's own namespace (this thread's)
@@ -313,6 +317,14 @@ async def serve(args: argparse.Namespace) -> None:
     svc.on_container_started = started
     for c in list(svc.containers.values()):
         watcher.watch(c)
+    # CNI attachments whose namespace's path goes are released (reconcile at start
+    # released those gone while no daemon ran)
+    namespaces = NamespaceWatch(svc, loop, worker)
+    namespaces.start()
+    svc.on_external_attached = namespaces.watch
+    svc.on_container_removed = namespaces.forget
+    for c in list(svc.containers.values()):
+        namespaces.watch(c)
     stop = asyncio.Event()
     wiped = False
 
@@ -351,6 +363,8 @@ async def serve(args: argparse.Namespace) -> None:
     _notify_ready()
     await stop.wait()
     watch.cancel()
+    svc.on_external_attached = svc.on_container_removed = lambda c: None
+    namespaces.close()
     if docker is not None:
         docker.stop()
     log.info("hostnetd stopping%s", "" if wiped else "; kernel state stays in place")
@@ -469,6 +483,7 @@ def _follow_docker(
         return worker.submit(docker_endpoints.docker_lost, svc, docker_ids, before).result()
 
     watch = DockerWatch(path, wanted, lost)
+    svc.docker_presence = lambda: watch.presence
     watch.start()
     return watch
 

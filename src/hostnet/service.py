@@ -51,7 +51,7 @@ from hostnet.model import (
     new_id,
 )
 from hostnet.planning import plan_endpoint
-from hostnet.procs import process_start_time
+from hostnet.procs import has_exited, in_netns, process_start_time
 from hostnet.stats import ServiceStats
 from hostnet.store import Store
 from hostnet.store.etcd import ClusterChange
@@ -112,6 +112,11 @@ class HostNetworkingService:
         self.dns = DnsPublisher(self.index)
         self.stats = ServiceStats()  # read by the metrics endpoint (metrics.py)
         self.on_container_started: Callable[[Container], None] = lambda c: None
+        # a CNI attachment recorded / any container removed: the daemon's namespace watch
+        self.on_external_attached: Callable[[Container], None] = lambda c: None
+        self.on_container_removed: Callable[[Container], None] = lambda c: None
+        # what the daemon's Docker watch knows of Docker now (docker_binding.OFF/WAITING/UP)
+        self.docker_presence: Callable[[], str] = lambda: "off"
         self._next_cid: int | None = None  # the compartment counter, kept in the store too
         store.get_meta("next_compartment")  # a remote store reads its meta now, not in a request
         self._last_ips: dict[str, str] = {}  # meta key -> the last address given (store too)
@@ -641,14 +646,26 @@ class HostNetworkingService:
         return c
 
     def register_process(self, ref: str, pid: int) -> Container:
+        """Make ``pid`` the container's process. Removing the container ends it, so only a
+        process inside the container's compartment is taken (not pid 1, a host daemon or
+        another container's); any other is refused and nothing changes."""
         c = self.container(ref)
         start = process_start_time(pid)
-        if start is None:
+        if start is None or has_exited(pid):  # a zombie, or on its way out
             raise InvalidRequest(f"process {pid} does not exist", "start the process first")
+        if c.state == "created":
+            raise Conflict(f"container {c.name!r} is not started", "start it first")
+        path = c.netns if c.netns.startswith("/") else f"/run/netns/{c.netns}"
+        # the start time read again after the namespace: the pid was not reused in between
+        if not (in_netns(pid, path) and process_start_time(pid) == start):
+            raise InvalidRequest(
+                f"process {pid} is not in container {c.name!r}'s compartment (its network "
+                f"namespace is not {path}): removing the container would end it",
+                "start the process inside the compartment: 'hostnet exec -d "
+                f"{c.name} CMD', or 'nsenter --net={path} CMD'",
+            )
         update: dict[str, Any] = {"pid": pid, "pid_start": start}
         if c.state:  # the seed's lifecycle: realized by start, running from now
-            if c.state == "created":
-                raise Conflict(f"container {c.name!r} is not started", "start it first")
             update["state"] = "running"
         c = c.model_copy(update=update)
         self.index.add_container(c)
@@ -687,6 +704,7 @@ class HostNetworkingService:
         cut = c.external or self.process_alive(c)
         if self.index.drop_container(c.id) is None:
             return errors  # another request is removing it (or did)
+        self.on_container_removed(c)
         for ep in self.endpoints_of(c):
             errors += self._detach(ep, cut_link=cut, c=c)
         if not c.external:
@@ -839,6 +857,7 @@ class HostNetworkingService:
                 if new:
                     self.teardown(c)
                 raise
+        self.on_external_attached(c)
         return c, ep
 
     def attach_docker(self, net: Network, eid: str, ip: str, mac: str, ip6: str = "") -> Endpoint:
@@ -876,6 +895,7 @@ class HostNetworkingService:
             if ep.ifname == ifname:
                 errors += self._detach(ep)
         if not self.endpoints_of(c) and self.index.drop_container(c.id) is not None:
+            self.on_container_removed(c)
             with self._store_io():
                 self.store.delete_container(c.id)
         return errors
@@ -922,7 +942,9 @@ class HostNetworkingService:
             self.dns.names(ep, present)
 
     def cluster_hosts(self) -> list[dict[str, Any]]:
-        return self.cluster.hosts()
+        with self._store_io():  # a round trip to etcd: other requests go on meanwhile
+            members = self.cluster.members()
+        return self.cluster.hosts(members)
 
     def forget_host(self, host: str) -> int:
         return self.cluster.forget_host(host)

@@ -19,7 +19,8 @@ def _iso(ts: float) -> str:
     return datetime.datetime.fromtimestamp(ts, datetime.UTC).isoformat().replace("+00:00", "Z")
 
 
-def network_summary(net: Network) -> dict[str, Any]:
+def network_summary(net: Network, docker: str = docker_binding.OFF) -> dict[str, Any]:
+    """One row of ``network ls``; ``docker``: what hostnetd knows of Docker now."""
     return {
         "Name": net.name,
         "Id": net.id,
@@ -31,7 +32,7 @@ def network_summary(net: Network) -> dict[str, Any]:
         "GatewayIPv6": net.gateway6,
         "EnableIPv6": net.enable_ipv6,
         "Internal": net.internal,
-        "Docker": docker_binding.docker_state(net),
+        "Docker": docker_binding.docker_state(net, docker),
         "DockerIds": list(net.docker_ids),
     }
 
@@ -330,6 +331,7 @@ def system_info(svc: HostNetworkingService) -> dict[str, Any]:
         "Version": hostnet.__version__,
         "Python": platform.python_version(),
         "Executable": sys.executable,
+        "Pid": os.getpid(),  # what uninstall.sh stops: the daemon answering on its socket
         "Instance": svc.instance,
         "Host": svc.host_id,
         "StateDir": svc.state_dir,

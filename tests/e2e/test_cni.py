@@ -84,7 +84,7 @@ def test_add_check_del_round_trip(
     assert f"{ip}/16" in in_ns(ns, "ip", "-4", "-o", "addr", "show", "eth0").stdout
     assert ping(ns, "172.16.0.1")
     lab.spawn(ns, "socat", "TCP-LISTEN:80,reuseaddr,fork", "SYSTEM:read l; echo pod")
-    time.sleep(0.3)
+    wait_listening(f"/run/netns/{ns}", 80)
     assert ask(client, host_ip, 8080) == "pod"
     assert exec_plugin(shim, "CHECK", conf(d, version), "ctr1", f"/run/netns/{ns}")[0] == 0
     assert (

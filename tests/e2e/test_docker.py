@@ -8,14 +8,13 @@ import json
 import os
 import signal
 import sys
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "netns"))
-from helpers import ask, ping  # noqa: E402
+from helpers import ask, ping, wait_listening  # noqa: E402
 
 from conftest import World  # noqa: E402
 from lab import SEGMENT, in_ns  # noqa: E402
@@ -179,9 +178,9 @@ def test_expose_makes_hostnet_nat_usable_by_name(w: World) -> None:
             "TCP-LISTEN:80,fork",
             "SYSTEM:read l; echo native",
         )
-        native = w.d.json("ps", "--format", "json")
-        native_ip = next(c for c in native if c["Name"] == "native")["Networks"]["nat"]["IPAddress"]
-        time.sleep(0.3)
+        native = next(c for c in w.d.json("ps", "--format", "json") if c["Name"] == "native")
+        native_ip = native["Networks"]["nat"]["IPAddress"]
+        wait_listening(native["NetnsPath"], 80)
         assert w.ask_from("web", native_ip) == "native"
         w.d.cli("rm", "native")
         w.dk.docker("rm", "-f", "web")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import subprocess
 import time
 from typing import Any
@@ -107,7 +108,13 @@ C_SHIM = "/opt/cni/bin/hostnet"  # the CNI plugin runtimes exec (scripts/install
 
 
 def cni_shim(
-    sock: str, command: str, net: str, cid: str, netns: str, runtime: dict[str, Any] | None = None
+    sock: str,
+    command: str,
+    net: str,
+    cid: str,
+    netns: str,
+    runtime: dict[str, Any] | None = None,
+    ifname: str = "eth0",
 ) -> tuple[int, dict[str, Any]]:
     """One CNI call through the real plugin binary, as a runtime makes it: (exit code,
     the JSON it printed)."""
@@ -118,7 +125,7 @@ def cni_shim(
         "CNI_COMMAND": command,
         "CNI_CONTAINERID": cid,
         "CNI_NETNS": netns,
-        "CNI_IFNAME": "eth0",
+        "CNI_IFNAME": ifname,
         "CNI_PATH": "/opt/cni/bin",
         "PATH": os.environ["PATH"],
     }
@@ -140,13 +147,110 @@ def capturing(pcap: str, timeout: float = 10.0) -> None:
     raise AssertionError(f"tcpdump did not start capturing into {pcap}")
 
 
-def capture(ns: str, pcap: str) -> subprocess.Popen[bytes]:
-    """tcpdump on node ``ns``'s eth0 into ``pcap``, capturing by the time it returns."""
+def capture(ns: str, pcap: str, ifname: str = "eth0") -> subprocess.Popen[bytes]:
+    """tcpdump on node ``ns``'s ``ifname`` into ``pcap``, capturing by the time it returns."""
     proc = subprocess.Popen(
         ["nsenter", f"--net=/run/netns/{ns}", "tcpdump", "--immediate-mode", "-U", "-eni",
-         "eth0", "-w", pcap],
+         ifname, "-w", pcap],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
     capturing(pcap)
     return proc
+
+
+def stop_capture(proc: subprocess.Popen[bytes], seen: Any, timeout: float = 10.0) -> None:
+    """Stop a capture once ``seen()`` finds, in what tcpdump has written, the frames the
+    verdict needs: stopped after a fixed wait, it lost the last frames on a loaded machine
+    (still queued on its socket). At ``timeout`` it stops anyway; the verdict says what
+    was missing."""
+    deadline = time.monotonic() + timeout
+    while not seen() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.terminate()
+    proc.wait(5)
+
+
+def _kind(link: dict[str, Any]) -> str:
+    return str(link.get("linkinfo", {}).get("info_kind", ""))
+
+
+def _kernel(ns: str) -> dict[str, object]:
+    """Links, addresses, routes, the nft ruleset and tc of one namespace, without what the
+    kernel changes on its own (carrier, counters, lifetimes, DAD flags, ifindexes)."""
+
+    def ip(*args: str) -> list[dict[str, Any]]:
+        return json.loads(in_ns(ns, "ip", "-j", *args).stdout or "[]")
+
+    links = ip("-d", "link", "show")
+    names = sorted(x["ifname"] for x in links)
+    # IPv6 link-local addresses and the local table's IPv6 routes come and go with carrier
+    # and DAD, on the kernel's own time: the links they derive from are compared instead
+    routes = [
+        tuple(str(r.get(k, "")) for k in ("table", "type", "dst", "gateway", "dev", "protocol"))
+        for fam in ("-4", "-6")
+        for r in ip(fam, "route", "show", "table", "all")
+        if not (fam == "-6" and (r.get("table") == "local" or r.get("dst", "").startswith("fe80:")))
+    ]
+    tc = in_ns(
+        ns, "sh", "-c",
+        'tc qdisc show; for d; do echo "== $d"; tc filter show dev "$d";'
+        ' tc filter show dev "$d" ingress; tc filter show dev "$d" egress; done',
+        "sh", *names, check=False,
+    )  # fmt: skip
+    nft = in_ns(ns, "nft", "list", "ruleset").stdout
+    return {
+        "links": sorted(
+            (
+                x["ifname"],
+                x.get("master", ""),
+                x.get("mtu"),
+                # a bridge without a MAC of its own takes its ports' (00:00:.. with none)
+                "" if _kind(x) == "bridge" else x.get("address", ""),
+                _kind(x),
+                "UP" in x.get("flags", []),
+            )
+            for x in links
+        ),
+        "addrs": sorted(
+            (x["ifname"], a["family"], a["local"], a["prefixlen"])
+            for x in ip("addr", "show")
+            for a in x.get("addr_info", [])
+            if not a["local"].startswith("fe80:")
+        ),
+        "routes": sorted(routes),
+        "nft": re.sub(r"(counter packets \d+ bytes \d+|expires \S+)", "", nft),
+        "tc": tc.stdout,
+    }
+
+
+def snapshot(d: Daemon, *inside: str) -> dict[str, object]:
+    """What daemon ``d`` says it holds and what its lab host's kernel holds (and each of its
+    compartments', and the namespaces ``inside``): equal before and after means unchanged."""
+    compartments = sorted(n for n in os.listdir("/run/netns") if n.startswith(d.instance_prefix()))
+    return {
+        "networks": d.json("network", "ls", "--format", "json"),
+        "containers": d.json("ps", "--format", "json"),
+        "nat": d.json("nat", "ls", "--format", "json"),
+        "compartments": compartments,
+        "kernel": {ns: _kernel(ns) for ns in (d.host, *compartments, *inside)},
+    }
+
+
+def snapshot_diff(before: Any, after: Any, where: str = "") -> list[str]:
+    """What differs between two snapshots, one line per leaf (for assertion messages)."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        return [
+            line
+            for k in sorted(set(before) | set(after), key=str)
+            for line in snapshot_diff(before.get(k), after.get(k), f"{where}/{k}")
+        ]
+    if isinstance(before, list) and isinstance(after, list) and before != after:
+        gone = [x for x in before if x not in after]
+        new = [x for x in after if x not in before]
+        return [f"{where}: gone {gone!r}, new {new!r}"[:2000]]
+    if isinstance(before, str) and isinstance(after, str) and before != after:
+        a, b = before.splitlines(), after.splitlines()
+        gone, new = [x for x in a if x not in b], [x for x in b if x not in a]
+        return [f"{where}: gone {gone!r}, new {new!r}"[:2000]]
+    return [] if before == after else [f"{where}: {before!r} -> {after!r}"[:2000]]

@@ -7,11 +7,10 @@ from __future__ import annotations
 import ipaddress
 import json
 import subprocess
-import time
 from typing import Any
 
 import pytest
-from helpers import ask, capture, peer_server, ping, serve
+from helpers import ask, capture, peer_server, ping, serve, stop_capture
 
 from lab import SEGMENT, SEGMENT6, Daemon, Lab, in_ns
 
@@ -246,9 +245,7 @@ def test_l2bridge_hides_ipv6_endpoints_behind_the_host_mac_and_transparent_does_
     a = serve(d, "l2", "a", 80, False, "--ip", f"{SEGMENT}.105", "--ip6", a6)
     assert ping(a["netns"], router6)  # the endpoint resolves the router (its NS goes out)
     assert ping(client, a6) and ask(client, a6, 80) == "a"  # others resolve it (its NA)
-    time.sleep(0.3)
-    cap.terminate()
-    cap.wait(5)
+    stop_capture(cap, lambda: all(_nd_macs(pcap, a6)))
     sources, options = _nd_macs(pcap, a6)
     assert sources == {host_mac} and options == {host_mac}, (sources, options)
     neigh = in_ns(client, "ip", "-6", "neigh", "show", a6).stdout
@@ -388,12 +385,14 @@ def test_vlan_tags_ipv6_frames_and_isolates_ipv6_as_ipv4(lab: Lab) -> None:
     assert ask(c["netns"], a["ip6"], 80, timeout=1) == ""  # VLAN 12 cannot reach VLAN 11
     assert ask(client, a["ip6"], 80, timeout=1) == ""  # nor can untagged traffic
     assert not ping(a["netns"], client6)
-    time.sleep(0.3)
-    cap.terminate()
-    cap.wait(5)
-    frames = subprocess.run(["tcpdump", "-enr", pcap], capture_output=True, text=True).stdout
     mac_a = json.loads(in_ns(a["netns"], "ip", "-j", "link", "show", "eth0").stdout)[0]["address"]
-    from_a6 = [ln for ln in frames.splitlines() if mac_a in ln.split(">")[0] and "IPv6" in ln]
+
+    def from_a6() -> list[str]:
+        frames = subprocess.run(["tcpdump", "-enr", pcap], capture_output=True, text=True).stdout
+        return [ln for ln in frames.splitlines() if mac_a in ln.split(">")[0] and "IPv6" in ln]
+
+    stop_capture(cap, from_a6)
+    from_a6 = from_a6()
     assert from_a6 and all("vlan 11" in ln for ln in from_a6), from_a6[:3]
     d1.cli("rm", "a")
     d2.cli("rm", "b", "c")

@@ -8,7 +8,7 @@ import subprocess
 import time
 
 import pytest
-from helpers import ask, capture, capturing, ping, serve, wait_listening
+from helpers import ask, capture, capturing, ping, serve, stop_capture, wait_listening
 
 from lab import SEGMENT, Daemon, Lab, eventually, in_ns
 
@@ -58,10 +58,11 @@ class Capture:
         )
         capturing(path)
 
+    def stop(self, *ips: str) -> None:
+        """Stop once frames from each of ``ips`` are in the file."""
+        stop_capture(self.proc, lambda: all(self.source_macs(ip) for ip in ips))
+
     def source_macs(self, ip: str) -> set[str]:
-        time.sleep(0.3)
-        self.proc.terminate()
-        self.proc.wait(5)
         out = subprocess.run(["tcpdump", "-enr", self.path], capture_output=True, text=True).stdout
         macs = set()
         for line in out.splitlines():
@@ -121,6 +122,7 @@ def test_l2bridge_frames_carry_the_host_mac(lab: Lab) -> None:
     assert ask(client, f"{SEGMENT}.105", 80) == "a"  # others reach the endpoint's address
     assert ping(a["netns"], gw) and ping(b["netns"], gw)
     in_ns(b["netns"], "ping", "-c", "2", "-b", "-W", "1", f"{SEGMENT}.255", check=False)
+    cap.stop(f"{SEGMENT}.105", f"{SEGMENT}.106")
     macs = cap.source_macs(f"{SEGMENT}.105") | cap.source_macs(f"{SEGMENT}.106")
     assert macs == {host_mac}, macs
     assert host_mac in in_ns(client, "ip", "neigh", "show", f"{SEGMENT}.105").stdout
@@ -374,13 +376,22 @@ def test_vlan_tags_on_the_wire_and_isolation(lab: Lab) -> None:
     assert ask(c["netns"], a["ip"], 80, timeout=1) == ""  # VLAN 12 cannot reach VLAN 11
     assert ask(c["netns"], b["ip"], 80, timeout=1) == ""
     assert ask(client, a["ip"], 80, timeout=1) == ""  # untagged traffic does not reach them
-    time.sleep(0.3)
-    cap.terminate()
-    cap.wait(5)
-    frames = subprocess.run(
-        ["tcpdump", "-enr", f"{lab.tmp}/vlan.pcap"], capture_output=True, text=True
-    ).stdout
-    from_a = [ln for ln in frames.splitlines() if mac_of(a["netns"]) in ln.split(">")[0]]
+
+    def read() -> str:
+        return subprocess.run(
+            ["tcpdump", "-enr", f"{lab.tmp}/vlan.pcap"], capture_output=True, text=True
+        ).stdout
+
+    mac_a = mac_of(a["netns"])
+
+    def from_a_and_c() -> bool:  # what the verdict looks at: frames of a, c's tagged 12
+        lines = read().splitlines()
+        tagged_12 = any("vlan 12" in ln for ln in lines)
+        return tagged_12 and any(mac_a in ln.split(">")[0] for ln in lines)
+
+    stop_capture(cap, from_a_and_c)
+    frames = read()
+    from_a = [ln for ln in frames.splitlines() if mac_a in ln.split(">")[0]]
     assert from_a and all("vlan 11" in ln for ln in from_a), from_a[:3]
     assert any("vlan 12" in ln for ln in frames.splitlines())  # c's ARP went out tagged 12
     sw = {s["Switch"]: s for s in d2.json("switch", "ls", "--format", "json")}

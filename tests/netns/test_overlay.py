@@ -218,7 +218,9 @@ def test_store_faults_and_host_restart_and_removal(cluster: Cluster) -> None:
     cluster.stop_member(1)
     assert ping(a["netns"], b["ip"]) and ask(c["netns"], a["ip"], 80) == "a"
     before = h1.json("ps", "--format", "json")
-    res = h1.cli("run", "-d", "--net", "ov1", "--name", "late", "--", "sleep", "60", check=False)
+    res = h1.cli(
+        "run", "-d", "--net", "ov1", "--name", "late", "--", "sleep", "infinity", check=False
+    )
     assert res.returncode != 0 and "cluster store unavailable" in res.stderr, res.stderr
     assert [x["Name"] for x in h1.json("ps", "--format", "json")] == [x["Name"] for x in before]
     # back: attach works again; no endpoint lost or doubled

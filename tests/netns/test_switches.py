@@ -139,7 +139,8 @@ def test_out_of_band_bridge_is_used_and_left_as_it_was(lab: Lab) -> None:
     d.cli("system", "reconcile")  # neither reconcile nor its sweep touches br-oob
     assert ask(client, f"{SEGMENT}.105", 80) == "web"
     # the extension view: pieces present, one deleted by hand, then put back
-    d.cli("run", "-d", "--net", "other", "--name", "v7", "--ip", f"{OTHER}.7", "--", "sleep", "60")
+    v7 = ("--name", "v7", "--ip", f"{OTHER}.7")
+    d.cli("run", "-d", "--net", "other", *v7, "--", "sleep", "infinity")
     ext = _extension(d, "other")
     vnic = next(k.split()[1] for k in ext if k.startswith("bpf ") and "ingress" in k)
     assert ext["Running"] and ext["Enabled"] and all(ext.values()), ext

@@ -87,7 +87,8 @@ def build_app(
     async def network_ls(_: web.Request) -> web.Response:
         def ls() -> list[dict[str, Any]]:
             nets = sorted(svc.nets.values(), key=lambda n: n.name)
-            return [views.network_summary(n) for n in nets]
+            docker = svc.docker_presence()
+            return [views.network_summary(n, docker) for n in nets]
 
         return _json(await call(ls))
 
@@ -144,7 +145,7 @@ def build_app(
     @routes.post("/networks/{ref}/docker")
     async def network_keep_in_docker(request: web.Request) -> web.Response:
         net = await call(lambda: svc.keep_in_docker(request.match_info["ref"]))
-        return _json(views.network_summary(net))
+        return _json(views.network_summary(net, svc.docker_presence()))
 
     @routes.get("/containers")
     async def container_ls(_: web.Request) -> web.Response:
