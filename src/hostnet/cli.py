@@ -12,6 +12,7 @@ import click
 import hostnet
 from hostnet import docker_binding, wildcard
 from hostnet.client import Client, q
+from hostnet.drivers import registry
 from hostnet.errors import HostnetError
 
 if TYPE_CHECKING:
@@ -540,7 +541,7 @@ def _expose_one(ctx: click.Context, docker_cmd: str, n: dict[str, Any]) -> str:
             )
     # --subnet spares Docker its host-overlap check, which this network's own bridge would
     # fail forever
-    argv = ["network", "create", "-d", "hostnet-overlay" if driver == "overlay" else driver]
+    argv = ["network", "create", "-d", registry.docker_name(driver)]
     argv += ["--ipam-driver", "hostnet-ipam", "--ipam-opt", f"hostnet.network={name}"]
     argv += ["-o", f"hostnet.network={name}"]
     if n.get("Subnet"):

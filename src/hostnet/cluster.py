@@ -5,7 +5,9 @@ networks and its endpoint registry; ``resync`` reads them whole (at start and af
 watch), ``apply`` takes the watch's changes one at a time, and ``sync_tunnels`` programs
 exactly one FDB entry and one proxy-ARP neighbour per remote endpoint on each overlay
 network's VXLAN device. Cluster-wide records (VNIs, the registry, address claims, host
-removal) are the store's (``EtcdStore``); this class never writes an etcd key itself.
+removal) are the store's (``Store.cluster``, a ``ClusterStore``); this class never writes a
+store key itself. The cluster's networks are the cluster-scoped driver's (the registry
+names it); with no such driver or no cluster store, this host is in no cluster.
 """
 
 from __future__ import annotations
@@ -16,14 +18,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from hostnet import ipam
-from hostnet.drivers.overlay import FIRST_VNI, OverlayDriver, vxlan_of
+from hostnet.drivers.overlay import FIRST_VNI, vxlan_of
 from hostnet.errors import Conflict, HostnetError, InvalidRequest
 from hostnet.index import Index
 from hostnet.model import Endpoint, IPAddress, Network, mac_for
-from hostnet.store.etcd import ClusterChange, EtcdStore
+from hostnet.store.base import ClusterChange, ClusterStore
 
 if TYPE_CHECKING:
-    from hostnet.kernel.links import Netlink
+    from hostnet.drivers.base import Driver
+    from hostnet.kernel.handles import HostLinks
     from hostnet.store import Store
 
 log = logging.getLogger("hostnet")
@@ -36,11 +39,12 @@ class Cluster:
         self,
         store: Store,
         index: Index,
-        host: Netlink,
-        overlay: OverlayDriver,
+        host: HostLinks,
+        driver: Driver | None,
         scoped: Callable[[Network], bool],
     ) -> None:
-        self.store, self.index, self.host, self.overlay = store, index, host, overlay
+        """``driver``: the cluster-scoped driver (its networks are the cluster's), if any."""
+        self.store, self.index, self.host, self.driver = store, index, host, driver
         self.scoped = scoped  # is this a cluster-wide network (its driver says)
         self.host_id = ""  # set by the daemon from the store
         self.remote: dict[str, Endpoint] = {}  # every overlay endpoint (this host's too)
@@ -49,21 +53,39 @@ class Cluster:
         self.vteps: dict[str, str] = {}  # host -> the VTEP its endpoints name
         self._tunnels: dict[str, set[Tunnel]] = {}
 
-    def clustered(self) -> bool:
-        return isinstance(self.store, EtcdStore) and bool(self.overlay.vtep)
+    @property
+    def vtep(self) -> str:
+        """This host's underlay address (the cluster-scoped driver's), or ""."""
+        return self.driver.vtep if self.driver is not None else ""
 
-    def _etcd(self) -> EtcdStore:
-        if not isinstance(self.store, EtcdStore) or not self.overlay.vtep:
+    @vtep.setter
+    def vtep(self, address: str) -> None:
+        if self.driver is not None:
+            self.driver.vtep = address
+
+    def clustered(self) -> bool:
+        return self.store.cluster() is not None and bool(self.vtep)
+
+    def _shared(self) -> ClusterStore:
+        shared = self.store.cluster()
+        if shared is None or not self.vtep:
             raise InvalidRequest(
                 "overlay networks need a cluster store",
                 "start hostnetd with --store etcd://m1:2379,... (see README, Overlay)",
             )
-        return self.store
+        return shared
+
+    def _driver(self) -> Driver:
+        if self.driver is None:
+            raise InvalidRequest(
+                "no cluster-scoped driver is registered", "register the overlay driver"
+            )
+        return self.driver
 
     # -- VNIs -------------------------------------------------------------------
     def claim_vni(self, net: Network) -> None:
         """Claim the network's VNI cluster-wide (the given one, or the first free)."""
-        st = self._etcd()
+        st = self._shared()
         wanted = net.options.get("vxlanid")
         candidates = [int(wanted)] if wanted else range(FIRST_VNI, FIRST_VNI + 100000)
         for vni in candidates:
@@ -78,8 +100,9 @@ class Cluster:
         raise Conflict("no free VXLAN id left", "remove unused overlay networks")
 
     def release_vni(self, net: Network) -> None:
-        if isinstance(self.store, EtcdStore) and net.options.get("vxlanid"):
-            self.store.release_vni(net.options["vxlanid"])
+        shared = self.store.cluster()
+        if shared is not None and net.options.get("vxlanid"):
+            shared.release_vni(net.options["vxlanid"])
 
     # -- the registry -----------------------------------------------------------------
     def users(self, net: Network) -> list[Endpoint]:
@@ -139,7 +162,7 @@ class Cluster:
     # -- following the store -----------------------------------------------------------
     def resync(self) -> int:
         """Read the cluster's overlay networks and endpoints whole; return the revision."""
-        st = self._etcd()
+        st = self._shared()
         nets, rev = st.shared_networks()
         shared = {n.id: n for n in nets}
         for n in shared.values():
@@ -210,7 +233,7 @@ class Cluster:
         self.index.add_network(n)
         if known is None:
             try:
-                self.overlay.ensure_network(n)
+                self._driver().ensure_network(n)
                 log.info("overlay network %s (VNI %s) joined", n.name, n.options.get("vxlanid"))
             except HostnetError as exc:
                 log.error("overlay network %s: %s", n.name, exc)
@@ -223,7 +246,7 @@ class Cluster:
             log.error("overlay network %s removed elsewhere while in use here", n.name)
             return
         try:
-            self.overlay.remove_network(n)
+            self._driver().remove_network(n)
         except HostnetError as exc:
             log.error("removing overlay network %s: %s", n.name, exc)
         self.index.drop_network(nid)
@@ -256,13 +279,13 @@ class Cluster:
 
     # -- hosts --------------------------------------------------------------------------
     def members(self) -> dict[str, tuple[dict[str, str], bool]]:
-        """Every member the store knows (see EtcdStore.members): one read, per member."""
+        """Every member the store knows (ClusterStore.members): one read, per member."""
         if not self.clustered():
             raise InvalidRequest(
                 "this hostnetd is in no cluster (its store is not etcd)",
                 "start hostnetd with --store etcd://m1:2379,... (see README, Overlay)",
             )
-        return self._etcd().members()
+        return self._shared().members()
 
     def hosts(self, members: dict[str, tuple[dict[str, str], bool]]) -> list[dict[str, Any]]:
         """``node ls``: every member (``members``, read from the store), with or without
@@ -272,7 +295,7 @@ class Cluster:
         for host in sorted({*members, *self.per_host, self.host_id}):
             said, alive = members.get(host, ({}, False))
             if host == self.host_id:
-                said = {**said, "address": self.overlay.vtep}
+                said = {**said, "address": self.vtep}
             rows.append(
                 {
                     "Host": host,
@@ -286,7 +309,7 @@ class Cluster:
 
     def forget_host(self, host: str) -> int:
         """A host gone for good: its overlay endpoints, claims and keys leave the cluster."""
-        st = self._etcd()
+        st = self._shared()
         if host == self.host_id:
             raise InvalidRequest("a host cannot remove itself", "run this on another host")
         gone = [e for e in self.remote.values() if e.host == host]

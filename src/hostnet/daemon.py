@@ -42,7 +42,7 @@ from hostnet.nswatch import NamespaceWatch
 from hostnet.reconcile import reconcile
 from hostnet.service import HostNetworkingService
 from hostnet.store import Store, open_store
-from hostnet.store.etcd import EtcdStore
+from hostnet.store.base import ClusterStore
 from hostnet.store.etcdv3 import StoreUnavailable
 
 log = logging.getLogger("hostnet")
@@ -270,30 +270,31 @@ async def serve(args: argparse.Namespace) -> None:
     worker = ServiceExecutor(service_lock)
 
     vtep = ""
-    if isinstance(store, EtcdStore):
-        vtep = args.advertise_addr or _local_addr_towards(store)
+    shared = store.cluster()  # None: a store of this host only
+    if shared is not None:
+        vtep = args.advertise_addr or _local_addr_towards(shared)
         me = identity.holder(args.state_dir, vtep)
         lease = 0
         try:
-            lease = store.claim_identity(me)  # refuses when another live daemon holds it
+            lease = shared.claim_identity(me)  # refuses when another live daemon holds it
         except StoreUnavailable as exc:  # claimed when the store is back (as the rest)
-            log.warning("cluster identity %s not claimed yet: %s", store.host, exc)
+            log.warning("cluster identity %s not claimed yet: %s", shared.host, exc)
         threading.Thread(
-            target=_keep_identity, args=(store, lease, me), name="hostnet-id", daemon=True
+            target=_keep_identity, args=(shared, lease, me), name="hostnet-id", daemon=True
         ).start()
-        log.info("cluster identity %s (%s)", store.host, me["hostname"])
+        log.info("cluster identity %s (%s)", shared.host, me["hostname"])
 
     def start() -> HostNetworkingService:
         svc = HostNetworkingService(
             store, instance_id(args.state_dir), args.state_dir, service_lock
         )
-        if isinstance(store, EtcdStore):
-            svc.host_id = store.host
-            svc.overlay.vtep = vtep
+        if shared is not None:
+            svc.host_id = shared.host
+            svc.cluster.vtep = vtep  # the cluster-scoped driver's underlay address
         if args.bridge != "none":
             svc.ensure_default_network()
         svc.resolver = Resolver(args.resolv_conf)
-        svc.nat.loopback = LoopbackProxy()
+        svc.drivers.relay_loopback(LoopbackProxy())  # the drivers that publish ports
         report = reconcile(svc, at_start=True)
         log.info("reconciled at start: %s", {k: v for k, v in report.items() if v})
         return svc
@@ -303,7 +304,7 @@ async def serve(args: argparse.Namespace) -> None:
         svc.docker_presence = lambda: WAITING
     if exporter is not None:
         exporter.serve(svc)
-    svc.kernel.reaper.start()  # from the daemon's own namespace (this thread's)
+    svc.kernel.start()  # from the daemon's own namespace (this thread's)
     # Long-lived state (models, modules) out of the collector's way: full collections would
     # otherwise walk it and stall the resolver's hot path for milliseconds.
     gc.collect()
@@ -349,11 +350,11 @@ async def serve(args: argparse.Namespace) -> None:
     )
     watch = asyncio.create_task(_watch_teams(svc, worker))
     docker = _follow_docker(svc, worker, args.docker_host)
-    if isinstance(store, EtcdStore):
+    if shared is not None:
         events = ServiceExecutor(service_lock, workers=1)  # one thread: batches stay in order
         threading.Thread(
             target=_follow_cluster,
-            args=(svc, worker, events, store),
+            args=(svc, worker, events, shared),
             name="hostnet-cluster",
             daemon=True,
         ).start()
@@ -379,8 +380,8 @@ async def serve(args: argparse.Namespace) -> None:
     worker.shutdown(wait=True)
     if svc.resolver is not None:
         svc.resolver.stop()
-    if svc.nat.loopback is not None:
-        svc.nat.loopback.stop()
+    for relay in svc.drivers.loopbacks():
+        relay.stop()
     svc.kernel.flush_cuts()  # vNICs cut before the stop are deleted before it ends
     store.close()
     lock.close()
@@ -404,24 +405,25 @@ def _open_store(args: argparse.Namespace) -> Store:
     if not args.store:
         return open_store(os.path.join(args.state_dir, "hostnet.db"))
     store = open_store(args.store, identity.host_id(args.state_dir, args.host_id))
-    if isinstance(store, EtcdStore) and args.store.startswith("etcds://"):
+    shared = store.cluster()
+    if shared is not None and args.store.startswith("etcds://"):
         ctx = ssl.create_default_context(cafile=args.store_ca or None)
         if args.store_cert:
             ctx.load_cert_chain(args.store_cert, args.store_key or None)
-        store.etcd.ssl = ctx
+        shared.use_tls(ctx)
     return store
 
 
-def _local_addr_towards(store: EtcdStore) -> str:
-    """The address this host uses to reach the first etcd member (UDP connect: no packet)."""
-    u = store.etcd.members[0]
+def _local_addr_towards(store: ClusterStore) -> str:
+    """The address this host uses to reach a store member (UDP connect: no packet)."""
+    host, port = store.contact()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.connect((socket.gethostbyname(u.hostname or "127.0.0.1"), u.port or 2379))
+        s.connect((socket.gethostbyname(host), port))
         return str(s.getsockname()[0])
 
 
 def _follow_cluster(
-    svc: HostNetworkingService, worker: ServiceExecutor, events: ServiceExecutor, st: EtcdStore
+    svc: HostNetworkingService, worker: ServiceExecutor, events: ServiceExecutor, st: ClusterStore
 ) -> None:
     """Re-list the cluster's overlays and endpoints, then apply the watch's changes in order
     (on one thread of their own, queued as they arrive; a failed batch is logged); after a
@@ -438,7 +440,7 @@ def _follow_cluster(
         time.sleep(1)
 
 
-def _keep_identity(store: EtcdStore, lease: int, me: dict[str, str]) -> None:
+def _keep_identity(store: ClusterStore, lease: int, me: dict[str, str]) -> None:
     """Renew the identity's lease every few seconds; claim it again after a cut."""
     while True:
         time.sleep(IDENTITY_RENEW_S)

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from hostnet.drivers import registry
 from hostnet.errors import Conflict, InvalidRequest
 
 if TYPE_CHECKING:  # the CLI imports this module: no pydantic at its start
@@ -22,7 +23,7 @@ if TYPE_CHECKING:  # the CLI imports this module: no pydantic at its start
 
 ADOPT_OPTION = "hostnet.network"
 POOL_KINDS = {"net": 4, "net6": 6}
-HOSTNET_DRIVERS = {"nat", "transparent", "l2bridge", "l2tunnel", "hostnet-overlay"}
+HOSTNET_DRIVERS = set(registry.docker_names())  # Docker's names of hostnet's drivers
 
 
 class StaleBinding(Conflict):
@@ -209,7 +210,7 @@ def expose_verdict(docker: dict[str, Any] | None, net: dict[str, Any]) -> Verdic
             "and run this again, or leave it and use the hostnet network from hostnet only",
         )
     subnets = {s for s in (net.get("Subnet"), net.get("SubnetIPv6")) if s}
-    plugin = "hostnet-overlay" if net["Driver"] == "overlay" else net["Driver"]
+    plugin = registry.docker_name(net["Driver"])
     if wanted != name:
         why = f"it stands for hostnet network {wanted!r}"
     elif driver != plugin:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from hostnet import docker_binding as bind
 from hostnet import planning
+from hostnet.drivers import registry
 from hostnet.errors import Conflict, InvalidRequest, NotFound
 from hostnet.model import Container, Endpoint, Network, host_ip_family
 
@@ -52,7 +53,7 @@ def rebind(
     for s in bind.docker_subnets(docker):
         subnets[6 if ":" in s else 4] = s
     named = next((n for n in svc.nets.values() if n.name == wanted), None)
-    plugin = {"hostnet-overlay": "overlay"}.get(driver, driver)
+    plugin = registry.from_docker(driver)
     net = bind.check_rebind(named, str(docker.get("Name")), wanted, subnets, plugin)
     return _bind(svc, net, docker_id, "by the name in its options")
 

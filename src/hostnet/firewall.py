@@ -1,88 +1,109 @@
-"""The host-wide nftables pieces rendered from the index: NAT and port mappings, the
-default ACL table, the bridge-family MAC rewrites of l2bridge/l2tunnel, and team spreads.
+"""The host-wide nftables tables, gathered from what contributes to them.
 
-Each driver contributes its part (``nat_keep``, ``has_own_acl``, ``rewrite_net``,
-``tunnel_net``, ``team_state``); this module only gathers them. Per-endpoint changes do not
-come through here: they are elements added to sets the tables already have.
+A ``Table`` has a name, a place in the order and a renderer. Drivers (and policies)
+contribute pieces to tables through one hook, ``firewall_pieces(table, net, eps)``, asked
+for every network (a driver only for its own networks); the firewall groups the pieces by
+table and has each table render all of its own at once. The tables are their owners':
+the NAT table the nat driver's, the MAC-rewrite, tunnel and team tables the external
+drivers', the vNICs' default ACL table every driver's (drivers/vnic.py). Per-endpoint changes do not come
+through here: they are elements added to sets the tables already have.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
-from hostnet import acl
-from hostnet.drivers.base import Driver
-from hostnet.drivers.external import sync_rewrites, sync_teams
-from hostnet.drivers.nat import NatDriver
-from hostnet.drivers.nat_rules import OutboundNat
-from hostnet.index import Index
-from hostnet.kernel.nft import Nft
-from hostnet.model import VETH_PREFIX, Network
+if TYPE_CHECKING:  # nothing of hostnet at run time: drivers and policies import this
+    from hostnet.index import Index
+    from hostnet.kernel.handles import NftHandle
+    from hostnet.model import Endpoint, Network
 
 log = logging.getLogger("hostnet")
+
+# The tables' names: what contributors' pieces are asked for.
+NAT = "nat"  # ip/ip6 hostnet: masquerade, port mappings, outbound NAT (nat_rules.NatPieces)
+ACL = "acl"  # bridge hostnet-acl: vNICs without rules of their own (host interface names)
+L2_TUNNEL = "l2-tunnel"  # netdev: l2tunnel's forced-upstream frames (l2_rules.TunnelNet)
+L2_REWRITE = "l2-rewrite"  # bridge: l2bridge/l2tunnel MAC rewrites (l2_rules.RewriteNet)
+TEAMS = "teams"  # netdev: spreading over adapter teams (team.Team)
+
+
+@dataclass(frozen=True)
+class Table:
+    """A host-wide table (replaced whole): tables render in ``order``; ``render`` gets
+    every piece contributed to it, in the order of the networks."""
+
+    name: str
+    order: int
+    render: Callable[[NftHandle, list[Any]], None]
+    #: its pieces come from the networks' endpoints (else they are asked with none)
+    per_endpoint: bool = True
+
+
+class Contributor(Protocol):
+    """What contributes to host-wide tables: a driver (for its networks) or a policy."""
+
+    def firewall_tables(self) -> list[Table]: ...
+
+    def firewall_pieces(self, table: str, net: Network, eps: list[Endpoint]) -> list[Any]: ...
 
 
 class Firewall:
     def __init__(
-        self, index: Index, nft: Nft, nat: NatDriver, driver_of: Callable[[Network], Driver]
+        self,
+        index: Index,
+        nft: NftHandle,
+        drivers: Iterable[Contributor],
+        driver_of: Callable[[Network], Contributor],
+        policies: Sequence[Contributor] = (),
     ) -> None:
-        self.index, self.nft, self.nat, self.driver_of = index, nft, nat, driver_of
-        self._teams_rendered: list[Any] | None = None
+        """``drivers``: every registered driver (each brings its tables); ``driver_of``:
+        the one a network's pieces are asked of; ``policies``: asked for every network."""
+        self.index, self.nft, self.driver_of = index, nft, driver_of
+        self.policies = list(policies)
+        tables: dict[str, Table] = {}
+        for c in [*drivers, *self.policies]:
+            for t in c.firewall_tables():
+                tables.setdefault(t.name, t)
+        self.tables = sorted(tables.values(), key=lambda t: t.order)
+        self._rendered: dict[str, list[Any]] = {}  # what each table last rendered
 
     def sync(self) -> None:
         """Every table: NAT and mappings, the default ACL, the rewrites and the teams."""
-        ix = self.index
-        outbound: dict[int, list[OutboundNat]] = {4: [], 6: []}
-        for n in ix.nets.values():
-            keep = self.driver_of(n).nat_keep(n)
-            if keep is None:
-                continue
-            for version, out in outbound.items():
-                ips = tuple(
-                    sorted(a for e in ix.endpoints_on(n) if (a := e.ip if version == 4 else e.ip6))
-                )
-                mine = tuple(p for p in keep if (":" in p) == (version == 6))
-                out.append(OutboundNat(n.switch, ips, mine))
-        self.nat.sync_firewall(
-            list(ix.nets.values()), list(ix.eps.values()), outbound[4], outbound[6]
-        )
-        ruled = [
-            e.host_ifname
-            for e in ix.eps.values()
-            if e.network_id in ix.nets
-            and self.driver_of(ix.nets[e.network_id]).has_own_acl(e, ix.nets[e.network_id])
-        ]
-        self.nft.run(acl.render_default_table(VETH_PREFIX, ruled))
-        self.sync_rewrites()
+        self._render(self.tables)
 
     def sync_rewrites(self) -> None:
         """The bridge-family MAC rewrite table of l2bridge and l2tunnel networks, and teams."""
-        rewrites, tunnels = [], []
-        for n in self.index.nets.values():
-            drv = self.driver_of(n)
-            if drv.rewrites_macs:
-                eps = self.index.endpoints_on(n)
-                rw, tn = drv.rewrite_net(n, eps), drv.tunnel_net(n, eps)
-                rewrites += [rw] if rw is not None else []
-                tunnels += [tn] if tn is not None else []
-        sync_rewrites(self.nft, rewrites, tunnels)
-        self._teams_rendered = self._teams()
-        sync_teams(self.nft, self._teams_rendered)
-
-    def _teams(self) -> list[Any]:
-        teams = []
-        for n in self.index.nets.values():
-            t = self.driver_of(n).team_state(n)
-            if t is not None:
-                teams.append(t)
-        return teams
+        self._render([t for t in self.tables if t.name in (L2_TUNNEL, L2_REWRITE, TEAMS)])
 
     def check_teams(self) -> None:
         """Called every half second: re-spread when a team member went down or came back."""
-        teams = self._teams()
-        if teams != self._teams_rendered:
+        table = next((t for t in self.tables if t.name == TEAMS), None)
+        if table is None:
+            return
+        teams = self.pieces([table])[TEAMS]
+        if teams != self._rendered.get(TEAMS):
             log.info("team members now: %s", {t.key: t.live for t in teams})
-            self._teams_rendered = teams
-            sync_teams(self.nft, teams)
+            self._rendered[TEAMS] = teams
+            table.render(self.nft, teams)
+
+    def pieces(self, tables: list[Table]) -> dict[str, list[Any]]:
+        """Every contributor's pieces of ``tables``, grouped by table, network by network."""
+        out: dict[str, list[Any]] = {t.name: [] for t in tables}
+        for n in self.index.nets.values():
+            contributors = [self.driver_of(n), *self.policies]
+            eps = self.index.endpoints_on(n) if any(t.per_endpoint for t in tables) else []
+            for t in tables:
+                mine = eps if t.per_endpoint else []
+                for c in contributors:
+                    out[t.name] += c.firewall_pieces(t.name, n, mine)
+        return out
+
+    def _render(self, tables: list[Table]) -> None:
+        grouped = self.pieces(tables)
+        for t in tables:
+            self._rendered[t.name] = grouped[t.name]
+            t.render(self.nft, grouped[t.name])

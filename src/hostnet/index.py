@@ -38,6 +38,11 @@ class Index:
         # address and host ports are taken already, so a request running meanwhile plans
         # around them
         self.held: dict[str, Endpoint] = {}
+        # endpoints made on their own and attached to no compartment: their claims are
+        # taken as an attached one's, but nothing that reads ``eps`` (the kernel's
+        # endpoints: firewall, datapath, DNS) sees them
+        self.unattached: dict[str, Endpoint] = {}
+        self.unattached_by_net: dict[str, dict[str, Endpoint]] = {}  # network id -> them
         self._net_names: dict[str, str] = {}
         self._container_names: dict[str, str] = {}
         for n in networks:
@@ -117,10 +122,17 @@ class Index:
             self._give_back(ep)
 
     def remember(self, ep: Endpoint) -> None:
-        """Add an endpoint (or replace it): its address and host ports are taken from now."""
-        old = self.eps.get(ep.id)
+        """Add an endpoint (or replace it, attached or not): its address and host ports are
+        taken from now."""
+        old = self.eps.get(ep.id) or self.unattached.get(ep.id)
         if old is not None:
             self.forget(old)
+        if not ep.attached:
+            self.unattached[ep.id] = ep
+            self.unattached_by_net.setdefault(ep.network_id, {})[ep.id] = ep
+            if self.held.pop(ep.id, None) is None:
+                self._take(ep)
+            return
         self.eps[ep.id] = ep
         self.eps_of.setdefault(ep.container_id, {})[ep.id] = ep
         self.eps_on.setdefault(ep.network_id, {})[ep.id] = ep
@@ -128,6 +140,13 @@ class Index:
             self._take(ep)
 
     def forget(self, ep: Endpoint) -> None:
+        if self.unattached.pop(ep.id, None) is not None:
+            mine = self.unattached_by_net.get(ep.network_id, {})
+            mine.pop(ep.id, None)
+            if not mine:
+                self.unattached_by_net.pop(ep.network_id, None)
+            self._give_back(ep)
+            return
         if self.eps.pop(ep.id, None) is None:
             self.unhold(ep)
             return
@@ -172,7 +191,16 @@ class Index:
         return sorted(self.eps_of.get(c.id, {}).values(), key=lambda e: e.ifname)
 
     def endpoints_on(self, net: Network) -> list[Endpoint]:
+        """The network's attached endpoints (each has its vNIC)."""
         return list(self.eps_on.get(net.id, {}).values())
+
+    def unattached_on(self, net: Network) -> list[Endpoint]:
+        """The network's endpoints attached to no compartment (no kernel objects)."""
+        return list(self.unattached_by_net.get(net.id, {}).values())
+
+    def endpoint(self, eid: str) -> Endpoint | None:
+        """An endpoint by id, attached or not."""
+        return self.eps.get(eid) or self.unattached.get(eid)
 
     def addresses_used(self, net: Network) -> set[IPAddress]:
         return self.used_ips.get(net.id, set())
@@ -200,5 +228,6 @@ class Index:
         if not (n.carvable and subnet.subnet_of(own) and subnet != own):
             return False
         gw = ipaddress.IPv4Address(n.gateway)
-        in_use = [ipaddress.IPv4Address(e.ip) for e in self.endpoints_on(n) if e.ip] + [gw]
+        eps = [*self.endpoints_on(n), *self.unattached_on(n)]
+        in_use = [ipaddress.IPv4Address(e.ip) for e in eps if e.ip] + [gw]
         return not any(a in subnet for a in in_use)

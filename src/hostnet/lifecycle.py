@@ -14,17 +14,13 @@ States: created (nothing realized), stopped (realized, no process), running.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import signal
-import time
 from typing import TYPE_CHECKING, Any
 
-from hostnet import planning, ports
+from hostnet import planning, ports, procs
 from hostnet.errors import Conflict, HostnetError, InvalidRequest, NotFound
 from hostnet.model import Adapter, Container, Endpoint, Network, check_name, parse_mac
-from hostnet.procs import process_start_time, processes_in
 
 if TYPE_CHECKING:
     from hostnet.service import HostNetworkingService
@@ -110,7 +106,7 @@ def _check(svc: HostNetworkingService, c: Container, adapters: list[Adapter]) ->
     if len(set(macs)) != len(macs):
         raise InvalidRequest("two adapters have the same static MAC", "give each its own")
     mine = {e.id for e in svc.endpoints_of(c)}
-    with svc._planning() as plans:
+    with svc.attachments.planning() as plans:
         for a in adapters:
             if not a.network_id:
                 continue
@@ -119,7 +115,7 @@ def _check(svc: HostNetworkingService, c: Container, adapters: list[Adapter]) ->
             if current is not None and current.id in mine:
                 svc.index.forget(current)  # its own address and ports are no conflict
             try:
-                svc._plan_endpoint(plans, net, c, "eth0", a.static_ip, a.mappings)
+                svc.attachments.plan(plans, net, c, "eth0", a.static_ip, a.mappings)
             finally:
                 if current is not None and current.id in mine:
                     svc.index.remember(current)
@@ -137,15 +133,15 @@ def create(
     c.adapters = [_adapter(svc, c, req, i) for i, req in enumerate(adapters)]
     _check(svc, c, c.adapters)
     os.makedirs(os.path.dirname(c.log_path), exist_ok=True)
-    c.compartment_id = svc._next_compartment_id()
-    svc._record_container(c)
+    c.compartment_id = svc.next_compartment_id()
+    svc.record_container(c)
     log.info("created container %s (stopped, %d adapter(s))", c.name, len(c.adapters))
     return c
 
 
 def _save(svc: HostNetworkingService, c: Container) -> Container:
     svc.index.add_container(c)
-    with svc._store_io():
+    with svc.store_io():
         svc.store.update_container(c)
     return c
 
@@ -172,17 +168,17 @@ def _realize_adapter(
     )
     ip = a.static_ip or (keep.ip if keep and not keep.dhcp else "")
     ip6 = keep.ip6 if keep and not keep.slaac else ""
-    with svc._planning() as plans:
-        ep = svc._plan_endpoint(plans, net, c, ifname, ip, a.mappings, ip6)
+    with svc.attachments.planning() as plans:
+        ep = svc.attachments.plan(plans, net, c, ifname, ip, a.mappings, ip6)
         if a.static_mac:
             ep.mac = a.static_mac
         if a.max_bandwidth:
             ep.bandwidth = planning.qos_limit(str(a.max_bandwidth))
-        return svc._attach(net, c, ep, default_route, auto_ip=not ip, auto_ip6=not ip6)
+        return svc.attachments.attach(net, c, ep, default_route, auto_ip=not ip, auto_ip6=not ip6)
 
 
 def _routes_out(svc: HostNetworkingService, a: Adapter) -> bool:
-    return bool(a.network_id) and svc._routes_out(svc.nets[a.network_id])
+    return bool(a.network_id) and svc.routes_out(svc.nets[a.network_id])
 
 
 def _realize(svc: HostNetworkingService, c: Container) -> None:
@@ -195,7 +191,7 @@ def _realize(svc: HostNetworkingService, c: Container) -> None:
                 _realize_adapter(svc, c, a, a.name == routed)
     except BaseException:
         for ep in svc.endpoints_of(c):
-            svc._detach(ep, c=c)
+            svc.attachments.detach(ep, c=c)
         svc.kernel.remove_compartment(c.netns)
         raise
 
@@ -227,21 +223,7 @@ def stop(svc: HostNetworkingService, ref: str, grace_s: float = 10.0) -> Contain
 def end_processes(svc: HostNetworkingService, c: Container, grace_s: float) -> None:
     """SIGTERM to the compartment's processes, SIGKILL to those left after ``grace_s``."""
     path = c.netns if c.netns.startswith("/") else f"/run/netns/{c.netns}"
-    pids = {p: process_start_time(p) for p in processes_in(path)}
-    if not pids:
-        return
-    for p in pids:
-        _signal(p, signal.SIGTERM)
-    with svc.released():  # other requests go on while they wind down
-        deadline = time.monotonic() + grace_s
-        left = dict(pids)
-        while left and time.monotonic() < deadline:
-            time.sleep(0.05)
-            left = {p: t for p, t in left.items() if process_start_time(p) == t}
-        for p in left:
-            _signal(p, signal.SIGKILL)
-        while any(process_start_time(p) == t for p, t in left.items()):
-            time.sleep(0.02)
+    procs.end_processes(path, grace_s, svc.released)  # other requests go on meanwhile
 
 
 def exited(svc: HostNetworkingService, c: Container) -> None:
@@ -249,11 +231,6 @@ def exited(svc: HostNetworkingService, c: Container) -> None:
     if c.state == "running":
         _save(svc, c.model_copy(update={"state": "stopped", "pid": 0, "pid_start": 0}))
         log.info("container %s stopped: its process %d exited", c.name, c.pid)
-
-
-def _signal(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(pid, sig)
 
 
 # -- adapters -----------------------------------------------------------------------------
@@ -279,7 +256,7 @@ def _apply(
     others = [a for a in c.adapters if a is not old and _endpoint(svc, c, a) is not None]
     routed = not any(_routes_out(svc, a) for a in others)
     if ep is not None:
-        svc._detach(ep, c=c)
+        svc.attachments.detach(ep, c=c)
     if new is not None and new.network_id:
         same = ep if ep is not None and ep.network_id == new.network_id else None
         try:

@@ -110,6 +110,11 @@ def parse_ip(text: str, what: str = "address", family: int | None = 4) -> IPAddr
 
 
 VETH_PREFIX = "hv"  # every vNIC's host end: hv + 10 characters of its endpoint's id
+BRIDGE_PREFIX = "hn-"  # every switch (bridge) hostnet makes
+HOST_VNIC_PREFIX = "hh"  # a host vNIC (an endpoint in the daemon's own namespace): hh + id
+#: ``Endpoint.container_id`` of an endpoint attached to the host's default compartment
+#: (HCN's HostDefault namespace): it is the host's vNIC on its network
+HOST_COMPARTMENT = "host:default"  # no container id has a colon
 
 
 def switch_mac(network_id: str, salt: str = "") -> str:
@@ -272,11 +277,15 @@ class Network(BaseModel):
 
 
 class Endpoint(BaseModel):
-    """A HostComputeEndpoint: one vNIC of a compartment on one network."""
+    """A HostComputeEndpoint: one vNIC of a compartment on one network, or (made on its
+    own, HCN's order) an endpoint not attached to any compartment yet: its address, MAC,
+    host ports and policies claimed and recorded, nothing in the kernel."""
 
     id: str
     network_id: str
-    container_id: str
+    # the compartment it is attached to: a container's id, HOST_COMPARTMENT (the host's
+    # own), or "" (unattached: no kernel objects)
+    container_id: str = ""
     ip: str
     prefix_len: int
     gateway: str
@@ -309,6 +318,19 @@ class Endpoint(BaseModel):
     host: str = ""
     vtep: str = ""
     dns_name: str = ""
+    # made on its own (``create_endpoint``): it outlives its attachments, a detach leaves it
+    # recorded and unattached, and only a delete releases it; ``name``: its name then
+    standalone: bool = False
+    name: str = ""
+
+    @property
+    def attached(self) -> bool:
+        return bool(self.container_id)
+
+    @property
+    def on_host(self) -> bool:
+        """Attached to the host's default compartment: the host's vNIC on its network."""
+        return self.container_id == HOST_COMPARTMENT
 
 
 class Adapter(BaseModel):

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
+from hostnet import firewall
+from hostnet.drivers import nat_rules
 from hostnet.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    from hostnet.model import Endpoint, Network
 
 OUTBOUND_KEYS = {"VirtualIP", "Exceptions", "Destinations"}
 ROUTE_KEYS = {"DestinationPrefix", "NextHop", "NeedEncap"}
@@ -139,3 +144,37 @@ def parse(given: str | dict[str, Any]) -> OutboundNatPolicy | RoutePolicy:
         "ACL and QoS have their own flags (--acl, --max-bandwidth); "
         "policies take OutBoundNAT or SDNRoute",
     )
+
+
+# -- the host-wide pieces policies contribute (firewall.py asks every network) ------------
+class OutboundNatPieces:
+    """The endpoints' OutBoundNAT policies, in each family's NAT table (only endpoints of
+    drivers that publish ports carry one: planning.with_policies refuses it elsewhere)."""
+
+    def firewall_tables(self) -> list[firewall.Table]:
+        return []
+
+    def firewall_pieces(self, table: str, net: Network, eps: list[Endpoint]) -> list[Any]:
+        if table != firewall.NAT:
+            return []
+        return [nat_rules.NatPieces(v, endpoint_nat=tuple(endpoint_nat(eps, v))) for v in (4, 6)]
+
+
+def endpoint_nat(eps: list[Endpoint], version: int) -> list[nat_rules.EndpointNat]:
+    """The endpoints' OutBoundNAT policies in one family (a VirtualIP, exceptions and
+    destinations of the other family do not apply to it)."""
+    out = []
+    for ep in eps:
+        pol, ip = ep.outbound_nat, ep.ip if version == 4 else ep.ip6
+        if pol is None or not ip:
+            continue
+        vip = pol.virtual_ip if (":" in pol.virtual_ip) == (version == 6) else ""
+        exceptions = tuple(of_family(pol.exceptions, version))
+        destinations = tuple(of_family(pol.destinations, version))
+        exempt = bool(pol.destinations) and not destinations
+        out.append(nat_rules.EndpointNat(ip, vip, exceptions, destinations, exempt))
+    return out
+
+
+#: every policy's contribution to the host-wide tables, in the order they are asked
+FIREWALL_PIECES: tuple[firewall.Contributor, ...] = (OutboundNatPieces(),)

@@ -18,12 +18,14 @@ import click
 
 from hostnet import wildcard
 from hostnet.client import Client, q
+from hostnet.drivers import registry
 from hostnet.errors import Conflict
 
 Params = dict[str, str]
 Build = Callable[[Params, Client], "list[str] | None"]
 VFP = "microsoft azure vfp switch extension"
-MODES = ("nat", "transparent", "l2bridge", "l2tunnel", "overlay")
+MODES = registry.modes()  # -Mode, lower case -> hostnet driver
+_MODE_NAMES = [m for i in registry.BUILTIN for m in i.modes]
 
 
 class CmdletError(click.ClickException):
@@ -67,10 +69,10 @@ def new_network(p: Params, _: Client) -> list[str]:
     mode = p.get("Mode", "NAT").lower()
     if mode not in MODES:
         raise CmdletError(
-            f"New-ContainerNetwork -Mode {p['Mode']}: hostnet has NAT, Transparent, "
-            "L2Bridge, L2Tunnel and Overlay"
+            f"New-ContainerNetwork -Mode {p['Mode']}: hostnet has "
+            f"{', '.join(_MODE_NAMES[:-1])} and {_MODE_NAMES[-1]}"
         )
-    args = ["network", "create", "-d", mode]
+    args = ["network", "create", "-d", MODES[mode]]
     for s in items(p.get("SubnetPrefix", "")):
         args += ["--subnet", s]
     for g in items(p.get("GatewayAddress", "")):

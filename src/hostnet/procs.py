@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import time
+from collections.abc import Callable
 
 
 def process_start_time(pid: int) -> int | None:
@@ -59,3 +63,47 @@ def has_exited(pid: int) -> bool:
     except OSError:  # EACCES: a process we may not look into (pid 1 here) is alive
         return False
     return False
+
+
+def signal_group(pid: int, sig: int) -> None:
+    """A detached container leads its own session: signal the whole process group."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+
+
+def kill_if_same(pid: int, start: int) -> None:
+    """SIGKILL the group of ``pid`` if it is still the process that started at ``start``."""
+    if process_start_time(pid) == start:
+        signal_group(pid, signal.SIGKILL)
+
+
+def end_processes(
+    netns_path: str,
+    grace_s: float,
+    waiting: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext,
+) -> None:
+    """SIGTERM to a compartment's processes, SIGKILL to those left after ``grace_s``;
+    ``waiting``: held around the wait (the service lets other requests go on)."""
+    pids = {p: process_start_time(p) for p in processes_in(netns_path)}
+    if not pids:
+        return
+    for p in pids:
+        _signal(p, signal.SIGTERM)
+    with waiting():
+        deadline = time.monotonic() + grace_s
+        left = dict(pids)
+        while left and time.monotonic() < deadline:
+            time.sleep(0.05)
+            left = {p: t for p, t in left.items() if process_start_time(p) == t}
+        for p in left:
+            _signal(p, signal.SIGKILL)
+        while any(process_start_time(p) == t for p, t in left.items()):
+            time.sleep(0.02)
+
+
+def _signal(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, sig)

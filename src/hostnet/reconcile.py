@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from hostnet import lifecycle
 from hostnet.drivers import vnic
 from hostnet.errors import HostnetError
-from hostnet.model import VETH_PREFIX
+from hostnet.model import BRIDGE_PREFIX, VETH_PREFIX
 
 if TYPE_CHECKING:
     from hostnet.model import Container
@@ -63,8 +63,12 @@ def reconcile(svc: HostNetworkingService, at_start: bool = False) -> dict[str, A
             svc.driver_of(n).ensure_network(n)
         except HostnetError as exc:
             report["errors"].append(str(exc))
+    for ep in list(svc.index.unattached.values()):  # no kernel objects: nothing to repair
+        if ep.network_id not in svc.nets:
+            svc.store.delete_endpoint(ep.id)
+            svc.index.forget(ep)
     for ep in list(svc.eps.values()):
-        net, c = svc.nets.get(ep.network_id), svc.containers.get(ep.container_id)
+        net, c = svc.nets.get(ep.network_id), svc.compartment_of(ep)
         if net is None or c is None:
             svc.store.delete_endpoint(ep.id)
             svc.index.forget(ep)
@@ -77,7 +81,7 @@ def reconcile(svc: HostNetworkingService, at_start: bool = False) -> dict[str, A
                 f"{c.name}/{ep.ifname}: the vNIC Docker moved is gone; restart that container"
             )
             continue
-        first = svc.endpoints_of(c)[0].id == ep.id
+        first = svc.endpoints_of(c)[0].id == ep.id and not ep.on_host  # the host has its own
         try:
             drv.attach(net, ep, c, default_route=first)
             vnic.add_routes(svc.kernel, ep, c)
@@ -120,7 +124,6 @@ def _keep_stateful(
 
 def sweep(svc: HostNetworkingService) -> list[str]:
     """Delete hostnet-owned links and compartments that no intent names."""
-    from hostnet.service import BRIDGE_PREFIX
 
     wanted_links = {n.switch for n in svc.nets.values()} | {e.host_ifname for e in svc.eps.values()}
     wanted_ns = {c.netns for c in svc.containers.values() if not c.external}

@@ -22,25 +22,25 @@ import logging
 import os
 import signal
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
-from hostnet import acl, ipam, planning, ports
+from hostnet import acl, ipam, planning, ports, procs
 from hostnet.cluster import Cluster
+from hostnet.core.attach import Attachments
+from hostnet.core.endpoints import Endpoints
 from hostnet.dns.publisher import DnsPublisher
 from hostnet.dns.resolver import Resolver
-from hostnet.drivers import vnic
 from hostnet.drivers.base import Driver
-from hostnet.drivers.external import L2BridgeDriver, L2TunnelDriver, TransparentDriver
-from hostnet.drivers.nat import NatDriver
-from hostnet.drivers.overlay import OverlayDriver
+from hostnet.drivers.registry import BUILTIN, DriverContext, DriverInfo, Drivers
 from hostnet.errors import Conflict, HostnetError, InvalidRequest, NotFound
 from hostnet.firewall import Firewall
 from hostnet.index import Index
 from hostnet.kernel.dhcp import DhcpClients
-from hostnet.kernel.handles import Kernel
+from hostnet.kernel.handles import Kernel, LinuxKernel
 from hostnet.model import (
+    BRIDGE_PREFIX,
+    HOST_COMPARTMENT,
     Container,
     Endpoint,
     IPAddress,
@@ -50,7 +50,7 @@ from hostnet.model import (
     check_name,
     new_id,
 )
-from hostnet.planning import plan_endpoint
+from hostnet.policies import FIREWALL_PIECES
 from hostnet.procs import has_exited, in_netns, process_start_time
 from hostnet.stats import ServiceStats
 from hostnet.store import Store
@@ -59,7 +59,6 @@ from hostnet.store.etcd import ClusterChange
 log = logging.getLogger("hostnet")
 
 FUTURE_DRIVERS: tuple[str, ...] = ()
-BRIDGE_PREFIX = "hn-"
 
 
 class Lock(Protocol):
@@ -67,15 +66,6 @@ class Lock(Protocol):
 
     def acquire(self) -> bool: ...
     def release(self) -> None: ...
-
-
-def _signal_container(pid: int, sig: int) -> None:
-    """A detached container leads its own session: signal the whole process group."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        if os.getpgid(pid) == pid:
-            os.killpg(pid, sig)
-        else:
-            os.kill(pid, sig)
 
 
 class HostNetworkingService:
@@ -88,7 +78,10 @@ class HostNetworkingService:
         state_dir: str,
         lock: Lock | None = None,
         kernel: Kernel | None = None,
+        registry: Iterable[DriverInfo] = BUILTIN,
     ) -> None:
+        """``kernel``: the kernel handles (unit tests hand in a fake); ``registry``: the
+        drivers to build (tests add fakes)."""
         #: held by every request (the daemon's ServiceExecutor takes it); a request that
         #: waits for something slow (a DHCP lease) lets go of it meanwhile: ``released``
         self.lock = lock or threading.Lock()
@@ -96,19 +89,17 @@ class HostNetworkingService:
         self.instance = instance
         self.state_dir = state_dir
         self.ns_prefix = f"hn{instance}-"
-        self.kernel = kernel or Kernel.real()  # unit tests hand in a fake
+        self.kernel: Kernel = kernel or LinuxKernel.real()
         self.host, self.nft, self.rt = self.kernel.host, self.kernel.nft, self.kernel.rt
         self.owner = f"hostnet:{instance}"
         self.index = Index(store.networks(), store.containers(), store.endpoints())
-        self.nat = NatDriver(self.kernel, self.owner)
         self.dhcp = DhcpClients(state_dir, idle=self.released)
-        ext = (TransparentDriver, L2BridgeDriver, L2TunnelDriver)
-        external = [d(self.kernel, self.owner, self.dhcp) for d in ext]
-        self.overlay = OverlayDriver(self.kernel, self.owner)
-        self.drivers: dict[str, Driver] = {d.name: d for d in (self.nat, *external, self.overlay)}
+        self.drivers = Drivers.build(DriverContext(self.kernel, self.owner, self.dhcp), registry)
         scoped = lambda n: self.driver_of(n).cluster_scoped  # noqa: E731
-        self.cluster = Cluster(store, self.index, self.host, self.overlay, scoped)
-        self.firewall = Firewall(self.index, self.nft, self.nat, self.driver_of)
+        shared = self.drivers.cluster_driver()
+        self.cluster = Cluster(store, self.index, self.host, shared, scoped)
+        drivers = self.drivers.values()
+        self.firewall = Firewall(self.index, self.nft, drivers, self.driver_of, FIREWALL_PIECES)
         self.dns = DnsPublisher(self.index)
         self.stats = ServiceStats()  # read by the metrics endpoint (metrics.py)
         self.on_container_started: Callable[[Container], None] = lambda c: None
@@ -119,7 +110,10 @@ class HostNetworkingService:
         self.docker_presence: Callable[[], str] = lambda: "off"
         self._next_cid: int | None = None  # the compartment counter, kept in the store too
         store.get_meta("next_compartment")  # a remote store reads its meta now, not in a request
-        self._last_ips: dict[str, str] = {}  # meta key -> the last address given (store too)
+        #: the attach/detach transaction (core/attach.py): plan, record, realize, detach
+        self.attachments = Attachments(self)
+        self.endpoint_calls = Endpoints(self, self.attachments)  # HCN's order (core/endpoints.py)
+        self.host_netns = f"/proc/{os.getpid()}/ns/net"  # the daemon's own namespace
 
     # -- what adapters read (the index's tables; change them through methods) --
     @property
@@ -164,49 +158,27 @@ class HostNetworkingService:
         finally:
             self.lock.acquire()
 
-    def _store_io(self) -> contextlib.AbstractContextManager[None]:
+    def store_io(self) -> contextlib.AbstractContextManager[None]:
         """Around a write to the store: a remote store's round trip runs with the lock let
         go (what it records is reserved in the index first), a local one's under it."""
         return self.released() if self.store.remote else contextlib.nullcontext()
 
-    def _record_container(self, c: Container) -> None:
+    def record_container(self, c: Container) -> None:
         """Store a new container; its name is taken in the index from here on."""
         self.index.add_container(c)
         try:
-            with self._store_io():
+            with self.store_io():
                 self.store.create_container(c)
         except BaseException:
             self.index.drop_container(c.id)
             raise
         if c.id not in self.containers:  # removed while the store wrote it
-            with self._store_io():
+            with self.store_io():
                 self.store.delete_container(c.id)
             raise Conflict(
                 f"container {c.name!r} was removed while it was being created",
                 "create it again if it is still wanted",
             )
-
-    def _record_endpoint(self, net: Network, ep: Endpoint, auto: set[int]) -> None:
-        """Store a planned endpoint with its claims (addresses, host ports), reserved in the
-        index first. An address IPAM chose (its family in ``auto``) on an overlay that
-        another host claimed meanwhile is replaced by the next free one."""
-        scoped = self.driver_of(net).cluster_scoped
-        for _ in range(256):
-            self.index.remember(ep)
-            try:
-                with self._store_io():
-                    self.store.create_endpoint(ep)
-                return
-            except Conflict as exc:
-                self.index.forget(ep)
-                taken = str(exc.details.get("address", ""))
-                if not scoped or not taken or (6 if ":" in taken else 4) not in auto:
-                    raise
-                self.cluster.readdress(net, ep, taken)
-            except BaseException:
-                self.index.forget(ep)
-                raise
-        raise Conflict(f"no free address found on {net.name!r}", "try again")
 
     def resync_dns(self) -> None:
         """Rebuild the name directory whole (start, reconcile, cluster re-list)."""
@@ -225,10 +197,51 @@ class HostNetworkingService:
     def endpoints_on(self, net: Network) -> list[Endpoint]:
         return self.index.endpoints_on(net)
 
+    @property
+    def host_compartment(self) -> Container:
+        """The host's own default compartment (compartment 1): the daemon's namespace."""
+        return Container(
+            id=HOST_COMPARTMENT, name="host", compartment_id=1, netns=self.host_netns, external=True
+        )
+
+    def compartment_of(self, ep: Endpoint) -> Container | None:
+        """The compartment an endpoint is attached to (None: unattached, or it went)."""
+        return self.host_compartment if ep.on_host else self.containers.get(ep.container_id)
+
+    # -- endpoints in HCN's order (core/endpoints.py): made unattached, attached later --
+    def create_endpoint(
+        self,
+        network: str,
+        name: str = "",
+        ip: str = "",
+        mac: str = "",
+        policies: list[Any] | None = None,
+        ip6: str = "",
+        port_specs: list[str] | None = None,
+    ) -> Endpoint:
+        return self.endpoint_calls.create(network, name, ip, mac, ip6, port_specs, policies)
+
+    def endpoint(self, eid: str) -> Endpoint:
+        return self.endpoint_calls.get(eid)
+
+    def all_endpoints(self) -> list[Endpoint]:
+        """Every endpoint of this host: attached ones, then unattached ones."""
+        return [*self.eps.values(), *self.index.unattached.values()]
+
+    def attach_endpoint(self, eid: str, namespace: str) -> Endpoint:
+        """``namespace``: a container's name or id, or "host" (the host's own)."""
+        return self.endpoint_calls.attach(eid, namespace)
+
+    def detach_endpoint(self, eid: str) -> Endpoint:
+        return self.endpoint_calls.detach(eid)
+
+    def delete_endpoint(self, eid: str) -> list[str]:
+        return self.endpoint_calls.delete(eid)
+
     def addresses_used(self, net: Network) -> set[IPAddress]:
         return self.index.addresses_used(net)
 
-    def _routes_out(self, net: Network) -> bool:
+    def routes_out(self, net: Network) -> bool:
         """Its endpoints' default route leads out (not an overlay's or an internal network's)."""
         return self.driver_of(net).routes_out and not net.internal
 
@@ -338,7 +351,7 @@ class HostNetworkingService:
 
     def remove_network(self, ref: str, force: bool = False) -> list[str]:
         net = self.network(ref)
-        users = self.endpoints_on(net)
+        users = [*self.endpoints_on(net), *self.index.unattached_on(net)]
         elsewhere = [e for e in self.cluster.users(net) if e.host != self.host_id]
         if elsewhere:
             hosts = ", ".join(sorted({e.host for e in elsewhere}))
@@ -347,20 +360,14 @@ class HostNetworkingService:
                 "remove those containers on their hosts first",
             )
         if users and not force:
-            names = ", ".join(
-                sorted(
-                    self.containers[e.container_id].name
-                    for e in users
-                    if e.container_id in self.containers
-                )
-            )
+            names = ", ".join(sorted(n for n in map(self._user_of, users) if n))
             raise Conflict(
                 f"network {net.name!r} has {len(users)} endpoint(s) in use by: {names}",
                 "remove or disconnect those containers first, or use --force",
             )
         errors: list[str] = []
         for ep in users:
-            errors += self._detach(ep)
+            errors += self.attachments.detach(ep, forget=True)
         drv = self.driver_of(net)
         try:
             drv.remove_network(net)
@@ -372,6 +379,12 @@ class HostNetworkingService:
         self.firewall.sync()
         log.info("removed network %s", net.name)
         return errors
+
+    def _user_of(self, ep: Endpoint) -> str:
+        c = self.compartment_of(ep)
+        if c is not None or ep.attached:
+            return c.name if c is not None else ""
+        return f"unattached endpoint {ep.name or ep.id[:12]}"
 
     def docker_networks(self) -> list[Network]:
         """The networks Docker should have (the default one, and those exposed): hostnetd
@@ -390,186 +403,23 @@ class HostNetworkingService:
         return net
 
     def prune(self) -> list[str]:
-        unused = [n for n in self.nets.values() if not self.endpoints_on(n) and n.name != "nat"]
+        unused = [
+            n
+            for n in self.nets.values()
+            if not self.endpoints_on(n) and not self.index.unattached_on(n) and n.name != "nat"
+        ]
         for n in unused:
             self.remove_network(n.id)
         return [n.name for n in unused]
 
     # -- containers (compartments) and endpoints --------------------------
-    def _next_compartment_id(self) -> int:
+    def next_compartment_id(self) -> int:
         if self._next_cid is None:  # read once; written with every container
             self._next_cid = int(self.store.get_meta("next_compartment") or "2")  # 1: the host's
         n = self._next_cid
         self._next_cid = n + 1
         self.store.set_meta("next_compartment", str(n + 1))
         return n
-
-    def _last_ip(self, net: Network, version: int = 4) -> str:
-        """Where the next automatic address of ``net`` is looked for after (round robin)."""
-        key = f"last_ip{'6' if version == 6 else ''}:{net.id}"
-        if key not in self._last_ips:
-            self._last_ips[key] = self.store.get_meta(key) or ""
-        return self._last_ips[key]
-
-    def _set_last_ip(self, net: Network, ip: str, version: int = 4) -> None:
-        key = f"last_ip{'6' if version == 6 else ''}:{net.id}"
-        self._last_ips[key] = ip
-        self.store.set_meta(key, ip)
-
-    @contextlib.contextmanager
-    def _planning(self) -> Iterator[list[Endpoint]]:
-        """Endpoints planned (``_plan_endpoint(plans, …)``) inside hold their address and
-        host ports until recorded; when it ends, what a failure left unrecorded is given back."""
-        plans: list[Endpoint] = []
-        try:
-            yield plans
-        finally:
-            for ep in plans:
-                self.index.unhold(ep)
-
-    def _plan_endpoint(
-        self,
-        plans: list[Endpoint],
-        net: Network,
-        c: Container,
-        ifname: str,
-        ip: str,
-        port_specs: list[str],
-        ip6: str = "",
-    ) -> Endpoint:
-        drv = self.driver_of(net)
-        scoped = drv.cluster_scoped  # addresses other hosts hold are taken too
-        ep = plan_endpoint(
-            self.index,
-            drv,
-            net,
-            c,
-            ifname,
-            ip,
-            port_specs,
-            ip6=ip6,
-            also_used=self.cluster.used(net) if scoped else frozenset(),
-            after=self._last_ip(net) if net.subnet and not ip else "",
-            after6=self._last_ip(net, 6) if net.subnet6 and not ip6 else "",
-        )
-        if scoped:
-            ep.host, ep.vtep, ep.dns_name = self.host_id, self.overlay.vtep, c.name
-        self.index.hold(ep)  # taken from now: the store writes may let other requests run
-        plans.append(ep)
-        return ep
-
-    def _attach(
-        self,
-        net: Network,
-        c: Container,
-        ep: Endpoint,
-        default_route: bool,
-        auto_ip: bool = False,
-        auto_ip6: bool = False,
-    ) -> Endpoint:
-        """Record a planned endpoint (claiming its addresses and ports), then realize it.
-        ``auto_ip``/``auto_ip6``: IPAM chose that address, so an overlay claim lost to
-        another host may move."""
-        started = time.monotonic()
-        drv = self.driver_of(net)
-        last, last6 = self._last_ip(net), self._last_ip(net, 6)
-        self._record_endpoint(net, ep, {v for v, a in ((4, auto_ip), (6, auto_ip6)) if a})
-        if drv.cluster_scoped:
-            self.cluster.learn(ep)
-        if ep.ip:  # the next automatic address comes after this one (round robin)
-            self._set_last_ip(net, ep.ip)
-        if ep.ip6:
-            self._set_last_ip(net, ep.ip6, 6)
-        try:
-            if ep.id not in self.eps:  # removed while the store wrote it
-                raise Conflict(
-                    f"container {c.name!r} or its network was removed during the attach",
-                    "create it again if it is still wanted",
-                )
-            # kernel work only (for drivers that say so): other requests go on meanwhile
-            with self.released() if drv.realizes_unlocked else contextlib.nullcontext():
-                drv.attach(net, ep, c, default_route)
-                vnic.add_routes(self.kernel, ep, c)
-            if ep.id not in self.eps:  # removed meanwhile (or while waiting for a DHCP lease)
-                raise Conflict(
-                    f"container {c.name!r} or its network was removed during the attach",
-                    "create it again if it is still wanted",
-                )
-            if ep.dhcp or ep.slaac:  # the driver filled in the lease or the SLAAC address
-                self.index.remember(ep)
-                with self._store_io():
-                    self.store.update_endpoint(ep)
-            if drv.rewrites_macs:
-                self.firewall.sync_rewrites()
-            if net.flag("enable_outboundnat") or ep.outbound_nat is not None:
-                self.firewall.sync()
-        except BaseException:
-            self._detach(ep, net=net, c=c)  # what it made, even if they went meanwhile
-            if ep.ip and self._last_ip(net) == ep.ip:  # as if never given
-                self._set_last_ip(net, last)
-            if ep.ip6 and self._last_ip(net, 6) == ep.ip6:
-                self._set_last_ip(net, last6, 6)
-            raise
-        self.dns.names(ep, present=True)
-        if self.dns.scope(c):
-            with self.released():  # its resolver sockets: other requests go on meanwhile
-                self.dns.serve(c)
-            self.dns.still_wanted(c)
-        self.stats.attach.observe(net.driver, time.monotonic() - started)
-        return ep
-
-    def _detach(
-        self,
-        ep: Endpoint,
-        cut_link: bool = True,
-        net: Network | None = None,
-        c: Container | None = None,
-    ) -> list[str]:
-        """Best effort: undo the endpoint in the kernel and forget it; report errors.
-
-        The vNIC is cut at once (out of service, its compartment's interface name free)
-        and deleted in the background: deleting waits out an RCU grace period. ``net`` and
-        ``c``: an attach undoing itself after they were removed meanwhile still knows them."""
-        started = time.monotonic()
-        errors: list[str] = []
-        net = self.nets.get(ep.network_id) or net
-        c = self.containers.get(ep.container_id) or c
-        known = ep.id in self.eps
-        if known:
-            self.dns.names(ep, present=False, c=c)
-        if net is not None and c is not None:
-            try:
-                self.driver_of(net).detach(net, ep, c)
-            except HostnetError as exc:
-                errors.append(str(exc))
-            if cut_link:
-                inside = None if ep.runtime_moves_peer or not c.netns else c.netns
-                try:
-                    self.kernel.cut_vnic(ep.host_ifname, inside, ep.ifname, "hx" + ep.id[:10])
-                except HostnetError as exc:
-                    errors.append(str(exc))
-        self.index.forget(ep)  # from here no other request detaches it again
-        if ep.vtep:
-            self.cluster.unlearn(ep.id)
-        with self._store_io():
-            self.store.delete_endpoint(ep.id)
-        if ep.outbound_nat is not None:
-            try:
-                self.firewall.sync()
-            except HostnetError as exc:
-                errors.append(str(exc))
-        if net is not None and self.driver_of(net).rewrites_macs:
-            try:
-                self.firewall.sync_rewrites()
-                if net.flag("enable_outboundnat"):
-                    self.firewall.sync()
-            except HostnetError as exc:
-                errors.append(str(exc))
-        if known and c is not None and self.dns.scope(c):
-            self.dns.serve(c)
-        if net is not None:
-            self.stats.detach.observe(net.driver, time.monotonic() - started)
-        return errors
 
     def new_container(self, name: str, **fields: Any) -> Container:
         """A container not yet recorded: its id, a free name (given or made), its
@@ -609,11 +459,11 @@ class HostNetworkingService:
             raise InvalidRequest("a network is given twice", "give each network once")
         log_dir = os.path.dirname(c.log_path)
         rules = [acl.parse_rule(spec) for spec in acl_specs or []]
-        with self._planning() as plans:
+        with self.attachments.planning() as plans:
             # every check (addresses, ports, ACLs) happens here, before anything changes
             for i, (net, req) in enumerate(zip(nets, networks, strict=True)):
                 specs = (port_specs or []) if i == 0 else []
-                self._plan_endpoint(
+                self.attachments.plan(
                     plans, net, c, f"eth{i}", req.get("ip", ""), specs, req.get("ip6", "")
                 )
             qos = planning.qos_limit(max_bandwidth) if max_bandwidth else {}
@@ -624,14 +474,14 @@ class HostNetworkingService:
             if policy_specs:  # like ports: on the first network's endpoint
                 planning.with_policies(nets[0], self.driver_of(nets[0]), plans[0], policy_specs)
             os.makedirs(log_dir, exist_ok=True)
-            c.compartment_id = self._next_compartment_id()
-            self._record_container(c)
+            c.compartment_id = self.next_compartment_id()
+            self.record_container(c)
             # the first network that routes gives the default route (an overlay reaches only itself)
-            routed = next((i for i, n in enumerate(nets) if self._routes_out(n)), -1)
+            routed = next((i for i, n in enumerate(nets) if self.routes_out(n)), -1)
             try:
                 self.kernel.create_compartment(c.netns)
                 for i, (net, ep) in enumerate(zip(nets, plans, strict=True)):
-                    self._attach(
+                    self.attachments.attach(
                         net,
                         c,
                         ep,
@@ -669,7 +519,7 @@ class HostNetworkingService:
             update["state"] = "running"
         c = c.model_copy(update=update)
         self.index.add_container(c)
-        with self._store_io():
+        with self.store_io():
             self.store.update_container(c)
         self.on_container_started(c)
         return c
@@ -681,20 +531,14 @@ class HostNetworkingService:
         """Stop the container's processes (SIGTERM, SIGKILL after ``grace_s``) and remove it."""
         c = self.container(ref)
         if c.state:  # 'hostnet create': every process in its compartment goes first
-            from hostnet import lifecycle
-
-            lifecycle.end_processes(self, c, min(grace_s, 2.0))
+            path = c.netns if c.netns.startswith("/") else f"/run/netns/{c.netns}"
+            procs.end_processes(path, min(grace_s, 2.0), self.released)
         elif self.process_alive(c):
-            _signal_container(c.pid, signal.SIGTERM)
-            timer = threading.Timer(grace_s, self._kill_if_same, (c.pid, c.pid_start))
+            procs.signal_group(c.pid, signal.SIGTERM)
+            timer = threading.Timer(grace_s, procs.kill_if_same, (c.pid, c.pid_start))
             timer.daemon = True
             timer.start()
         return self.teardown(c)
-
-    @staticmethod
-    def _kill_if_same(pid: int, start: int) -> None:
-        if process_start_time(pid) == start:
-            _signal_container(pid, signal.SIGKILL)
 
     def teardown(self, c: Container) -> list[str]:
         """Remove a container: its endpoints, its compartment (unless a runtime's), its record."""
@@ -706,13 +550,13 @@ class HostNetworkingService:
             return errors  # another request is removing it (or did)
         self.on_container_removed(c)
         for ep in self.endpoints_of(c):
-            errors += self._detach(ep, cut_link=cut, c=c)
+            errors += self.attachments.detach(ep, cut_link=cut, c=c)
         if not c.external:
             try:
                 self.kernel.remove_compartment(c.netns)
             except HostnetError as exc:
                 errors.append(str(exc))
-        with self._store_io():
+        with self.store_io():
             self.store.delete_container(c.id)
         with contextlib.suppress(OSError):
             if c.log_path and os.path.getsize(c.log_path) == 0:
@@ -743,19 +587,21 @@ class HostNetworkingService:
             )
         taken = {e.ifname for e in mine}
         ifname = next(f"eth{i}" for i in range(len(mine) + 1) if f"eth{i}" not in taken)
-        routed = any(self._routes_out(self.nets[e.network_id]) for e in mine)
-        default_route = not routed and self._routes_out(net)
-        with self._planning() as plans:
-            ep = self._plan_endpoint(plans, net, c, ifname, ip, [], ip6)
+        routed = any(self.routes_out(self.nets[e.network_id]) for e in mine)
+        default_route = not routed and self.routes_out(net)
+        with self.attachments.planning() as plans:
+            ep = self.attachments.plan(plans, net, c, ifname, ip, [], ip6)
             ep.bandwidth, ep.aliases = qos, names
             planning.with_policies(net, self.driver_of(net), ep, policy_specs or [])
-            return self._attach(net, c, ep, default_route, auto_ip=not ip, auto_ip6=not ip6)
+            return self.attachments.attach(
+                net, c, ep, default_route, auto_ip=not ip, auto_ip6=not ip6
+            )
 
     def disconnect(self, net_ref: str, c_ref: str) -> list[str]:
         net, c = self.network(net_ref), self.container(c_ref)
         for ep in self.endpoints_of(c):
             if ep.network_id == net.id:
-                return self._detach(ep)
+                return self.attachments.detach(ep)
         raise NotFound(
             f"container {c.name!r} is not connected to network {net.name!r}",
             "see 'hostnet network inspect'",
@@ -841,18 +687,18 @@ class HostNetworkingService:
                 id=cid, name=f"ext-{cid[:12]}", compartment_id=0, netns=netns_path, external=True
             )
         rules = [acl.parse_rule(spec) for spec in acl_specs or []]
-        with self._planning() as plans:
-            ep = self._plan_endpoint(plans, net, c, ifname, ip, port_specs or [], ip6)
+        with self.attachments.planning() as plans:
+            ep = self.attachments.plan(plans, net, c, ifname, ip, port_specs or [], ip6)
             if mac:
                 ep.mac = mac.lower()
             ep.bandwidth, ep.acl = dict(bandwidth or {}), rules
             planning.with_policies(net, self.driver_of(net), ep, policy_specs or [])
             if new:
-                c.compartment_id = self._next_compartment_id()
-                self._record_container(c)
+                c.compartment_id = self.next_compartment_id()
+                self.record_container(c)
             first = not self.endpoints_of(c)
             try:
-                self._attach(net, c, ep, first, auto_ip=not ip, auto_ip6=not ip6)
+                self.attachments.attach(net, c, ep, first, auto_ip=not ip, auto_ip6=not ip6)
             except BaseException:
                 if new:
                     self.teardown(c)
@@ -871,15 +717,15 @@ class HostNetworkingService:
             external=True,
             runtime="docker",
         )
-        with self._planning() as plans:
-            ep = self._plan_endpoint(plans, net, c, "hc" + eid[:10], ip, [], ip6)
+        with self.attachments.planning() as plans:
+            ep = self.attachments.plan(plans, net, c, "hc" + eid[:10], ip, [], ip6)
             ep.runtime_moves_peer = True
             if mac:
                 ep.mac = mac.lower()
-            c.compartment_id = self._next_compartment_id()
-            self._record_container(c)
+            c.compartment_id = self.next_compartment_id()
+            self.record_container(c)
             try:
-                self._attach(net, c, ep, default_route=True)
+                self.attachments.attach(net, c, ep, default_route=True)
             except BaseException:
                 self.teardown(c)
                 raise
@@ -893,10 +739,10 @@ class HostNetworkingService:
         errors: list[str] = []
         for ep in self.endpoints_of(c):
             if ep.ifname == ifname:
-                errors += self._detach(ep)
+                errors += self.attachments.detach(ep)
         if not self.endpoints_of(c) and self.index.drop_container(c.id) is not None:
             self.on_container_removed(c)
-            with self._store_io():
+            with self.store_io():
                 self.store.delete_container(c.id)
         return errors
 
@@ -942,7 +788,7 @@ class HostNetworkingService:
             self.dns.names(ep, present)
 
     def cluster_hosts(self) -> list[dict[str, Any]]:
-        with self._store_io():  # a round trip to etcd: other requests go on meanwhile
+        with self.store_io():  # a round trip to etcd: other requests go on meanwhile
             members = self.cluster.members()
         return self.cluster.hosts(members)
 

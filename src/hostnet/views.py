@@ -90,6 +90,19 @@ def network_inspect(svc: HostNetworkingService, net: Network) -> dict[str, Any]:
     }
     if net.note:
         view["Note"] = net.note
+    others = [e for e in svc.endpoints_on(net) if e.on_host] + svc.index.unattached_on(net)
+    if others:  # Docker has no such endpoints: a key of hostnet's own, there when they are
+        view["Endpoints"] = {
+            e.id: {
+                "Name": e.name,
+                "State": "attached" if e.attached else "unattached",
+                "Namespace": "host" if e.on_host else "",
+                "MacAddress": e.mac,
+                "IPv4Address": _cidr(e.ip, e.prefix_len),
+                "IPv6Address": _cidr(e.ip6, e.prefix_len6),
+            }
+            for e in others
+        }
     return view
 
 

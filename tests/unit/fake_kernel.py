@@ -1,8 +1,10 @@
 """A fake of ``hostnet.kernel.handles.Kernel`` for orchestration tests without root.
 
-It keeps just enough state (links, compartments, what nftables was told) to answer the
-service's questions, records every change in ``calls`` in order, and raises a KernelError
-from any step named in ``fail``.
+It implements the kernel protocols (``Kernel``, ``HostLinks``, ``Links``, ``NftHandle``;
+mypy checks it, see the end of the module). It keeps just enough state (links,
+compartments, what nftables was told) to answer the service's questions, records every
+change in ``calls`` in order, and raises a KernelError from any step named in ``fail``;
+what it does not fake (VXLAN, teams, traffic control) raises NotImplementedError.
 """
 
 from __future__ import annotations
@@ -10,9 +12,12 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hostnet.errors import KernelError
+
+if TYPE_CHECKING:
+    from hostnet.kernel.handles import HostLinks, Kernel, Links, NftHandle
 
 
 class FakeKernel:
@@ -39,6 +44,9 @@ class FakeKernel:
         space[name] = {"index": self._index, "flags": 1, "master": 0, "mac": "", **info}
 
     # -- the Kernel interface ---------------------------------------------------
+    def start(self) -> None:
+        pass
+
     def create_compartment(self, name: str) -> None:
         self.step("create_compartment", name)
         self.spaces[name] = {}
@@ -52,6 +60,8 @@ class FakeKernel:
     def cut_vnic(self, host: str, netns: str | None, ifname: str, aside: str) -> None:
         self.step("delete_link", host)  # the real one defers the deletion; the order is this
         self.links.pop(host, None)
+        if netns in self.spaces:  # the peer goes with the pair
+            self.spaces[netns].pop(ifname, None)
 
     def flush_cuts(self) -> None:
         pass
@@ -69,7 +79,7 @@ class FakeKernel:
     def inside(self, name: str) -> _Rtnl:
         return _Rtnl(self, name)
 
-    def netlink_inside(self, name: str) -> Any:
+    def netlink_inside(self, name: str) -> _Host:
         raise NotImplementedError("traffic control is not faked")
 
     def sysctl(self, key: str, value: str) -> None:
@@ -82,8 +92,52 @@ class FakeKernel:
 class _Host:
     """pyroute2's side: bridges and addresses in the daemon's namespace."""
 
+    ipr: Any = None  # no pyroute2 behind the fake
+
     def __init__(self, k: FakeKernel) -> None:
         self.k = k
+
+    def __enter__(self) -> _Host:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def index(self, name: str) -> int | None:
+        info = self.k.links.get(name)
+        return None if info is None else int(info["index"])
+
+    def link_info(self, name: str) -> dict[str, Any] | None:
+        info = self.k.links.get(name)
+        return None if info is None else {"name": name, **info}
+
+    def ip_config(self) -> list[dict[str, Any]]:
+        raise NotImplementedError("ipconfig is not faked")
+
+    def ensure_vxlan(
+        self, name: str, vni: int, local: str, mtu: int, master: int, alias: str
+    ) -> int:
+        raise NotImplementedError("VXLAN is not faked")
+
+    def tunnel_entry(self, dev: str, mac: str, ip: str, vtep: str, present: bool) -> None:
+        raise NotImplementedError("VXLAN is not faked")
+
+    def tunnel_entries(self, dev: str) -> set[tuple[str, str, str]]:
+        return set()
+
+    def autoconf_ipv6(self, name: str) -> tuple[str, int, str] | None:
+        raise NotImplementedError("router advertisements are not faked")
+
+    def default_route_indexes(self) -> list[int]:
+        return []
+
+    def ensure_team_switch(
+        self, bridge: str, port: str, uplink: str, members: tuple[str, ...], owner: str
+    ) -> tuple[str, int]:
+        raise NotImplementedError("adapter teams are not faked")
 
     def ensure_bridge(self, name: str, mtu: int, alias: str, mac: str) -> int:
         self.k.step("ensure_bridge", name)
@@ -150,6 +204,10 @@ class _Rtnl:
     def set_up(self, name: str) -> None:
         pass
 
+    def set_down(self, name: str) -> bool:
+        self.k.step("set_down", name)
+        return name in self._space()
+
     def configure_inside(
         self,
         ifname: str,
@@ -191,3 +249,10 @@ class _Nft:
                     t = "table " + " ".join(words[2:4])
                     tables = [x for x in tables if x != t]
         return "\n".join(tables)
+
+
+if TYPE_CHECKING:  # the fake implements the protocols (mypy tests/unit/fake_kernel.py)
+    _kernel: Kernel = FakeKernel()
+    _host: HostLinks = _Host(FakeKernel())
+    _rt: Links = _Rtnl(FakeKernel(), None)
+    _nft: NftHandle = _Nft(FakeKernel())

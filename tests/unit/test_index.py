@@ -46,7 +46,7 @@ def ep(eid: str, n: Network, c: Container, ip: str, ports: tuple[int, ...] = ())
 
 
 def Nat() -> NatDriver:  # noqa: N802 - reads as the driver it is
-    return NatDriver(FakeKernel(), "hostnet:t")  # type: ignore[arg-type]
+    return NatDriver(FakeKernel(), "hostnet:t")
 
 
 def test_remember_and_forget_keep_every_lookup_in_step() -> None:

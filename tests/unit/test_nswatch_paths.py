@@ -66,7 +66,7 @@ class World:
             open_store(str(tmp / "hostnet.db")),
             "t1",
             str(tmp),
-            kernel=self.kernel,  # type: ignore[arg-type]
+            kernel=self.kernel,
         )
         self.svc.create_network("n1", "nat", "10.9.0.0/24")
         self.loop = asyncio.new_event_loop()

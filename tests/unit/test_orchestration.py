@@ -22,7 +22,7 @@ def svc(tmp_path: object) -> Iterator[HostNetworkingService]:
         open_store(f"{state}/hostnet.db"),
         "t1",
         state,
-        kernel=FakeKernel(),  # type: ignore[arg-type]
+        kernel=FakeKernel(),
     )
     s.create_network("n1", "nat", "10.9.0.0/24")
     yield s

@@ -247,3 +247,22 @@ def test_stores_describe_themselves(tmp_path: object) -> None:
         "Host": "h1",
     }
     assert e.shared and e.remote and not s.shared
+
+
+def test_an_unattached_endpoint_keeps_its_claims_through_attach_and_detach(store: Store) -> None:
+    n = net()
+    store.create_network(n)
+    e = ep(n.id, "172.16.1.2", [pm(8080)]).model_copy(
+        update={"container_id": "", "ifname": "", "standalone": True, "name": "late"}
+    )
+    store.create_endpoint(e)
+    (got,) = store.endpoints()
+    assert not got.attached and got.standalone and got.name == "late" and got.ports == [pm(8080)]
+    store.update_endpoint(e.model_copy(update={"container_id": "c", "ifname": "eth1"}))
+    store.update_endpoint(e)  # attached, then detached again: its claims never moved
+    with pytest.raises(Conflict):
+        store.create_endpoint(ep(n.id, "172.16.1.2"))
+    with pytest.raises(Conflict):
+        store.create_endpoint(ep(n.id, "172.16.1.3", [pm(8080)]))
+    store.delete_endpoint(e.id)
+    store.create_endpoint(ep(n.id, "172.16.1.2", [pm(8080)]))

@@ -21,17 +21,12 @@ from hostnet import docker_binding as bind
 from hostnet import docker_endpoints as dk
 from hostnet.api import requests as rq
 from hostnet.api.docker_ipam import IpamPools
+from hostnet.drivers import registry
 from hostnet.errors import HostnetError, InvalidRequest
 from hostnet.service import FUTURE_DRIVERS, HostNetworkingService
 
 log = logging.getLogger("hostnet")
-DRIVER_NAMES = {
-    "nat": "nat",
-    "transparent": "transparent",
-    "l2bridge": "l2bridge",
-    "l2tunnel": "l2tunnel",
-    "hostnet-overlay": "overlay",
-}
+DRIVER_NAMES = registry.docker_names()  # plugin name -> hostnet driver (the registry's)
 # The IPAM driver is its own plugin: Docker 20.10 hangs when one plugin is both.
 IPAM_NAME = "hostnet-ipam"
 SOCKET_NAMES = [*DRIVER_NAMES, IPAM_NAME]

@@ -102,6 +102,22 @@ class ContainerCreate(Body):
     policies: Policies = Field(default_factory=list, description="HNS endpoint policies")
 
 
+class EndpointCreate(Body):
+    """An endpoint made on a network with no namespace (HCN's order); attached later."""
+
+    network: Short
+    name: Short = ""
+    ip: Short = ""
+    ip6: Short = ""
+    mac: Short = ""
+    ports: Texts = Field(default_factory=list, description="-p values: host ports it claims")
+    policies: Policies = Field(default_factory=list, description="HNS endpoint policies")
+
+
+class EndpointAttach(Body):
+    namespace: Short = Field(description="a container's name or id, or \"host\" (the host's own)")
+
+
 class Connect(Body):
     container: Short
     ip: Short = ""

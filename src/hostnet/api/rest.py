@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from hostnet import acl, extension, reset, views
-from hostnet.api import cni, lifecycle_routes, openapi
+from hostnet.api import cni, endpoint_routes, lifecycle_routes, openapi
 from hostnet.api import requests as rq
 from hostnet.errors import HostnetError, InvalidRequest
 from hostnet.planning import AddressPlan
@@ -247,6 +247,7 @@ def build_app(
         return _json(await call(lambda: reconcile(svc)))
 
     lifecycle_routes.add_routes(routes, svc, call, _parse, _json)
+    endpoint_routes.add_routes(routes, svc, call, _parse, _json)
 
     @routes.get("/system/info")
     async def system_info(_: web.Request) -> web.Response:

@@ -9,14 +9,18 @@ already (or no longer) there: that is how reconcile repairs the kernel.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from hostnet import acl
+from hostnet import acl, firewall
 from hostnet.drivers import vnic
 from hostnet.errors import InvalidRequest
 from hostnet.kernel import datapath as dp
-from hostnet.kernel.nft import Nft
+from hostnet.kernel.handles import Kernel, NftHandle
 from hostnet.model import SHIM_PREFIX, Container, Endpoint, Network, PortMapping
+
+if TYPE_CHECKING:
+    from hostnet.drivers.registry import DriverContext, DriverInfo
+    from hostnet.loopback import LoopbackProxy
 
 BOOL_WORDS = {
     "true": "true",
@@ -45,8 +49,6 @@ class Driver(ABC):
     publishes_ports: ClassVar[bool] = False
     #: its endpoints may give a compartment its default route (an overlay reaches only itself)
     routes_out: ClassVar[bool] = True
-    #: networks and addresses are claimed cluster-wide (the cluster store, VNIs)
-    cluster_scoped: ClassVar[bool] = False
     #: endpoints allow everything after their ACL rules (not the Windows inbound default)
     acl_allow_all: ClassVar[bool] = False
     #: the kernel name prefix of its switches
@@ -57,7 +59,30 @@ class Driver(ABC):
     #: elements in tables that exist): the service lets other requests run meanwhile
     realizes_unlocked: ClassVar[bool] = False
 
-    nft: Nft  # every driver's handle on the host's nftables
+    nft: NftHandle  # every driver's handle on the host's nftables
+    #: its entry in the registry (names, scope, needs): set when registered (registry.py)
+    info: DriverInfo | None = None
+    #: this host's underlay address, for drivers whose networks span hosts (the daemon
+    #: sets it on the cluster-scoped driver)
+    vtep: str = ""
+    #: relays [::1]:PORT to IPv6 endpoints, for drivers that publish ports (the daemon
+    #: hands it out; none in unit tests)
+    loopback: LoopbackProxy | None = None
+
+    def __init__(self, kernel: Kernel, owner: str) -> None:
+        self.kernel, self.owner = kernel, owner  # owner: the ifalias marking our links
+        self.host, self.rt, self.nft = kernel.host, kernel.rt, kernel.nft
+
+    @classmethod
+    def build(cls, ctx: DriverContext) -> Driver:
+        """The driver, made with what the registry hands every driver."""
+        return cls(ctx.kernel, ctx.owner)
+
+    @property
+    def cluster_scoped(self) -> bool:
+        """Networks and addresses are claimed cluster-wide (the cluster store, VNIs): its
+        registry entry's scope is global."""
+        return self.info is not None and self.info.cluster_scoped
 
     def check_network(self, net: Network, others: list[Network]) -> None:  # noqa: B027
         """Driver checks that need the kernel, before anything changes (default: none)."""
@@ -147,20 +172,15 @@ class Driver(ABC):
         replaced by the default)."""
         vnic.remove_acl(self.nft, ep, net, self.acl_allow_all)
 
-    # Firewall and switch pieces a driver contributes to the host-wide tables (none by
-    # default); the service gathers them from every network's driver.
-    def nat_keep(self, net: Network) -> tuple[str, ...] | None:
-        """Prefixes the network's outbound NAT leaves alone, or None: no outbound NAT."""
-        return None
+    # The host-wide tables (firewall.py): the driver's own, and its networks' pieces.
+    def firewall_tables(self) -> list[firewall.Table]:
+        """The host-wide tables this driver renders: every driver's vNICs share the default
+        ACL table."""
+        return [vnic.ACL_TABLE]
 
-    def rewrite_net(self, net: Network, eps: list[Endpoint]) -> Any:
-        """The network's part of the MAC-rewrite table, or None."""
-        return None
-
-    def tunnel_net(self, net: Network, eps: list[Endpoint]) -> Any:
-        """The network's part of the forced-upstream (l2tunnel) table, or None."""
-        return None
-
-    def team_state(self, net: Network) -> Any:
-        """The network's adapter team (members and which are up), or None."""
-        return None
+    def firewall_pieces(self, table: str, net: Network, eps: list[Endpoint]) -> list[Any]:
+        """What network ``net`` (of this driver) contributes to host-wide ``table``: by
+        default, its vNICs with ACL rules of their own leave the default ACL table."""
+        if table == firewall.ACL:
+            return [e.host_ifname for e in eps if self.has_own_acl(e, net)]
+        return []

@@ -11,17 +11,20 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import time
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from hostnet.drivers import foreign, l2_rules, team, vnic
+from hostnet import firewall
+from hostnet.drivers import foreign, l2_rules, nat_rules, team, vnic
 from hostnet.drivers.base import Driver
 from hostnet.errors import Conflict, HostnetError, InvalidRequest, KernelError
 from hostnet.kernel import adapters, bpf
 from hostnet.kernel import datapath as dp
 from hostnet.kernel.dhcp import DhcpClients
-from hostnet.kernel.handles import Kernel
-from hostnet.kernel.nft import Nft
+from hostnet.kernel.handles import Kernel, NftHandle
 from hostnet.model import Container, Endpoint, Network, PortMapping
+
+if TYPE_CHECKING:
+    from hostnet.drivers.registry import DriverContext
 
 SLAAC_WAIT_S = 10.0  # router solicitation, advertisement, duplicate detection (about 1 s)
 
@@ -51,8 +54,14 @@ class ExternalDriver(Driver):
     }
 
     def __init__(self, kernel: Kernel, owner: str, dhcp: DhcpClients) -> None:
-        self.kernel, self.owner, self.dhcp = kernel, owner, dhcp
-        self.host, self.rt, self.nft = kernel.host, kernel.rt, kernel.nft
+        super().__init__(kernel, owner)
+        self.dhcp = dhcp
+
+    @classmethod
+    def build(cls, ctx: DriverContext) -> Driver:
+        if ctx.dhcp is None:
+            raise ValueError(f"the {cls.name} driver needs DHCP clients")
+        return cls(ctx.kernel, ctx.owner, ctx.dhcp)
 
     def normalize_options(self, given: dict[str, str]) -> dict[str, str]:
         short = {k.removeprefix("com.docker.network.windowsshim."): v for k, v in given.items()}
@@ -275,6 +284,25 @@ class ExternalDriver(Driver):
             tuple(e.mac for e in eps),
         )
 
+    def firewall_tables(self) -> list[firewall.Table]:
+        return [*super().firewall_tables(), TUNNEL_TABLE, REWRITE_TABLE, TEAM_TABLE]
+
+    def firewall_pieces(self, table: str, net: Network, eps: list[Endpoint]) -> list[Any]:
+        """Outbound NAT (l2bridge's, in the NAT table), the MAC rewrites and forced-upstream
+        frames of its endpoints, and its adapter team."""
+        piece: Any = None
+        if table == firewall.NAT:
+            return outbound_pieces(net, eps, self.nat_keep(net))
+        if table == firewall.L2_REWRITE:
+            piece = self.rewrite_net(net, eps)
+        elif table == firewall.L2_TUNNEL:
+            piece = self.tunnel_net(net, eps)
+        elif table == firewall.TEAMS:
+            piece = self.team_state(net)
+        else:
+            return super().firewall_pieces(table, net, eps)
+        return [] if piece is None else [piece]
+
     def datapath(self, net: Network, eps: list[Endpoint]) -> list[dp.Piece]:
         out = super().datapath(net, eps)
         if foreign.uses(net):
@@ -380,7 +408,24 @@ class L2TunnelDriver(ExternalDriver):
     isolate = True
 
 
-def sync_teams(nft: Nft, teams: list[team.Team]) -> None:
+def outbound_pieces(
+    net: Network, eps: list[Endpoint], keep: tuple[str, ...] | None
+) -> list[nat_rules.NatPieces]:
+    """The network's outbound NAT (``keep``: the prefixes reached without it; None: off) in
+    each family's NAT table: its endpoints' addresses leave with the host's."""
+    if keep is None:
+        return []
+    out = []
+    for version in (4, 6):
+        ips = tuple(sorted(a for e in eps if (a := e.ip if version == 4 else e.ip6)))
+        mine = tuple(p for p in keep if (":" in p) == (version == 6))
+        out.append(
+            nat_rules.NatPieces(version, outbound=(nat_rules.OutboundNat(net.switch, ips, mine),))
+        )
+    return out
+
+
+def sync_teams(nft: NftHandle, teams: list[team.Team]) -> None:
     if teams:
         nft.run(team.render(teams))
         return
@@ -388,17 +433,19 @@ def sync_teams(nft: Nft, teams: list[team.Team]) -> None:
         nft.run(f"add table netdev {team.TABLE}\ndelete table netdev {team.TABLE}\n")
 
 
-def sync_rewrites(
-    nft: Nft, nets: list[l2_rules.RewriteNet], tunnels: list[l2_rules.TunnelNet]
-) -> None:
-    """Replace hostnet's bridge and netdev tables with what intent says (drop them when empty)."""
+def sync_tunnels(nft: NftHandle, tunnels: list[l2_rules.TunnelNet]) -> None:
+    """Replace hostnet's netdev table of l2tunnel networks (drop it when empty)."""
     if any(t.devices for t in tunnels):
         nft.run(l2_rules.render_tunnels(tunnels))
-    else:
-        with contextlib.suppress(HostnetError):
-            nft.run(
-                f"add table netdev {l2_rules.NETDEV_TABLE}\ndelete table netdev {l2_rules.NETDEV_TABLE}\n"
-            )
+        return
+    with contextlib.suppress(HostnetError):
+        nft.run(
+            f"add table netdev {l2_rules.NETDEV_TABLE}\ndelete table netdev {l2_rules.NETDEV_TABLE}\n"
+        )
+
+
+def sync_rewrites(nft: NftHandle, nets: list[l2_rules.RewriteNet]) -> None:
+    """Replace hostnet's bridge-family MAC rewrite table (drop it when empty)."""
     if nets:
         nft.run(l2_rules.render_table(nets))
         return
@@ -406,3 +453,8 @@ def sync_rewrites(
         nft.run(
             f"add table {l2_rules.FAMILY} {l2_rules.TABLE}\ndelete table {l2_rules.FAMILY} {l2_rules.TABLE}\n"
         )
+
+
+TUNNEL_TABLE = firewall.Table(firewall.L2_TUNNEL, 30, sync_tunnels)
+REWRITE_TABLE = firewall.Table(firewall.L2_REWRITE, 31, sync_rewrites)
+TEAM_TABLE = firewall.Table(firewall.TEAMS, 40, sync_teams, per_endpoint=False)

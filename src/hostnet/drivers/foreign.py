@@ -8,12 +8,14 @@ adapter or its addresses, and ``network rm``, reconcile and the sweep never dele
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hostnet.errors import Conflict, InvalidRequest, KernelError, NotFound
 from hostnet.kernel import adapters
-from hostnet.kernel.links import Netlink
 from hostnet.model import Network
+
+if TYPE_CHECKING:
+    from hostnet.kernel.handles import HostLinks
 
 OPTION = "switch"
 
@@ -90,7 +92,7 @@ def adopt(net: Network, others: list[Network], links: list[adapters.Link], drive
         net.options["interface"] = adapter
 
 
-def ensure(nl: Netlink, net: Network) -> dict[str, Any]:
+def ensure(nl: HostLinks, net: Network) -> dict[str, Any]:
     """The bridge is there (hostnet never makes it); its MAC, MTU and addresses, for the
     vNICs' MTU and the MAC rewrite. Its MAC is kept (pinned) as it was; nothing else is
     changed."""

@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 from typing import Any, ClassVar
 
-from hostnet import policies
+from hostnet import firewall
 from hostnet.drivers import nat_rules, vnic
 from hostnet.drivers.base import Driver
 from hostnet.errors import KernelError
 from hostnet.kernel import datapath as dp
-from hostnet.kernel.handles import Kernel
-from hostnet.loopback import LoopbackProxy, Relay
+from hostnet.kernel.handles import Kernel, NftHandle
+from hostnet.loopback import Relay
 from hostnet.model import Container, Endpoint, Network, PortMapping, switch_mac
 
 DEFAULT_MTU = 1500
@@ -37,13 +37,9 @@ class NatDriver(Driver):
     }
 
     def __init__(self, kernel: Kernel, owner: str) -> None:
-        self.kernel = kernel
-        self.host, self.rt, self.nft = kernel.host, kernel.rt, kernel.nft
-        self.owner = owner  # the ifalias marking links as this daemon's
+        super().__init__(kernel, owner)
         self._forwarding = False
         self._forwarding6 = False
-        #: relays [::1]:PORT to IPv6 endpoints (the daemon sets it; none in unit tests)
-        self.loopback: LoopbackProxy | None = None
 
     def _mtu(self, net: Network) -> int:
         return int(net.options.get("mtu", DEFAULT_MTU))
@@ -110,31 +106,31 @@ class NatDriver(Driver):
     def endpoint_present(self, net: Network, ep: Endpoint) -> bool:
         return vnic.present(self.rt, net, ep)
 
-    def sync_firewall(
-        self,
-        nets: list[Network],
-        eps: list[Endpoint],
-        outbound: list[nat_rules.OutboundNat] | None = None,
-        outbound6: list[nat_rules.OutboundNat] | None = None,
-    ) -> None:
+    def firewall_tables(self) -> list[firewall.Table]:
+        return [*super().firewall_tables(), firewall.Table(firewall.NAT, 10, self._sync_nat)]
+
+    def firewall_pieces(self, table: str, net: Network, eps: list[Endpoint]) -> list[Any]:
+        """In each family's NAT table: the switch and its subnet, the endpoints' port
+        mappings (and IPv6's, the relays of [::1])."""
+        if table != firewall.NAT:
+            return super().firewall_pieces(table, net, eps)
+        out = []
+        for version, subnet, gateway in (
+            (4, net.subnet, net.gateway),
+            (6, net.subnet6, net.gateway6),
+        ):
+            nets = (nat_rules.NatNet(net.switch, subnet, gateway, net.internal),) if subnet else ()
+            maps = tuple(m for ep in eps for m in mappings(ep, ep.ports, version))
+            more = tuple(r for ep in eps for r in relays(ep, ep.ports)) if version == 6 else ()
+            out.append(nat_rules.NatPieces(version, nets, maps, relays=more))
+        return out
+
+    def _sync_nat(self, nft: NftHandle, pieces: list[nat_rules.NatPieces]) -> None:
         """Replace hostnet's whole nftables tables (IPv4 and IPv6) with what intent says,
-        atomically."""
-        ours = [n for n in nets if n.driver == self.name]
-        ids = {n.id for n in ours}
-        mine = [ep for ep in eps if ep.network_id in ids]
-        ep_nat4, ep_nat6 = _endpoint_nat(mine, 4), _endpoint_nat(mine, 6)
-        v4 = [nat_rules.NatNet(n.switch, n.subnet, n.gateway, n.internal) for n in ours if n.subnet]
-        v6 = [
-            nat_rules.NatNet(n.switch, n.subnet6, n.gateway6, n.internal) for n in ours if n.subnet6
-        ]
-        maps4 = [m for ep in mine for m in mappings(ep, ep.ports, 4)]
-        maps6 = [m for ep in mine for m in mappings(ep, ep.ports, 6)]
-        self.nft.run(
-            nat_rules.render_table(v4, maps4, outbound, ep_nat4)
-            + nat_rules.render_table(v6, maps6, outbound6, ep_nat6, fam=nat_rules.V6)
-        )
+        atomically; the [::1] relays follow."""
+        nft.run(nat_rules.render_tables(pieces))
         if self.loopback is not None:
-            self.loopback.sync([r for ep in mine for r in relays(ep, ep.ports)])
+            self.loopback.sync([r for p in pieces for r in p.relays])
 
     def datapath(self, net: Network, eps: list[Endpoint]) -> list[dp.Piece]:
         out = super().datapath(net, eps)
@@ -163,22 +159,6 @@ def mappings(ep: Endpoint, ports: list[PortMapping], version: int) -> list[nat_r
     if not to:
         return []
     return [nat_rules.Mapping(p, to) for p in ports if p.family in (0, version)]
-
-
-def _endpoint_nat(eps: list[Endpoint], version: int) -> list[nat_rules.EndpointNat]:
-    """The endpoints' OutBoundNAT policies in one family (a VirtualIP, exceptions and
-    destinations of the other family do not apply to it)."""
-    out = []
-    for ep in eps:
-        pol, ip = ep.outbound_nat, ep.ip if version == 4 else ep.ip6
-        if pol is None or not ip:
-            continue
-        vip = pol.virtual_ip if (":" in pol.virtual_ip) == (version == 6) else ""
-        exceptions = tuple(policies.of_family(pol.exceptions, version))
-        destinations = tuple(policies.of_family(pol.destinations, version))
-        exempt = bool(pol.destinations) and not destinations
-        out.append(nat_rules.EndpointNat(ip, vip, exceptions, destinations, exempt))
-    return out
 
 
 def relays(ep: Endpoint, ports: list[PortMapping]) -> list[Relay]:

@@ -15,8 +15,10 @@ IPv6's.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from hostnet.model import PortMapping
+if TYPE_CHECKING:  # policies.py imports this module, and model.py imports policies
+    from hostnet.model import PortMapping
 
 TABLE = "hostnet"
 
@@ -105,6 +107,43 @@ class EndpointNat:
         if self.vip:
             rules.append(f"{out} snat {f} to {self.vip}")
         return rules
+
+
+@dataclass(frozen=True)
+class NatPieces:
+    """One contributor's part of one family's NAT table (the firewall gathers them from
+    drivers and policies; ``merge`` joins them): switches, mappings, outbound NAT, and
+    the relays of [::1] that the nat driver keeps in user space beside the table."""
+
+    version: int
+    nets: tuple[NatNet, ...] = ()
+    mappings: tuple[Mapping, ...] = ()
+    outbound: tuple[OutboundNat, ...] = ()
+    endpoint_nat: tuple[EndpointNat, ...] = ()
+    relays: tuple[Any, ...] = ()
+
+
+def merge(pieces: list[NatPieces], version: int) -> NatPieces:
+    """Every piece of one family, in the order given."""
+    mine = [p for p in pieces if p.version == version]
+    return NatPieces(
+        version,
+        tuple(n for p in mine for n in p.nets),
+        tuple(m for p in mine for m in p.mappings),
+        tuple(o for p in mine for o in p.outbound),
+        tuple(e for p in mine for e in p.endpoint_nat),
+        tuple(r for p in mine for r in p.relays),
+    )
+
+
+def render_tables(pieces: list[NatPieces]) -> str:
+    """Both families' whole tables from the pieces, as one script."""
+    v4, v6 = merge(pieces, 4), merge(pieces, 6)
+    return render_table(
+        list(v4.nets), list(v4.mappings), list(v4.outbound), list(v4.endpoint_nat)
+    ) + render_table(
+        list(v6.nets), list(v6.mappings), list(v6.outbound), list(v6.endpoint_nat), fam=V6
+    )
 
 
 def render_table(

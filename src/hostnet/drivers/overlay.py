@@ -33,7 +33,6 @@ def vxlan_of(net: Network) -> str:
 class OverlayDriver(Driver):
     name = "overlay"
     routes_out = False
-    cluster_scoped = True
     acl_allow_all = True
     switch_prefix = SWITCH_PREFIX
     options: ClassVar[dict[str, tuple[str, str]]] = {
@@ -50,9 +49,8 @@ class OverlayDriver(Driver):
     }
 
     def __init__(self, kernel: Kernel, owner: str) -> None:
-        self.kernel, self.owner = kernel, owner
-        self.host, self.rt, self.nft = kernel.host, kernel.rt, kernel.nft
-        self.vtep = ""  # this host's underlay address, set by the service
+        super().__init__(kernel, owner)
+        self.vtep = ""  # this host's underlay address, set by the daemon
 
     def normalize_options(self, given: dict[str, str]) -> dict[str, str]:
         out = super().normalize_options(given)

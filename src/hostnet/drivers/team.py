@@ -6,10 +6,13 @@ every member back into it. A member that goes down leaves the spread within a se
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from hostnet.kernel import datapath as dp
-from hostnet.kernel.links import Netlink
-from hostnet.kernel.rtnl import IFF_UP, Rtnl
+from hostnet.kernel.rtnl import IFF_UP
+
+if TYPE_CHECKING:
+    from hostnet.kernel.handles import HostLinks, Links
 
 TABLE = "hostnet_team"
 IFF_LOWER_UP = 0x10000
@@ -28,7 +31,7 @@ class Team:
     live: tuple[str, ...]
 
 
-def live_members(rt: Rtnl, members: tuple[str, ...]) -> tuple[str, ...]:
+def live_members(rt: Links, members: tuple[str, ...]) -> tuple[str, ...]:
     out = []
     for m in members:
         info = rt.link(m)
@@ -38,7 +41,7 @@ def live_members(rt: Rtnl, members: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def ensure(
-    nl: Netlink, bridge: str, net_id: str, members: tuple[str, ...], owner: str
+    nl: HostLinks, bridge: str, net_id: str, members: tuple[str, ...], owner: str
 ) -> dict[str, object]:
     """The bridge, its team port, and members up; returns the state to keep in intent."""
     port, uplink = names(net_id)
@@ -46,7 +49,7 @@ def ensure(
     return {"mac": mac, "mtu": mtu, "addrs": [], "routes": [], "team": list(members)}
 
 
-def remove(nl: Netlink, bridge: str, net_id: str) -> None:
+def remove(nl: HostLinks, bridge: str, net_id: str) -> None:
     nl.delete_link(names(net_id)[0])
     nl.delete_link(bridge)
 

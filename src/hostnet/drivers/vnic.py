@@ -5,14 +5,13 @@ from __future__ import annotations
 import contextlib
 import errno
 
-from hostnet import acl
+from hostnet import acl, firewall
 from hostnet.errors import Conflict, HostnetError, KernelError
 from hostnet.kernel import datapath as dp
 from hostnet.kernel import tc
-from hostnet.kernel.handles import Kernel
-from hostnet.kernel.nft import Nft
-from hostnet.kernel.rtnl import IFF_UP, Rtnl
-from hostnet.model import Container, Endpoint, Network
+from hostnet.kernel.handles import Kernel, Links, NftHandle
+from hostnet.kernel.rtnl import IFF_UP
+from hostnet.model import VETH_PREFIX, Container, Endpoint, Network
 
 BRIDGE_PORTS_MAX = 1023  # BR_MAX_PORTS - 1: the kernel answers EXFULL past it
 
@@ -154,7 +153,7 @@ def limit(kernel: Kernel, ep: Endpoint, c: Container) -> None:
             tc.limit_egress(inside, ep.ifname, bw["egressRate"], bw.get("egressBurst", 0))
 
 
-def present(rt: Rtnl, net: Network, ep: Endpoint) -> bool:
+def present(rt: Links, net: Network, ep: Endpoint) -> bool:
     """The host end exists, is up and sits on the network's switch."""
     info, bridge = rt.link(ep.host_ifname), rt.link(net.switch)
     return (
@@ -189,7 +188,7 @@ def has_own_acl(ep: Endpoint, net: Network, allow_all: bool) -> bool:
     return bool(net.acl or ep.acl) or allow_all
 
 
-def apply_acl(nft: Nft, ep: Endpoint, net: Network, allow_all: bool, also: str = "") -> None:
+def apply_acl(nft: NftHandle, ep: Endpoint, net: Network, allow_all: bool, also: str = "") -> None:
     """Replace the endpoint's ACL chains (the network's and its own rules by priority, then
     the defaults, or allow-all as overlay endpoints on Windows) in one transaction, together
     with ``also`` (more nft commands)."""
@@ -205,7 +204,9 @@ def apply_acl(nft: Nft, ep: Endpoint, net: Network, allow_all: bool, also: str =
     )
 
 
-def remove_acl(nft: Nft, ep: Endpoint, net: Network | None = None, allow_all: bool = False) -> None:
+def remove_acl(
+    nft: NftHandle, ep: Endpoint, net: Network | None = None, allow_all: bool = False
+) -> None:
     """Remove the endpoint's own chains (all it may have when ``net`` is None)."""
     if net is not None and not has_own_acl(ep, net, allow_all):
         return
@@ -217,3 +218,11 @@ def remove_acl(nft: Nft, ep: Endpoint, net: Network | None = None, allow_all: bo
             nft.run(acl.render_remove_counter(key))
     with contextlib.suppress(HostnetError):
         nft.run(acl.render_ruled(ep.host_ifname, False))
+
+
+def sync_default_acl(nft: NftHandle, ruled: list[str]) -> None:
+    """The vNICs' inbound default: every vNIC port but those with rules of their own."""
+    nft.run(acl.render_default_table(VETH_PREFIX, ruled))
+
+
+ACL_TABLE = firewall.Table(firewall.ACL, 20, sync_default_acl)

@@ -10,12 +10,14 @@ was moved is returned to the caller, which keeps it in intent for reconcile.
 from __future__ import annotations
 
 import errno
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from pyroute2.netlink.exceptions import NetlinkError
 
 from hostnet.errors import Conflict, KernelError, NotFound
-from hostnet.kernel.links import Netlink
+
+if TYPE_CHECKING:
+    from hostnet.kernel.handles import HostLinks
 
 RTPROT_KERNEL, RTPROT_RA = 2, 9
 IFA_F_NODAD = 0x02
@@ -40,7 +42,7 @@ class Link(TypedDict):
     peer_elsewhere: bool  # a veth whose peer is in another namespace
 
 
-def link_table(nl: Netlink) -> list[Link]:
+def link_table(nl: HostLinks) -> list[Link]:
     """Every link of the namespace, in one dump."""
     out: list[Link] = []
     for msg in nl.ipr.get_links():
@@ -109,7 +111,7 @@ def adapter_ports(links: list[Link], bridge_index: int) -> list[str]:
     return sorted(ln["name"] for ln in links if ln["master"] == bridge_index and is_adapter(ln))
 
 
-def describe(nl: Netlink, name: str) -> dict[str, Any]:
+def describe(nl: HostLinks, name: str) -> dict[str, Any]:
     """The adapter's MAC, MTU, master, IPv4 addresses and non-kernel routes."""
     idx = nl.index(name)
     if idx is None:
@@ -159,7 +161,7 @@ def in_foreign_bridge(adapter: str, bridge: str) -> Conflict:
     )
 
 
-def keep_mac(nl: Netlink, bridge: str, mac: str) -> None:
+def keep_mac(nl: HostLinks, bridge: str, mac: str) -> None:
     """Set a bridge's MAC to the one it has: a bridge whose MAC was never set takes the
     lowest of its ports', so a vNIC plugged into it could change the host's MAC there."""
     idx = nl.index(bridge)
@@ -181,7 +183,7 @@ def _ignore_exists(fn: Any, *args: Any, **kwargs: Any) -> None:
 
 
 def bind(
-    nl: Netlink, bridge: str, adapter: str, owner: str, saved: dict[str, Any] | None
+    nl: HostLinks, bridge: str, adapter: str, owner: str, saved: dict[str, Any] | None
 ) -> dict[str, Any]:
     """Ensure ``adapter`` is a port of ``bridge`` and the host's addresses live on the bridge.
 
@@ -216,7 +218,7 @@ def bind(
     return moved
 
 
-def release(nl: Netlink, bridge: str, adapter: str, saved: dict[str, Any]) -> None:
+def release(nl: HostLinks, bridge: str, adapter: str, saved: dict[str, Any]) -> None:
     """Give the adapter back its addresses and routes, then remove the bridge."""
     idx = nl.index(adapter)
     br = nl.index(bridge)

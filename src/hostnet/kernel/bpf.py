@@ -13,11 +13,14 @@ import ctypes
 import os
 import platform
 import struct
+from typing import TYPE_CHECKING
 
 from pyroute2.netlink.exceptions import NetlinkError
 
 from hostnet.errors import KernelError
-from hostnet.kernel.links import Netlink
+
+if TYPE_CHECKING:
+    from hostnet.kernel.handles import HostLinks
 
 BPF_PROG_LOAD = 5
 BPF_PROG_TYPE_SCHED_CLS = 3
@@ -126,7 +129,7 @@ def load(program: bytes, name: str) -> int:
     return int(fd)
 
 
-def tag_port(nl: Netlink, ifname: str, vid: int) -> None:
+def tag_port(nl: HostLinks, ifname: str, vid: int) -> None:
     """Make ``ifname`` (a vNIC's host end) an access port of VLAN ``vid``."""
     idx = nl.index(ifname)
     if idx is None:

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyroute2.netlink.exceptions import NetlinkError
 
 from hostnet.kernel import adapters, nft
 from hostnet.kernel.bpf import VLAN_POP, VLAN_PUSH
-from hostnet.kernel.links import Netlink
+
+if TYPE_CHECKING:
+    from hostnet.kernel.handles import HostLinks
 
 # tc clsact's two hooks, as the parent of their filters
 TC_PARENTS = {"ingress": 0xFFFFFFF2, "egress": 0xFFFFFFF3}
@@ -100,7 +102,7 @@ class Snapshot:
                 self.sets[(s["family"], s["table"], s["name"])] = list(s.get("elem") or [])
 
     @classmethod
-    def read(cls, nl: Netlink) -> Snapshot:
+    def read(cls, nl: HostLinks) -> Snapshot:
         return cls(adapters.link_table(nl), nft.ruleset(), lambda dev: read_tc(nl, dev))
 
     def tc(self, device: str) -> dict[str, Any]:
@@ -131,7 +133,7 @@ class Snapshot:
         raise ValueError(f"unknown datapath piece kind {p.kind!r}")
 
 
-def read_tc(nl: Netlink, device: str) -> dict[str, list[str]]:
+def read_tc(nl: HostLinks, device: str) -> dict[str, list[str]]:
     """A device's qdisc kinds, and the names of the bpf programs on its clsact hooks."""
     idx = nl.index(device)
     out: dict[str, list[str]] = {"qdiscs": [], "ingress": [], "egress": []}
@@ -151,7 +153,7 @@ def read_tc(nl: Netlink, device: str) -> dict[str, list[str]]:
     return out
 
 
-def tagged(nl: Netlink, device: str) -> bool:
+def tagged(nl: HostLinks, device: str) -> bool:
     """Both VLAN programs (push on ingress, pop on egress) are on the device."""
     tc = read_tc(nl, device)
     return VLAN_PUSH in tc["ingress"] and VLAN_POP in tc["egress"]

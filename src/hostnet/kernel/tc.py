@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pyroute2.netlink.exceptions import NetlinkError
 
 from hostnet.errors import KernelError
-from hostnet.kernel.links import Netlink
+
+if TYPE_CHECKING:
+    from hostnet.kernel.handles import HostLinks
 
 MIN_BURST_BYTES = 3000  # two full frames
 
 
-def limit_egress(nl: Netlink, ifname: str, rate_bps: int, burst_bits: int) -> None:
+def limit_egress(nl: HostLinks, ifname: str, rate_bps: int, burst_bits: int) -> None:
     """Limit what ``ifname`` sends to ``rate_bps`` (bits/s) with a ``burst_bits`` bucket."""
     idx = nl.index(ifname)
     if idx is None:

@@ -16,13 +16,14 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import ssl
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
+from hostnet.drivers import registry
 from hostnet.errors import Conflict, HostnetError
 from hostnet.model import Container, Endpoint, Network, PortMapping, host_ips_clash
-from hostnet.store.base import Store
+from hostnet.store.base import ClusterChange, ClusterStore, Store
 from hostnet.store.etcdv3 import (
     KV,
     Etcd,
@@ -36,18 +37,11 @@ from hostnet.store.etcdv3 import (
 log = logging.getLogger("hostnet")
 ROOT = "/hostnet/"
 IDENTITY_TTL_S = 10  # a daemon's identity outlives it by at most this
-GLOBAL_DRIVERS = ("overlay",)
+GLOBAL_DRIVERS = registry.global_names()  # their networks are the cluster's (net/)
 RETRIES = 20
 
 
-@dataclass(frozen=True)
-class ClusterChange:
-    """One change the cluster watch saw: a network or registry endpoint put (``doc``) or
-    deleted (``doc`` None)."""
-
-    kind: Literal["network", "endpoint"]
-    id: str
-    doc: Network | Endpoint | None
+__all__ = ["ClusterChange", "EtcdStore"]
 
 
 class EtcdStore(Store):
@@ -65,6 +59,16 @@ class EtcdStore(Store):
         # meta written since the last transaction: it rides along with the next one (a
         # container's compartment counter commits with the container itself), one write less
         self._pending: dict[str, str] = {}
+
+    def cluster(self) -> ClusterStore:
+        return self
+
+    def contact(self) -> tuple[str, int]:
+        u = self.etcd.members[0]
+        return u.hostname or "127.0.0.1", u.port or 2379
+
+    def use_tls(self, ctx: ssl.SSLContext) -> None:
+        self.etcd.ssl = ctx
 
     def describe(self) -> dict[str, str]:
         members = ",".join(u.netloc for u in self.etcd.members)
