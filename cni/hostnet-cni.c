@@ -65,7 +65,8 @@ int main(void) {
     size_t clen, rlen;
     char *config = read_all(0, &clen);
     if (strcmp(env("CNI_COMMAND"), "VERSION") == 0) { /* answered here: no daemon needed */
-        puts("{\"cniVersion\": \"1.1.0\", \"supportedVersions\": [\"0.4.0\", \"1.0.0\", \"1.1.0\"]}");
+        puts("{\"cniVersion\": \"1.1.0\", \"supportedVersions\": [\"0.2.0\", \"0.3.0\", \"0.3.1\", "
+             "\"0.4.0\", \"1.0.0\", \"1.1.0\"]}");
         return 0;
     }
     char path[108];

@@ -32,7 +32,11 @@ def fail(code: int, msg: str, details: str) -> None:
     sys.exit(1)
 
 
-VERSION = '{"cniVersion": "1.1.0", "supportedVersions": ["0.4.0", "1.0.0", "1.1.0"]}'
+# the daemon's list (api/cni.py: the Windows plugins' 0.2.0 and 0.3.x, then 0.4.0 on)
+VERSION = (
+    '{"cniVersion": "1.1.0", "supportedVersions": '
+    '["0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]}'
+)
 
 
 def main() -> None:

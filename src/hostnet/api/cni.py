@@ -11,7 +11,7 @@ import json
 import re
 from typing import Any
 
-from hostnet.api import cni_env
+from hostnet.api import cni_env, cni_windows
 from hostnet.api import requests as rq
 from hostnet.dns import names
 from hostnet.errors import HostnetError, InvalidRequest, KernelError, NotFound
@@ -21,6 +21,10 @@ from hostnet.planning import AddressPlan
 from hostnet.service import HostNetworkingService
 
 SUPPORTED = ("0.4.0", "1.0.0", "1.1.0")
+#: the versions the Windows plugins' samples name: ADD and DEL, results in their shapes
+LEGACY = cni_windows.LEGACY_VERSIONS
+#: the version each command first appeared in (libcni's skel refuses it before)
+SINCE = {"CHECK": "0.4.0", "GC": "1.1.0", "STATUS": "1.1.0"}
 NEEDS = {
     "ADD": ("containerID", "netns", "ifname"),
     "DEL": ("containerID", "ifname"),
@@ -280,7 +284,7 @@ def _ip_entry(version: str, family: int, ip: str, prefix: int, gateway: str) -> 
     if gateway:
         entry["gateway"] = gateway
     entry["interface"] = 1  # the sandbox interface, after the host end
-    if version == "0.4.0":
+    if version in ("0.3.0", "0.3.1", "0.4.0"):
         entry["version"] = str(family)
     return entry
 
@@ -333,6 +337,8 @@ def _result(
 
 def add(svc: HostNetworkingService, req: dict[str, Any]) -> dict[str, Any]:
     conf, version = req["config"], str(req["config"].get("cniVersion", ""))
+    if cni_windows.is_windows(conf):  # win-bridge/win-overlay netconf: as hostnet's own
+        conf = cni_windows.translate(svc, conf)
     runtime = conf.get("runtimeConfig") or {}
     if not isinstance(runtime, dict):
         raise InvalidRequest('"runtimeConfig" must be an object')
@@ -364,7 +370,8 @@ def add(svc: HostNetworkingService, req: dict[str, Any]) -> dict[str, Any]:
         acl_specs=acl_specs,
         policy_specs=policies,
     )
-    return _result(svc, version, req["netns"], c, ep, runtime.get("dns") or conf.get("dns"))
+    res = _result(svc, version, req["netns"], c, ep, runtime.get("dns") or conf.get("dns"))
+    return cni_windows.in_version(res)
 
 
 def delete(svc: HostNetworkingService, req: dict[str, Any]) -> dict[str, Any]:
@@ -426,6 +433,11 @@ def prev_result(conf: dict[str, Any]) -> dict[str, Any] | None:
     prev = conf.get("prevResult")
     if prev is None:
         return None
+    if conf.get("cniVersion") == "0.2.0":
+        raise InvalidRequest(
+            "prevResult with cniVersion 0.2.0: chaining came with CNI 0.3.0",
+            "use cniVersion 0.3.1 or later for a chained config",
+        )
     if not isinstance(prev, dict) or not all(
         isinstance(prev.get(k) or [], list) and all(isinstance(x, dict) for x in prev.get(k) or [])
         for k in ("interfaces", "ips", "routes")
@@ -473,14 +485,24 @@ def _checked(command: str, env: dict[str, str], raw: bytes) -> tuple[str, dict[s
         ) from None
     if not conf:
         raise CniFailure(6, "the network config on stdin is empty", "it must be one JSON object")
+    if cni_windows.is_windows(conf):
+        conf = cni_windows.fold_netconf(conf)  # Go's decoder: CniVersion is cniVersion
     version = str(conf.get("cniVersion", ""))
-    if version not in SUPPORTED:
+    if version not in (*LEGACY, *SUPPORTED):
         raise CniFailure(
-            1, f"cniVersion {version!r} is not supported", f"use one of {', '.join(SUPPORTED)}"
+            1,
+            f"cniVersion {version!r} is not supported",
+            f"use one of {', '.join((*LEGACY, *SUPPORTED))}",
         )
     if command not in NEEDS:
         raise CniFailure(
             4, f"unknown CNI_COMMAND {command!r}", "use ADD, DEL, CHECK, GC, STATUS or VERSION"
+        )
+    if version in LEGACY and command in SINCE:
+        raise CniFailure(
+            1,
+            f"cniVersion {version} does not allow {command} (CNI added it in {SINCE[command]})",
+            f"use cniVersion {SINCE[command]} or later for {command}",
         )
     for key in ("name", "type"):
         if not isinstance(conf.get(key), str) or not conf[key]:
@@ -504,7 +526,8 @@ def handle(
 ) -> tuple[int, str]:
     """One CNI call as the shim forwarded it; returns (exit code, stdout)."""
     if command == "VERSION":
-        return 0, json.dumps({"cniVersion": SUPPORTED[-1], "supportedVersions": list(SUPPORTED)})
+        versions = [*LEGACY, *SUPPORTED]
+        return 0, json.dumps({"cniVersion": SUPPORTED[-1], "supportedVersions": versions})
     version = ""
     try:
         version, conf = _checked(command, env, raw)
