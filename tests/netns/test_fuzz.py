@@ -201,7 +201,9 @@ class Fuzz:
         what = f"{method} {url} {raw[:120]!r}"
         doc = json.loads(out)  # a JSON answer, never a plain-text page
         assert isinstance(doc, dict | list), f"{what}: {out[:200]!r}"
-        if status >= 400:
+        if status >= 400 and url.startswith("/hns/"):  # HNS's envelope, what hcsshim reads
+            assert doc["Success"] is False and doc["Error"], f"{what}: {doc}"
+        elif status >= 400:
             err = doc["error"]
             assert err["message"] and err["remedy"], f"{what}: {err}"
         self.answer("rest", what, status, out, status >= 400, must_refuse)

@@ -114,6 +114,12 @@ class _Host:
         info = self.k.links.get(name)
         return None if info is None else {"name": name, **info}
 
+    def link_stats(self, name: str) -> dict[str, int] | None:
+        if name not in self.k.links:
+            return None
+        keys = ("rx_bytes", "tx_bytes", "rx_packets", "tx_packets", "rx_dropped", "tx_dropped")
+        return dict.fromkeys(keys, 0)
+
     def ip_config(self) -> list[dict[str, Any]]:
         raise NotImplementedError("ipconfig is not faked")
 

@@ -109,6 +109,17 @@ class Netlink:
             "mac": msg.get_attr("IFLA_ADDRESS"),
         }
 
+    def link_stats(self, name: str) -> dict[str, int] | None:
+        """The link's 64-bit counters (IFLA_STATS64: rx_bytes, tx_packets, rx_dropped ...)."""
+        idx = self.index(name)
+        if idx is None:
+            return None
+        stats = self.ipr.get_links(idx)[0].get_attr("IFLA_STATS64")
+        if stats is None:
+            return None
+        keys = ("rx_bytes", "tx_bytes", "rx_packets", "tx_packets", "rx_dropped", "tx_dropped")
+        return {k: int(stats.get(k) or 0) for k in keys}
+
     def links(self) -> list[dict[str, Any]]:
         out = []
         for msg in self.ipr.get_links():
