@@ -206,8 +206,9 @@ def plan_network(
     note: str = "",
     carvable: bool = False,
     internal: bool = False,
+    nid: str = "",
 ) -> Network:
-    """A new network, every check done: name, options, subnets (given, or the first free
+    """A new network (``nid``: its id, else a new one), every check done: name, options, subnets (given, or the first free
     IPv4 /24 and a unique local IPv6 /64), gateways, ranges, reserved addresses, ACL rules,
     and what its driver checks against the others."""
     check_name("network", name)
@@ -224,7 +225,7 @@ def plan_network(
     fams = _families(index, driver_of, drv, host_prefixes, addresses)
     aux = _aux(addresses.aux, fams)
     v4, v6 = fams.get(4), fams.get(6)
-    nid = new_id()
+    nid = nid or new_id()
     net = Network(
         id=nid,
         name=name,
@@ -340,8 +341,9 @@ def plan_endpoint(
     also_used: AbstractSet[IPAddress] = frozenset(),
     after: str = "",
     after6: str = "",
+    eid: str = "",
 ) -> Endpoint:
-    """An endpoint of ``c`` on ``net``: the given addresses or the next free ones after
+    """An endpoint (``eid``: its id, else a new one) of ``c`` on ``net``: the given addresses or the next free ones after
     ``after``/``after6``; ``also_used`` are addresses taken elsewhere (other hosts' claims)."""
     for given, version, have in ((ip, 4, net.subnet), (ip6, 6, net.subnet6)):
         if not given or have:
@@ -391,7 +393,7 @@ def plan_endpoint(
                 "publish on the other family's address, or on every address (-p HOSTPORT:PORT)",
             )
     mappings = ports.resolve(requests, index.port_index)
-    eid = new_id()
+    eid = eid or new_id()
     if addr4 is not None:
         mac = mac_for(addr4)
     elif addr6 is not None and not net.dhcp:

@@ -218,8 +218,9 @@ class HostNetworkingService:
         policies: list[Any] | None = None,
         ip6: str = "",
         port_specs: list[str] | None = None,
+        eid: str = "",
     ) -> Endpoint:
-        return self.endpoint_calls.create(network, name, ip, mac, ip6, port_specs, policies)
+        return self.endpoint_calls.create(network, name, ip, mac, ip6, port_specs, policies, eid)
 
     def endpoint(self, eid: str) -> Endpoint:
         return self.endpoint_calls.get(eid)
@@ -287,9 +288,11 @@ class HostNetworkingService:
         acl_specs: list[str] | None = None,
         addresses: planning.AddressPlan | None = None,
         internal: bool = False,
+        nid: str = "",
     ) -> Network:
         """``subnet``/``gateway``: one of each (either family); ``addresses``: the rest of
-        Docker's IPAM options (more subnets, ranges, reserved addresses, --ipv6)."""
+        Docker's IPAM options (more subnets, ranges, reserved addresses, --ipv6); ``nid``:
+        its id (HCN's GUID), else a new one."""
         drv = self.driver(driver)
         plan = addresses or planning.AddressPlan()
         plan.subnets = [*([subnet] if subnet else []), *plan.subnets]
@@ -306,7 +309,10 @@ class HostNetworkingService:
             note=note,
             carvable=carvable,
             internal=internal,
+            nid=nid,
         )
+        if nid and nid in self.nets:
+            raise Conflict(f"a network with id {nid!r} exists already", "give another id")
         if drv.cluster_scoped:
             self.cluster.claim_vni(net)  # raises without a cluster store
         try:
@@ -421,10 +427,10 @@ class HostNetworkingService:
         self.store.set_meta("next_compartment", str(n + 1))
         return n
 
-    def new_container(self, name: str, **fields: Any) -> Container:
-        """A container not yet recorded: its id, a free name (given or made), its
-        compartment's and log's names."""
-        cid = new_id()
+    def new_container(self, name: str, cid: str = "", **fields: Any) -> Container:
+        """A container not yet recorded: its id (``cid``, else a new one), a free name
+        (given or made), its compartment's and log's names."""
+        cid = cid or new_id()
         name = name or f"c_{cid[:12]}"
         check_name("container", name)
         if self.index.container_named(name) is not None:
@@ -759,13 +765,18 @@ class HostNetworkingService:
 
     def set_acl(self, c_ref: str, rules: list[acl.AclRule], net_ref: str = "") -> Endpoint:
         """Replace an endpoint's ACL rule set; the kernel sees the old set or the new, never half."""
-        ep = self.endpoint_for(c_ref, net_ref)
+        return self.set_endpoint_acl(self.endpoint_for(c_ref, net_ref), rules)
+
+    def set_endpoint_acl(self, ep: Endpoint, rules: list[acl.AclRule]) -> Endpoint:
+        """``set_acl`` of one endpoint, attached or not (unattached: its attach applies it)."""
         old, net = list(ep.acl), self.nets[ep.network_id]
         drv = self.driver_of(net)
         had_own = drv.has_own_acl(ep, net)
         ep.acl = list(rules)
         try:
-            if drv.has_own_acl(ep, net):
+            if not ep.attached:
+                pass
+            elif drv.has_own_acl(ep, net):
                 drv.apply_acl(ep, net)
             elif had_own:
                 drv.remove_acl(ep)

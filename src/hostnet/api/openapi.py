@@ -17,6 +17,7 @@ from pydantic.json_schema import models_json_schema
 
 from hostnet import __version__
 from hostnet.api import requests as rq
+from hostnet.hns import schema_v1 as v1
 
 
 class Route(NamedTuple):
@@ -101,6 +102,20 @@ ROUTES: tuple[Route, ...] = (
         rq.EndpointAttach,
     ),
     Route("post", "/endpoints/{id}/detach", "Detach an endpoint; it stays, unattached"),
+    Route(
+        "get",
+        "/hcn/{kind}",
+        "HCN v2: enumerate networks, endpoints, namespaces or routes (as hcsshim's hcn)",
+        query=(("query", "a HostComputeQuery JSON (Filter: ID, Name, VirtualNetwork)"),),
+    ),
+    Route("post", "/hcn/{kind}", "HCN v2: create an object (its JSON; ID given or chosen)", None, 201),
+    Route("get", "/hcn/{kind}/{id}", "HCN v2: one object"),
+    Route("delete", "/hcn/{kind}/{id}", "HCN v2: delete an object"),
+    Route(
+        "post",
+        "/hcn/{kind}/{id}/modify",
+        "HCN v2: a Modify*SettingRequest (policies Add/Remove/Update/Refresh, endpoints)",
+    ),
     Route("get", "/compartments", "List compartments"),
     Route("get", "/nat", "List port mappings"),
     Route("get", "/switches", "List virtual switches"),
@@ -114,6 +129,34 @@ ROUTES: tuple[Route, ...] = (
     Route("get", "/system/reset", "What a reset would remove"),
     Route("post", "/system/reset", "Remove everything this daemon made; it then stops", rq.Reset),
     Route("post", "/cni", "A CNI call forwarded by the hostnet-cni plugin (headers X-Cni-*)"),
+    # HNS v1, as hcsshim's internal/hns calls it; every answer is {Success, Error, Output}
+    Route("get", "/hns/globals/version", "HNS v1: the HNS version hostnet claims, its features"),
+    Route("get", "/hns/networks/", "HNS v1: list networks (HNSNetwork)"),
+    Route("post", "/hns/networks/", "HNS v1: create a network", v1.HNSNetwork),
+    Route("get", "/hns/networks/{id}", "HNS v1: a network by ID"),
+    Route("delete", "/hns/networks/{id}", "HNS v1: delete a network"),
+    Route("get", "/hns/endpoints/", "HNS v1: list endpoints (HNSEndpoint)"),
+    Route("post", "/hns/endpoints/", "HNS v1: create an endpoint, unattached", v1.HNSEndpoint),
+    Route("get", "/hns/endpoints/{id}", "HNS v1: an endpoint by ID"),
+    Route("post", "/hns/endpoints/{id}", "HNS v1: update an endpoint (refused)", v1.HNSEndpoint),
+    Route("delete", "/hns/endpoints/{id}", "HNS v1: delete an endpoint"),
+    Route(
+        "post",
+        "/hns/endpoints/{id}/attach",
+        "HNS v1: attach an endpoint to a container or the host",
+        v1.EndpointAttachDetachRequest,
+    ),
+    Route(
+        "post",
+        "/hns/endpoints/{id}/detach",
+        "HNS v1: detach an endpoint",
+        v1.EndpointAttachDetachRequest,
+    ),
+    Route("get", "/hns/endpointstats/{id}", "HNS v1: an endpoint's counters, from the kernel"),
+    Route("get", "/hns/policylists/", "HNS v1: list policy lists (none until load balancers)"),
+    Route("post", "/hns/policylists/", "HNS v1: create a policy list (refused)", v1.PolicyList),
+    Route("get", "/hns/policylists/{id}", "HNS v1: a policy list by ID"),
+    Route("delete", "/hns/policylists/{id}", "HNS v1: delete a policy list"),
 )
 
 ERROR = {

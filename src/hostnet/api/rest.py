@@ -15,6 +15,7 @@ from hostnet import acl, extension, reset, views
 from hostnet.api import cni, endpoint_routes, lifecycle_routes, openapi
 from hostnet.api import requests as rq
 from hostnet.errors import HostnetError, InvalidRequest
+from hostnet.hns import v1_routes, v2_routes
 from hostnet.planning import AddressPlan
 from hostnet.reconcile import reconcile
 from hostnet.service import HostNetworkingService
@@ -248,6 +249,7 @@ def build_app(
 
     lifecycle_routes.add_routes(routes, svc, call, _parse, _json)
     endpoint_routes.add_routes(routes, svc, call, _parse, _json)
+    v2_routes.add_routes(routes, svc, call, _json)  # /hcn: HCN's v2 objects
 
     @routes.get("/system/info")
     async def system_info(_: web.Request) -> web.Response:
@@ -271,4 +273,5 @@ def build_app(
 
     app = web.Application(middlewares=[errors])
     app.add_routes(routes)
+    app.add_subapp(v1_routes.PREFIX, v1_routes.build_app(svc, call))
     return app

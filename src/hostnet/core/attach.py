@@ -91,8 +91,10 @@ class Attachments:
         ip: str,
         port_specs: list[str],
         ip6: str = "",
+        eid: str = "",
     ) -> Endpoint:
-        """An endpoint of ``c`` on ``net``, every check done, its claims held in the index."""
+        """An endpoint of ``c`` on ``net`` (``eid``: its id, else a new one), every check
+        done, its claims held in the index."""
         core = self.core
         drv = core.driver_of(net)
         scoped = drv.cluster_scoped  # addresses other hosts hold are taken too
@@ -108,6 +110,7 @@ class Attachments:
             also_used=core.cluster.used(net) if scoped else frozenset(),
             after=self.last_ip(net) if net.subnet and not ip else "",
             after6=self.last_ip(net, 6) if net.subnet6 and not ip6 else "",
+            eid=eid,
         )
         if scoped:
             ep.host, ep.vtep, ep.dns_name = core.host_id, core.cluster.vtep, c.name

@@ -62,15 +62,19 @@ class Endpoints:
         ip6: str = "",
         port_specs: list[str] | None = None,
         policy_specs: list[Any] | None = None,
+        eid: str = "",
     ) -> Endpoint:
-        """An endpoint on ``network``, unattached: planned, checked, recorded; no kernel."""
+        """An endpoint on ``network``, unattached: planned, checked, recorded; no kernel.
+        ``eid``: its id (HCN's GUID, checked by the caller), else a new one."""
         net = self.core.network(network)
         if name:
             check_name("endpoint", name)
         mac = parse_mac(mac) if mac else ""
         nobody = Container(id="", name=name, compartment_id=0, netns="")
         with self.attachments.planning() as plans:
-            ep = self.attachments.plan(plans, net, nobody, "", ip, port_specs or [], ip6)
+            if eid and self.core.index.endpoint(eid) is not None:
+                raise Conflict(f"an endpoint with id {eid!r} exists already", "give another id")
+            ep = self.attachments.plan(plans, net, nobody, "", ip, port_specs or [], ip6, eid)
             ep.standalone, ep.name = True, name
             if mac:
                 ep.mac = mac
