@@ -681,12 +681,13 @@ def node_rm(ctx: click.Context, host: str) -> None:
 
 
 def main() -> None:
-    from hostnet import cli_lifecycle, cli_ops, powershell
+    from hostnet import cli_hns, cli_lifecycle, cli_ops, powershell
     from hostnet.runcmd import run  # registers `hostnet run`
 
     cli.add_command(run)
     cli_ops.register(cli)  # doctor, topology
     cli_lifecycle.register(cli)  # create, start, stop, restart, exec, ipconfig, adapter
+    cli_hns.register(cli)  # hns network|endpoint|namespace|policylist (the Hns cmdlets)
     try:
         if len(sys.argv) > 1 and powershell.is_cmdlet(sys.argv[1]):
             sys.exit(powershell.run(cli, sys.argv[1:]))  # the seed's cmdlets, as written

@@ -47,6 +47,7 @@ VERBS = {
     "connect",
     "disconnect",
     "invoke",
+    "attach",
 }
 #: parameters every PowerShell cmdlet takes; a line here runs at once as the hostnet
 #: command it becomes, so none of them has a meaning
@@ -87,9 +88,13 @@ class Cmdlet:
     switches: tuple[str, ...] = ()
     required: tuple[str, ...] = ()
     patterns: tuple[str, ...] = ()  # parameters that take wildcards
+    refused: tuple[tuple[str, str], ...] = ()  # (parameter, why hostnet cannot take it)
 
 
 def _refuse_unknown(c: Cmdlet, key: str) -> CmdletError:
+    for param, why in c.refused:
+        if key.lower() == param.lower():
+            return CmdletError(f"{c.name} -{param}: {why}")
     if key.lower() in COMMON:
         return CmdletError(
             f"{c.name} -{COMMON[key.lower()]}: hostnet does not take PowerShell's common "
@@ -168,6 +173,23 @@ MAPPING = ("ContainerName", "AdapterName", "ExternalPort", "InternalPort", "Prot
 ADAPTER_SETTINGS = ("StaticIPAddress", "StaticMacAddress", "MaximumBandwidth")
 NETWORK = ("Name", "Mode", "SubnetPrefix", "GatewayAddress", "DNSServers", "DNSSuffix",
            "NetworkAdapterName")  # fmt: skip
+
+DETAILED = (("Detailed", "hostnet always answers with every property; leave it out"),)
+NAMESPACE_ONLY_V2 = (
+    *DETAILED,
+    ("Version", "namespaces have one shape, HostComputeNamespace (schema 2); leave it out"),
+)
+HASHTABLE = "takes a PowerShell hashtable, which hostnet does not parse; give the whole "
+NEW_NETWORK_REFUSED = (
+    ("SubnetPolicies", HASHTABLE + "HNSNetwork (Subnets[].Policies) with -JsonString"),
+    ("AdditionalParams", HASHTABLE + "HNSNetwork with -JsonString"),
+    ("NetworkSpecificParams", HASHTABLE + "HNSNetwork with -JsonString"),
+    ("IPv6", "an HNSNetwork has no IPv6 field; give an IPv6 -AddressPrefix (and -Gateway) too"),
+)
+PIPELINE = (
+    ("InputObjects", "PowerShell pipes objects in (Get-HnsNetwork | Remove-HnsNetwork); "
+     "hostnet takes -Id or -Name instead"),
+)  # fmt: skip
 
 CMDLETS = [
     Cmdlet("New-ContainerNetwork", NETWORK, b.new_network, required=("Name",)),
@@ -275,6 +297,36 @@ CMDLETS = [
         patterns=("Name",),
     ),
     Cmdlet("Get-NetAdapter", ("Name",), b.get_net_adapter, patterns=("Name",)),
+    # hns.psm1 / hns.v2.psm1 / the HNS module: `hostnet hns ...`, JSON out
+    Cmdlet("Get-HnsNetwork", ("Id", "Version"), b.hns_get("network"), refused=DETAILED),
+    Cmdlet(
+        "Get-HnsEndpoint",
+        ("Id", "NetworkId", "NetworkName", "Version"),
+        b.hns_get("endpoint"),
+        refused=DETAILED,
+    ),
+    Cmdlet("Get-HnsNamespace", ("Id",), b.hns_get("namespace"), refused=NAMESPACE_ONLY_V2),
+    Cmdlet("Get-HnsPolicyList", ("Id",), b.hns_get("policylist"), refused=DETAILED),
+    Cmdlet(
+        "New-HnsNetwork",
+        ("JsonString", "Type", "Name", "AddressPrefix", "Gateway", "DNSServer", "AdapterName"),
+        b.new_hns_network,
+        refused=NEW_NETWORK_REFUSED,
+    ),
+    Cmdlet(
+        "New-HnsEndpoint",
+        ("JsonString", "NetworkId", "Name", "IPAddress", "Gateway", "MacAddress"),
+        b.new_hns_endpoint,
+        switches=("EnableOutboundNat",),
+    ),
+    Cmdlet("Remove-HnsNetwork", ("Id", "Name"), b.hns_remove("network"), refused=PIPELINE),
+    Cmdlet("Remove-HnsEndpoint", ("Id", "Name"), b.hns_remove("endpoint"), refused=PIPELINE),
+    Cmdlet(
+        "Attach-HnsHostEndpoint",
+        ("EndpointID", "CompartmentID"),
+        b.attach_hns_host_endpoint,
+        required=("EndpointID", "CompartmentID"),
+    ),
 ]
 BY_NAME = {c.name.lower(): c for c in CMDLETS}
 

@@ -258,3 +258,119 @@ def get_net_adapter(p: Params, _: Client) -> None:
             f"{lk['ifname']:<16} {lk.get('ifalias', ''):<24} {lk.get('address', ''):<18} {status}"
         )
     return None
+
+
+# -- the HNS helpers (hns.psm1, hns.v2.psm1, the HNS module): `hostnet hns ...` ------------
+PIPED = (
+    "{0} takes objects from the pipeline in PowerShell ({1} | {0}); hostnet takes -Id or "
+    "-Name instead (a,b for several)"
+)
+
+
+def _schema(p: Params) -> list[str]:
+    if "Version" not in p:
+        return []
+    if p["Version"] not in ("1", "2"):
+        raise CmdletError(f"-Version {p['Version']!r}: give 1 (HNS v1 objects) or 2 (HCN objects)")
+    return ["--schema", p["Version"]]
+
+
+def hns_get(kind: str) -> Build:
+    """Get-HnsNetwork/-Endpoint/-Namespace/-PolicyList: ``hostnet hns KIND ls``."""
+
+    def build(p: Params, _: Client) -> list[str]:
+        args = ["hns", kind, "ls", *(["--id", p["Id"]] if p.get("Id") else [])]
+        for param, flag in (("NetworkId", "--network-id"), ("NetworkName", "--network-name")):
+            if p.get(param):
+                args += [flag, p[param]]
+        return [*args, *_schema(p)]
+
+    return build
+
+
+def _json_or(p: Params, instead: str) -> None:
+    """The one positional value is -JsonString when it is JSON, else ``instead``."""
+    value = p.get("JsonString", "")
+    if value and not value.lstrip().startswith("{") and instead not in p:
+        p[instead] = p.pop("JsonString")
+
+
+def _whole_json(name: str, p: Params, what: str) -> list[str]:
+    others = [f"-{k}" for k in p if k != "JsonString"]
+    if others:
+        raise CmdletError(
+            f"{name} -JsonString is the whole {what}: put {', '.join(others)} into it, or "
+            "leave -JsonString out"
+        )
+    return ["--json", p["JsonString"]]
+
+
+def new_hns_network(p: Params, _: Client) -> list[str]:
+    """hns.psm1's New-HnsNetwork: -Type/-Name/-AddressPrefix/-Gateway (paired by position)
+    or the whole network as -JsonString; -DNSServer is sent as DNSServerList."""
+    _json_or(p, "Type")
+    args = ["hns", "network", "create"]
+    if p.get("JsonString"):
+        return [*args, *_whole_json("New-HnsNetwork", p, "HNSNetwork")]
+    if not p.get("Type"):
+        raise CmdletError("New-HnsNetwork needs -Type (NAT, L2Bridge, ...) or -JsonString")
+    args += ["--type", p["Type"], *named(p)]
+    for prefix in items(p.get("AddressPrefix", "")):
+        args += ["--address-prefix", prefix]
+    for gateway in items(p.get("Gateway", "")):
+        args += ["--gateway", gateway]
+    if p.get("DNSServer"):
+        args += ["--dns-server", ",".join(items(p["DNSServer"]))]
+    if p.get("AdapterName"):
+        args += ["--adapter-name", p["AdapterName"]]
+    return args
+
+
+def new_hns_endpoint(p: Params, _: Client) -> list[str]:
+    """hns.psm1's New-HnsEndpoint: an HNSEndpoint on -NetworkId, or -JsonString."""
+    _json_or(p, "NetworkId")
+    args = ["hns", "endpoint", "create"]
+    if p.get("JsonString"):
+        return [*args, *_whole_json("New-HnsEndpoint", p, "HNSEndpoint")]
+    if not p.get("NetworkId"):
+        raise CmdletError(
+            "New-HnsEndpoint needs -NetworkId (Get-HnsNetwork shows it) or -JsonString"
+        )
+    args += ["--network-id", p["NetworkId"], *named(p)]
+    for param, flag in (("IPAddress", "--ip-address"), ("Gateway", "--gateway"),
+                        ("MacAddress", "--mac-address")):  # fmt: skip
+        if p.get(param):
+            args += [flag, p[param]]
+    return [*args, *(["--enable-outbound-nat"] if p.get("EnableOutboundNat") else [])]
+
+
+def hns_remove(kind: str) -> Build:
+    """Remove-HnsNetwork/-Endpoint by -Id or -Name (PowerShell pipes the objects in)."""
+    noun = f"Hns{kind.title()}"
+
+    def build(p: Params, _: Client) -> list[str]:
+        ids, names = items(p.get("Id", "")), items(p.get("Name", ""))
+        if not ids and not names:
+            raise CmdletError(PIPED.format(f"Remove-{noun}", f"Get-{noun}"))
+        return [
+            "hns",
+            kind,
+            "rm",
+            *[a for i in ids for a in ("--id", i)],
+            *[a for n in names for a in ("--name", n)],
+        ]
+
+    return build
+
+
+def attach_hns_host_endpoint(p: Params, _: Client) -> list[str]:
+    """Attach-HnsHostEndpoint: the endpoint becomes the host's vNIC (SystemType Host)."""
+    return [
+        "hns",
+        "endpoint",
+        "attach-host",
+        "--endpoint-id",
+        p["EndpointID"],
+        "--compartment-id",
+        p["CompartmentID"],
+    ]

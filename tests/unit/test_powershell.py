@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from hostnet import cli as hostnet_cli
-from hostnet import cli_lifecycle, cli_ops, wildcard
+from hostnet import cli_hns, cli_lifecycle, cli_ops, wildcard
 from hostnet import powershell as ps
 from hostnet.errors import Conflict, HostnetError, InvalidRequest, NotFound
 from hostnet.powershell_cmdlets import items
@@ -21,6 +21,7 @@ from hostnet.runcmd import run as run_command
 hostnet_cli.cli.add_command(run_command)
 cli_ops.register(hostnet_cli.cli)
 cli_lifecycle.register(hostnet_cli.cli)
+cli_hns.register(hostnet_cli.cli)
 
 STATES = {"DemoNAT": "created", "web1": "running", "web2": "stopped"}
 
@@ -64,6 +65,8 @@ def line(cmdlet: str, given: dict[str, str]) -> list[str]:
 
 
 A = "ContainerName"
+GUID = "5f0b1190-63be-4e0c-b974-bd0f55675a42"
+GUID2 = "0a6c3a4e-3c43-4c8e-9a8b-2f7d3c1e0b11"
 #: one or more lines per cmdlet: (cmdlet, parameters, the hostnet line it becomes)
 CASES: list[tuple[str, dict[str, str], list[str]]] = [
     ("New-ContainerNetwork", {"Name": "nat", "Mode": "NAT", "SubnetPrefix": "172.16.0.0/12",
@@ -140,6 +143,39 @@ CASES: list[tuple[str, dict[str, str], list[str]]] = [
     ("Get-VMSwitchExtension", {"VMSwitchName": "nat"}, ["switch", "extension", "nat"]),
     ("Get-VMSwitchExtension", {"VMSwitchName": "nat",
      "Name": "Microsoft Azure VFP Switch Extension"}, ["switch", "extension", "nat"]),
+    # the HNS helpers: `hostnet hns ...`
+    ("Get-HnsNetwork", {}, ["hns", "network", "ls"]),
+    ("Get-HnsNetwork", {"Id": GUID, "Version": "2"},
+     ["hns", "network", "ls", "--id", GUID, "--schema", "2"]),
+    ("Get-HnsEndpoint", {"NetworkId": GUID, "Version": "1"},
+     ["hns", "endpoint", "ls", "--network-id", GUID, "--schema", "1"]),
+    ("Get-HnsEndpoint", {"Id": GUID2, "NetworkName": "cbr0"},
+     ["hns", "endpoint", "ls", "--id", GUID2, "--network-name", "cbr0"]),
+    ("Get-HnsNamespace", {}, ["hns", "namespace", "ls"]),
+    ("Get-HnsNamespace", {"Id": GUID}, ["hns", "namespace", "ls", "--id", GUID]),
+    ("Get-HnsPolicyList", {}, ["hns", "policylist", "ls"]),
+    ("Get-HnsPolicyList", {"Id": GUID}, ["hns", "policylist", "ls", "--id", GUID]),
+    ("New-HnsNetwork", {"Type": "L2Bridge", "Name": "cbr0", "AddressPrefix": "10.244.1.0/24",
+     "Gateway": "10.244.1.1", "DNSServer": "10.96.0.10,10.96.0.11", "AdapterName": "eth1"},
+     ["hns", "network", "create", "--type", "L2Bridge", "--name", "cbr0", "--address-prefix",
+      "10.244.1.0/24", "--gateway", "10.244.1.1", "--dns-server", "10.96.0.10,10.96.0.11",
+      "--adapter-name", "eth1"]),
+    ("New-HnsNetwork", {"JsonString": '{"Type":"NAT","Name":"n"}'},
+     ["hns", "network", "create", "--json", '{"Type":"NAT","Name":"n"}']),
+    ("New-HnsEndpoint", {"NetworkId": GUID, "Name": "ep", "IPAddress": "10.244.1.5",
+     "Gateway": "10.244.1.1", "MacAddress": "00-15-5D-01-02-03", "EnableOutboundNat": ""},
+     ["hns", "endpoint", "create", "--network-id", GUID, "--name", "ep", "--ip-address",
+      "10.244.1.5", "--gateway", "10.244.1.1", "--mac-address", "00-15-5D-01-02-03",
+      "--enable-outbound-nat"]),
+    ("New-HnsEndpoint", {"JsonString": '{"VirtualNetwork":"x"}'},
+     ["hns", "endpoint", "create", "--json", '{"VirtualNetwork":"x"}']),
+    ("Remove-HnsNetwork", {"Id": f"{GUID},{GUID2}"},
+     ["hns", "network", "rm", "--id", GUID, "--id", GUID2]),
+    ("Remove-HnsNetwork", {"Name": "cbr0"}, ["hns", "network", "rm", "--name", "cbr0"]),
+    ("Remove-HnsEndpoint", {"Id": GUID, "Name": "a,b"},
+     ["hns", "endpoint", "rm", "--id", GUID, "--name", "a", "--name", "b"]),
+    ("Attach-HnsHostEndpoint", {"EndpointID": GUID, "CompartmentID": "1"},
+     ["hns", "endpoint", "attach-host", "--endpoint-id", GUID, "--compartment-id", "1"]),
 ]  # fmt: skip
 #: answered by hostnet itself (not a hostnet command line); checked against a daemon
 SELF_ANSWERED = {"Get-NetAdapter"}
@@ -183,7 +219,7 @@ def test_every_cmdlet_and_every_parameter_is_tested() -> None:
     }
     assert declared - covered == set()
     assert {c for c, _, _ in CASES} | SELF_ANSWERED == {c.name for c in ps.CMDLETS}
-    assert len(ps.CMDLETS) == 25
+    assert len(ps.CMDLETS) == 34
 
 
 @pytest.mark.parametrize(("cmdlet", "given", "want"), CASES)
@@ -203,6 +239,15 @@ def test_no_parameter_is_silently_ignored(
         except (ps.CmdletError, HostnetError):
             continue  # refused without it: it mattered
         assert without != want, f"{cmdlet} -{p} changed nothing"
+
+
+def test_hns_positional_value_is_json_or_the_first_parameter() -> None:
+    """hns.psm1 gives -JsonString and -Type (-NetworkId) both Position 0."""
+    assert translate("New-HnsNetwork", "NAT", "-Name", "n") == [
+        "hns", "network", "create", "--type", "NAT", "--name", "n"]  # fmt: skip
+    assert translate("New-HnsEndpoint", GUID) == [
+        "hns", "endpoint", "create", "--network-id", GUID]  # fmt: skip
+    assert ps.is_cmdlet("Attach-HnsHostEndpoint")
 
 
 def test_names_match_in_any_case_and_powershell_spellings() -> None:
@@ -258,6 +303,20 @@ def test_an_extension_pattern_that_matches_nothing_lists_nothing() -> None:
         (("Get-ContainerNetworkAdapter", "-ContainerName", "*"), "not a wildcard pattern"),
         (("New-Container", "-Name", "c", "-NetworkName", "nat", "-SwitchName", "MySwitch"), "not both"),
         (("Stop-Container", "x", "-Force:maybe"), "takes $true or $false"),
+        (("Get-HnsNetwork", "-Detailed"), "every property"),
+        (("Get-HnsNetwork", "-Version", "3"), "give 1 (HNS v1 objects) or 2"),
+        (("Get-HnsNamespace", "-Version", "1"), "HostComputeNamespace"),
+        (("New-HnsNetwork", "-Type", "NAT", "-IPv6"), "no IPv6 field"),
+        (("New-HnsNetwork", "-Type", "NAT", "-SubnetPolicies", "@{VSID=4096}"), "-JsonString"),
+        (("New-HnsNetwork", "-Type", "NAT", "-AdditionalParams", "@{}"), "hashtable"),
+        (("New-HnsNetwork", "-Type", "NAT", "-NetworkSpecificParams", "@{}"), "hashtable"),
+        (("New-HnsNetwork", "-Name", "n"), "needs -Type"),
+        (("New-HnsNetwork", '{"Type":"NAT"}', "-Name", "n"), "put -Name into it"),
+        (("New-HnsEndpoint", "-Name", "e"), "needs -NetworkId"),
+        (("Remove-HnsNetwork",), "from the pipeline"),
+        (("Remove-HnsEndpoint", "-InputObjects", "x"), "-Id or -Name instead"),
+        (("Remove-HnsEndpoint", "-Name", "ep*"), "not a wildcard pattern"),
+        (("Attach-HnsHostEndpoint", "-EndpointID", "x"), "needs -CompartmentID"),
     ],
 )  # fmt: skip
 def test_bad_lines_name_what_was_wrong(argv: tuple[str, ...], said: str) -> None:
