@@ -3,7 +3,7 @@
  * It sends the runtime's command, environment and config (stdin) to hostnetd
  * over its unix socket, unread; hostnetd validates, acts and answers with the
  * CNI result or error and the exit code (header X-Cni-Exit). The Python
- * forwarder src/hostnet/cni_plugin.py does the same where no compiler exists.
+ * forwarder src/hostnet/cni/plugin.py does the same where no compiler exists.
  */
 #include <errno.h>
 #include <stdio.h>

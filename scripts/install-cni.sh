@@ -27,7 +27,7 @@ for dir in ${HOSTNET_CNI_DIRS:-/opt/cni/bin /usr/lib/cni}; do
 #!$py -IS
 import sys
 sys.path.insert(0, "$src")
-from hostnet.cni_plugin import main
+from hostnet.cni.plugin import main
 main()
 LAUNCHER
   chmod 755 "$dir/hostnet-cni"

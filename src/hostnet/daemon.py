@@ -28,19 +28,21 @@ from typing import IO, Any, TypeVar
 from aiohttp import web
 
 import hostnet
-from hostnet import docker_endpoints, identity, lifecycle, metrics, views
-from hostnet.api.docker_plugin import SOCKET_NAMES, serve_plugins
-from hostnet.api.rest import build_app
+from hostnet.core import identity, lifecycle, metrics
+from hostnet.core.loopback import LoopbackProxy
+from hostnet.core.nswatch import NamespaceWatch
+from hostnet.core.reconcile import reconcile
+from hostnet.core.service import HostNetworkingService
 from hostnet.dns.resolver import Resolver
-from hostnet.docker_binding import WAITING
-from hostnet.docker_engine import DockerWatch, Engine
+from hostnet.docker import endpoints as docker_endpoints
+from hostnet.docker.binding import WAITING
+from hostnet.docker.engine import DockerWatch, Engine
+from hostnet.docker.plugin import SOCKET_NAMES, serve_plugins
 from hostnet.errors import Conflict, HostnetError
 from hostnet.kernel import fds
-from hostnet.loopback import LoopbackProxy
 from hostnet.model import Container
-from hostnet.nswatch import NamespaceWatch
-from hostnet.reconcile import reconcile
-from hostnet.service import HostNetworkingService
+from hostnet.rest import views
+from hostnet.rest.app import build_app
 from hostnet.store import Store, open_store
 from hostnet.store.base import ClusterStore
 from hostnet.store.etcdv3 import StoreUnavailable
@@ -472,7 +474,7 @@ def _docker_lookup(url: str) -> Callable[[str], dict[str, Any] | None]:
 def _follow_docker(
     svc: HostNetworkingService, worker: ServiceExecutor, url: str
 ) -> DockerWatch | None:
-    """Keep the networks meant for Docker Docker networks (see hostnet.docker_engine)."""
+    """Keep the networks meant for Docker Docker networks (see hostnet.docker.engine)."""
     if url == "none":
         return None
     path = url.removeprefix("unix://")

@@ -15,9 +15,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from hostnet.acl import AclRule
+from hostnet.core.acl import AclRule
+from hostnet.core.policies import OutboundNatPolicy, RoutePolicy
 from hostnet.errors import InvalidRequest
-from hostnet.policies import OutboundNatPolicy, RoutePolicy
 
 Protocol = Literal["tcp", "udp"]
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")

@@ -32,7 +32,7 @@ def shims() -> Iterator[None]:
     with open(PY_SHIM, "w") as fh:
         fh.write(
             f"#!{sys.executable} -IS\nimport sys\nsys.path.insert(0, {os.path.abspath(src)!r})\n"
-            "from hostnet.cni_plugin import main\nmain()\n"
+            "from hostnet.cni.plugin import main\nmain()\n"
         )
     os.chmod(PY_SHIM, 0o755)
     yield

@@ -13,9 +13,9 @@ from typing import Any
 from hypothesis import strategies as st
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "src"))
-from hostnet.api.cni import SUPPORTED  # noqa: E402
-from hostnet.api.openapi import ROUTES  # noqa: E402
-from hostnet.api.requests import MAX_BODY  # noqa: E402
+from hostnet.cni.adapter import SUPPORTED  # noqa: E402
+from hostnet.rest.openapi import ROUTES  # noqa: E402
+from hostnet.rest.requests import MAX_BODY  # noqa: E402
 
 BASE_NET, BASE_CT = "fz0", "fzc"  # what the baseline holds (besides the default nat)
 NEW_NET = "fzn"  # a name accepted requests may create, so later ones can find it

@@ -43,9 +43,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
-from hostnet.api.docker_plugin import IPAM_NAME, SOCKET_NAMES
-from hostnet.api.openapi import ROUTES
 from hostnet.client import UnixConnection
+from hostnet.docker.plugin import IPAM_NAME, SOCKET_NAMES
+from hostnet.rest.openapi import ROUTES
 from lab import Daemon, Lab
 
 # examples; a CNI one sends 2 calls on average: 10,700 requests in all

@@ -143,7 +143,7 @@ def test_system_reset_removes_everything_it_made(lab: Lab) -> None:
     assert "mine" in res.stdout and "cancelled: nothing changed" in res.stdout
     assert leftovers(d) == made and len(d.json("ps", "--format", "json")) == 4
 
-    from hostnet.procs import processes_in
+    from hostnet.core.procs import processes_in
 
     running = [p for c in d.json("ps", "--format", "json") for p in processes_in(c["NetnsPath"])]
     assert len(running) >= 4, running
@@ -152,7 +152,7 @@ def test_system_reset_removes_everything_it_made(lab: Lab) -> None:
     assert d.proc is not None and d.proc.wait(15) == 0, d.log()[-2000:]
     d.proc = None
     assert leftovers(d) == {"compartments": [], "links": [], "tables": [], "tc": {}, "dhcp": []}
-    from hostnet.procs import process_start_time
+    from hostnet.core.procs import process_start_time
 
     alive = [p for p in running if process_start_time(p)]
     assert not alive, alive

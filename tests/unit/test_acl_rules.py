@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from hostnet.acl import (
+from hostnet.core.acl import (
     DEFAULT_INBOUND_ALLOWED,
     families,
     merge_runs,

@@ -1,10 +1,10 @@
-"""The CNI environment hostnet refuses before anything changes (api/cni_env.py)."""
+"""The CNI environment hostnet refuses before anything changes (hostnet/cni/env.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from hostnet.api import cni_env
+from hostnet.cni import env as cni_env
 
 
 @pytest.mark.parametrize("cid", ["../../etc", "%2e%2e", "/abs", "a b", "-x", ".", "", "c" * 1025])

@@ -1,4 +1,4 @@
-"""The Windows CNI netconf (win-bridge, win-overlay) as hostnet's own (api/cni_windows.py)."""
+"""The Windows CNI netconf (win-bridge, win-overlay) as hostnet's own (hostnet/cni/windows.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Any, cast
 
 import pytest
 
-from hostnet.api import cni, cni_windows
+from hostnet.cni import adapter as cni
+from hostnet.cni import windows as cni_windows
 from hostnet.errors import InvalidRequest
 from hostnet.hns.policies import PolicyRefused
 from hostnet.model import Network
@@ -329,8 +330,8 @@ def test_the_shims_answer_version_with_the_daemons_list() -> None:
     import os as _os
     import re as _re
 
-    from hostnet import cni_plugin
-    from hostnet.api import cni as _cni
+    from hostnet.cni import adapter as _cni
+    from hostnet.cni import plugin as cni_plugin
 
     daemon = [*_cni.LEGACY, *_cni.SUPPORTED]
     assert _json.loads(cni_plugin.VERSION)["supportedVersions"] == daemon

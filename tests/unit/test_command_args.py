@@ -9,9 +9,9 @@ import subprocess
 import click
 import pytest
 
-from hostnet.cli_lifecycle import create, exec_
-from hostnet.procs import has_exited, in_netns, netns_identity
-from hostnet.runcmd import run
+from hostnet.cli.lifecycle import create, exec_
+from hostnet.cli.runcmd import run
+from hostnet.core.procs import has_exited, in_netns, netns_identity
 
 CMD = ["python3", "-m", "http.server", "80", "--bind", "0.0.0.0"]
 

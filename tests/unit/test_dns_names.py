@@ -12,9 +12,9 @@ import dns.rdatatype
 import dns.reversename
 import pytest
 
+from hostnet.core.index import Index
 from hostnet.dns import names, wire
 from hostnet.dns.publisher import DnsPublisher
-from hostnet.index import Index
 from hostnet.model import Container, Endpoint, Network
 
 

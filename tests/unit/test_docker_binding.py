@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from hostnet import docker_binding as bind
+from hostnet.docker import binding as bind
 from hostnet.model import Network
 
 OLD_ID, NEW_ID = "a" * 64, "b" * 64

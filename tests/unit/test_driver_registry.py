@@ -9,14 +9,16 @@ from typing import Any, ClassVar
 import pytest
 from fake_kernel import FakeKernel
 
-from hostnet import docker_binding, firewall, powershell_cmdlets
-from hostnet.api import docker_plugin
+from hostnet.cli import cmdlets as powershell_cmdlets
+from hostnet.core import firewall
+from hostnet.core.service import HostNetworkingService
+from hostnet.docker import binding as docker_binding
+from hostnet.docker import plugin as docker_plugin
 from hostnet.drivers import registry, vnic
 from hostnet.drivers.base import Driver
 from hostnet.drivers.registry import BUILTIN, DriverContext, DriverInfo, Drivers
 from hostnet.kernel.handles import NftHandle
 from hostnet.model import Container, Endpoint, Network, PortMapping
-from hostnet.service import HostNetworkingService
 from hostnet.store import etcd, open_store
 
 

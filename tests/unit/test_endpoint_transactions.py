@@ -10,11 +10,11 @@ from collections.abc import Iterator
 import pytest
 from fake_kernel import FakeKernel
 
-from hostnet import reset
+from hostnet.core import reset
+from hostnet.core.reconcile import reconcile
+from hostnet.core.service import HostNetworkingService
 from hostnet.errors import Conflict, InvalidRequest, KernelError, NotFound
 from hostnet.model import HOST_COMPARTMENT
-from hostnet.reconcile import reconcile
-from hostnet.service import HostNetworkingService
 from hostnet.store import open_store
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from hostnet import acl
+from hostnet.core import acl
 from hostnet.errors import InvalidRequest
 from hostnet.hns import v1_views as v
 from hostnet.hns.gojson import parse

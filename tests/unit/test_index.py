@@ -7,10 +7,10 @@ import ipaddress
 import pytest
 from fake_kernel import FakeKernel
 
-from hostnet import planning
+from hostnet.core import planning
+from hostnet.core.index import Index
 from hostnet.drivers.nat import NatDriver
 from hostnet.errors import Conflict, InvalidRequest, NotFound
-from hostnet.index import Index
 from hostnet.model import Container, Endpoint, Network, PortMapping
 
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hostnet import ipam
+from hostnet.core import ipam
 from hostnet.errors import Conflict, InvalidRequest
 from hostnet.model import parse_subnet
 

@@ -20,13 +20,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from hostnet import daemon
+from hostnet.core.metrics import MetricsServer, Snapshot, parse_listen, render
+from hostnet.core.service import HostNetworkingService
+from hostnet.core.stats import Histogram, Histograms, ServiceStats
 from hostnet.dns import names
 from hostnet.dns.resolver import FORWARDED, Resolver, _Listener
 from hostnet.errors import InvalidRequest, Unavailable
-from hostnet.metrics import MetricsServer, Snapshot, parse_listen, render
 from hostnet.model import Container, Endpoint, Network, PortMapping
-from hostnet.service import HostNetworkingService
-from hostnet.stats import Histogram, Histograms, ServiceStats
 from hostnet.store import open_store
 
 

@@ -19,11 +19,11 @@ import pytest
 from fake_kernel import FakeKernel
 from prometheus_client import CollectorRegistry, generate_latest
 
+from hostnet.core.metrics import Snapshot, render
+from hostnet.core.nswatch import NamespaceWatch
+from hostnet.core.service import HostNetworkingService
 from hostnet.kernel import inotify
-from hostnet.metrics import Snapshot, render
 from hostnet.model import Container
-from hostnet.nswatch import NamespaceWatch
-from hostnet.service import HostNetworkingService
 from hostnet.store import open_store
 
 

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 import pytest
 from fake_kernel import FakeKernel
 
+from hostnet.core.planning import AddressPlan
+from hostnet.core.service import HostNetworkingService
 from hostnet.errors import Conflict, KernelError
 from hostnet.model import PortMapping
-from hostnet.planning import AddressPlan
-from hostnet.service import HostNetworkingService
 from hostnet.store import open_store
 
 
@@ -201,7 +201,7 @@ def test_a_dual_stack_attach_configures_both_families_and_a_failure_frees_both(
 
 
 def test_reset_removes_containers_then_networks_then_tables(svc: HostNetworkingService) -> None:
-    from hostnet import reset
+    from hostnet.core import reset
 
     k = fake(svc)
     svc.create_network("n2", "nat", "10.8.0.0/24")
@@ -230,7 +230,7 @@ def test_reset_removes_containers_then_networks_then_tables(svc: HostNetworkingS
 
 
 def test_created_stopped_nothing_realized_until_start(svc: HostNetworkingService) -> None:
-    from hostnet import lifecycle
+    from hostnet.core import lifecycle
 
     k = fake(svc)
     k.calls.clear()

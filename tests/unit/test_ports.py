@@ -4,9 +4,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from hostnet.core.ports import PortIndex, parse_port_spec, resolve
 from hostnet.errors import Conflict, InvalidRequest
 from hostnet.model import PortMapping
-from hostnet.ports import PortIndex, parse_port_spec, resolve
 
 
 def pm(port: int, cport: int = 80, ip: str = "", proto: str = "tcp") -> PortMapping:

@@ -10,12 +10,15 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from hostnet import cli as hostnet_cli
-from hostnet import cli_hns, cli_lifecycle, cli_ops, wildcard
-from hostnet import powershell as ps
+from hostnet.cli import commands as hostnet_cli
+from hostnet.cli import hns as cli_hns
+from hostnet.cli import lifecycle as cli_lifecycle
+from hostnet.cli import ops as cli_ops
+from hostnet.cli import powershell as ps
+from hostnet.cli import wildcard
+from hostnet.cli.cmdlets import items
+from hostnet.cli.runcmd import run as run_command
 from hostnet.errors import Conflict, HostnetError, InvalidRequest, NotFound
-from hostnet.powershell_cmdlets import items
-from hostnet.runcmd import run as run_command
 
 # the CLI as main() builds it: the lifecycle's and ops' commands and `run` added
 hostnet_cli.cli.add_command(run_command)

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hostnet.api import openapi
-from hostnet.api import requests as rq
-from hostnet.api.rest import build_app
 from hostnet.errors import InvalidRequest
+from hostnet.rest import openapi
+from hostnet.rest import requests as rq
+from hostnet.rest.app import build_app
 
 DOC = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "openapi.json")
 
@@ -76,7 +76,7 @@ def test_the_openapi_document_in_the_tree_is_current() -> None:
     with open(DOC) as fh:
         kept = fh.read()
     assert kept == openapi.text(), (
-        "docs/openapi.json is stale: python -m hostnet.api.openapi > docs/openapi.json"
+        "docs/openapi.json is stale: python -m hostnet.rest.openapi > docs/openapi.json"
     )
 
 

@@ -9,8 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from hostnet.core.service import HostNetworkingService
 from hostnet.daemon import FairLock, ServiceExecutor
-from hostnet.service import HostNetworkingService
 
 
 def test_calls_run_one_at_a_time() -> None:

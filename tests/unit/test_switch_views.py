@@ -7,12 +7,13 @@ from typing import Any
 
 import pytest
 
-from hostnet import extension, views
+from hostnet.core import extension
 from hostnet.drivers import foreign
 from hostnet.errors import Conflict, InvalidRequest, NotFound
 from hostnet.kernel import datapath as dp
 from hostnet.kernel.adapters import Link, is_adapter, resolve
 from hostnet.model import Network
+from hostnet.rest import views
 
 
 def ln(index: int, name: str, kind: str | None = None, **kw: Any) -> Link:

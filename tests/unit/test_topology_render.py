@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from hostnet import topology as topo
+from hostnet.cli import topology as topo
 
 SWITCHES = [
     {

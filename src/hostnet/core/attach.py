@@ -15,17 +15,17 @@ import time
 from collections.abc import Iterator
 from typing import Protocol
 
-from hostnet.cluster import Cluster
+from hostnet.core.cluster import Cluster
+from hostnet.core.firewall import Firewall
+from hostnet.core.index import Index
+from hostnet.core.planning import plan_endpoint
+from hostnet.core.stats import ServiceStats
 from hostnet.dns.publisher import DnsPublisher
 from hostnet.drivers import vnic
 from hostnet.drivers.base import Driver
 from hostnet.errors import Conflict, HostnetError
-from hostnet.firewall import Firewall
-from hostnet.index import Index
 from hostnet.kernel.handles import Kernel
 from hostnet.model import Container, Endpoint, Network
-from hostnet.planning import plan_endpoint
-from hostnet.stats import ServiceStats
 from hostnet.store import Store
 
 log = logging.getLogger("hostnet")

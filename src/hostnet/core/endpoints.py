@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
-from hostnet import planning
+from hostnet.core import planning
 from hostnet.core.attach import Attachments, Core
 from hostnet.errors import Conflict, InvalidRequest, NotFound
 from hostnet.model import (

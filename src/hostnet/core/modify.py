@@ -14,7 +14,7 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from hostnet import acl, planning, ports
+from hostnet.core import acl, planning, ports
 from hostnet.errors import Conflict, HostnetError, InvalidRequest, NotFound
 from hostnet.hns import policy_settings as ps
 from hostnet.hns.gojson import GoModel, parse
@@ -24,7 +24,7 @@ from hostnet.hns.v2_views import port_spec, route_policies
 from hostnet.model import Endpoint, Network, PortMapping
 
 if TYPE_CHECKING:
-    from hostnet.service import HostNetworkingService
+    from hostnet.core.service import HostNetworkingService
 
 log = logging.getLogger("hostnet")
 ROUTES_KEY = "hcn:routes"  # the store's record of HostComputeRoutes: {id: route JSON}

@@ -24,7 +24,7 @@ from hostnet.hns.v2_views import guid_or_new
 from hostnet.model import HOST_COMPARTMENT, Container, Endpoint
 
 if TYPE_CHECKING:
-    from hostnet.service import HostNetworkingService
+    from hostnet.core.service import HostNetworkingService
 
 log = logging.getLogger("hostnet")
 NOT_FOUND = "Element not found."  # the text hcsshim's v1 namespace helpers match

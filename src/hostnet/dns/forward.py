@@ -33,9 +33,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from hostnet.core.stats import DNS_BUCKETS, Histograms
 from hostnet.dns import wire
 from hostnet.kernel import fds
-from hostnet.stats import DNS_BUCKETS, Histograms
 
 log = logging.getLogger("hostnet")
 FORWARD_DEADLINE_S = 1.8  # SERVFAIL before a stub's usual 2 s timeout

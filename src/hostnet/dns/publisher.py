@@ -9,10 +9,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
+from hostnet.core.index import Index
 from hostnet.dns import names
 from hostnet.dns.resolver import Resolver
 from hostnet.errors import HostnetError
-from hostnet.index import Index
 from hostnet.kernel import compartment_dns
 from hostnet.model import Container, Endpoint
 

@@ -29,11 +29,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from hostnet.core.loops import call_in
 from hostnet.dns import wire
 from hostnet.dns.forward import Forwarder
 from hostnet.dns.names import LISTEN_ADDR, Directory, read_resolv_conf
 from hostnet.kernel import compartment_dns
-from hostnet.loops import call_in
 
 log = logging.getLogger("hostnet")
 CACHE_MAX = 4096

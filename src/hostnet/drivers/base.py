@@ -11,7 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from hostnet import acl, firewall
+from hostnet.core import acl, firewall
 from hostnet.drivers import vnic
 from hostnet.errors import InvalidRequest
 from hostnet.kernel import datapath as dp
@@ -19,8 +19,8 @@ from hostnet.kernel.handles import Kernel, NftHandle
 from hostnet.model import SHIM_PREFIX, Container, Endpoint, Network, PortMapping
 
 if TYPE_CHECKING:
+    from hostnet.core.loopback import LoopbackProxy
     from hostnet.drivers.registry import DriverContext, DriverInfo
-    from hostnet.loopback import LoopbackProxy
 
 BOOL_WORDS = {
     "true": "true",
@@ -172,7 +172,7 @@ class Driver(ABC):
         replaced by the default)."""
         vnic.remove_acl(self.nft, ep, net, self.acl_allow_all)
 
-    # The host-wide tables (firewall.py): the driver's own, and its networks' pieces.
+    # The host-wide tables (core/firewall.py): the driver's own, and its networks' pieces.
     def firewall_tables(self) -> list[firewall.Table]:
         """The host-wide tables this driver renders: every driver's vNICs share the default
         ACL table."""

@@ -13,7 +13,7 @@ import ipaddress
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from hostnet import firewall
+from hostnet.core import firewall
 from hostnet.drivers import foreign, l2_rules, nat_rules, team, vnic
 from hostnet.drivers.base import Driver
 from hostnet.errors import Conflict, HostnetError, InvalidRequest, KernelError

@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 from typing import Any, ClassVar
 
-from hostnet import firewall
+from hostnet.core import firewall
+from hostnet.core.loopback import Relay
 from hostnet.drivers import nat_rules, vnic
 from hostnet.drivers.base import Driver
 from hostnet.errors import KernelError
 from hostnet.kernel import datapath as dp
 from hostnet.kernel.handles import Kernel, NftHandle
-from hostnet.loopback import Relay
 from hostnet.model import Container, Endpoint, Network, PortMapping, switch_mac
 
 DEFAULT_MTU = 1500

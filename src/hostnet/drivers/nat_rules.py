@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # policies.py imports this module, and model.py imports policies
+if TYPE_CHECKING:  # core/policies.py imports this module, and model.py imports it
     from hostnet.model import PortMapping
 
 TABLE = "hostnet"
@@ -208,7 +208,7 @@ def render_table(
         "  }",
         "  chain output {",
         "    type nat hook output priority -100; policy accept;",
-        # [::1] is relayed in user space (loopback.py): a DNAT of it would go nowhere
+        # [::1] is relayed in user space (core/loopback.py): a DNAT of it would go nowhere
         *(["    ip6 daddr ::1 return"] if fam.version == 6 else []),
         "    fib daddr type local jump portmap",
         "  }",

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
+    from hostnet.core.loopback import LoopbackProxy
     from hostnet.drivers.base import Driver
     from hostnet.kernel.dhcp import DhcpClients
     from hostnet.kernel.handles import Kernel
-    from hostnet.loopback import LoopbackProxy
 
 Scope = Literal["local", "global"]
 #: what a driver may need: a host adapter to bind to, the cluster store (and this host's

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 
-from hostnet import acl, firewall
+from hostnet.core import acl, firewall
 from hostnet.errors import Conflict, HostnetError, KernelError
 from hostnet.kernel import datapath as dp
 from hostnet.kernel import tc

@@ -1,7 +1,7 @@
 """Settings models of the policy types hostnet implements, in hcsshim's JSON (v2 and v1).
 
 Each accepts what hostnet can do and refuses the rest by field name; where hostnet
-already parses a policy (``hostnet.acl``, ``hostnet.policies``) the check is theirs, so
+already parses a policy (``hostnet.core.acl``, ``hostnet.core.policies``) the check is theirs, so
 one policy means the same whichever face it came through. ``policies`` registers them.
 """
 
@@ -12,8 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from hostnet import acl
-from hostnet import policies as core
+from hostnet.core import acl
+from hostnet.core import policies as core
 from hostnet.errors import InvalidRequest
 from hostnet.hns.gojson import U16, U32, U64, GoModel, canon
 
@@ -36,7 +36,7 @@ def _ip(value: str) -> str:
 
 
 def _core(given: dict[str, Any]) -> Any:
-    """hostnet.policies' parse, its InvalidRequest turned into a validation error."""
+    """hostnet.core.policies' parse, its InvalidRequest turned into a validation error."""
     try:
         return core.parse(given)
     except InvalidRequest as exc:
@@ -83,7 +83,7 @@ class PortMappingSettings(GoModel):
 
 
 class AclSettings(GoModel):
-    """ACL (endpoint) and NetworkACL (network): Allow/Block rules, as hostnet.acl enforces."""
+    """ACL (endpoint) and NetworkACL (network): Allow/Block rules, as hostnet.core.acl enforces."""
 
     always = frozenset({"action", "direction"})
     protocols: str = Field(default="", alias="Protocols")
@@ -110,7 +110,7 @@ class AclSettings(GoModel):
         return self
 
     def spec(self) -> str:
-        """The rule in hostnet.acl's KEY=VALUE form (HNS's key names)."""
+        """The rule in hostnet.core.acl's KEY=VALUE form (HNS's key names)."""
         parts = {
             "Action": self.action,
             "Direction": self.direction,
@@ -188,7 +188,7 @@ class L2DriverSettings(GoModel):
 
 
 class OutboundNatSettings(GoModel):
-    """OutBoundNAT (v2): VirtualIP, Exceptions, Destinations, as hostnet.policies parses."""
+    """OutBoundNAT (v2): VirtualIP, Exceptions, Destinations, as hostnet.core.policies parses."""
 
     virtual_ip: str = Field(default="", alias="VirtualIP")
     exceptions: list[str] = Field(default_factory=list, alias="Exceptions")

@@ -15,7 +15,8 @@ from typing import Any
 
 from aiohttp import web
 
-from hostnet.api import requests as rq
+from hostnet.core.planning import AddressPlan
+from hostnet.core.service import HostNetworkingService
 from hostnet.errors import Conflict, HostnetError, InvalidRequest, NotFound
 from hostnet.hns import v1_views as v
 from hostnet.hns.gojson import parse
@@ -30,8 +31,7 @@ from hostnet.hns.schema_v1 import (
 )
 from hostnet.hns.versions import globals_version_answer
 from hostnet.model import Endpoint, Network
-from hostnet.planning import AddressPlan
-from hostnet.service import HostNetworkingService
+from hostnet.rest import requests as rq
 
 log = logging.getLogger("hostnet")
 Call = Callable[[Callable[[], Any]], Awaitable[Any]]

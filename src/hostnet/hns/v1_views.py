@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from hostnet import acl
+from hostnet.core import acl
 from hostnet.drivers.registry import BUILTIN, hns_types
 from hostnet.errors import InvalidRequest
 from hostnet.hns import policy_settings as ps

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from hostnet.core import modify
 from hostnet.core.namespaces import Namespace, Namespaces
+from hostnet.core.service import HostNetworkingService
 from hostnet.errors import HostnetError, InvalidRequest, NotFound
 from hostnet.hns import v2_views as v
 from hostnet.hns.gojson import GoModel, parse
@@ -33,7 +34,6 @@ from hostnet.hns.schema import (
     NamespaceEndpointRequest,
 )
 from hostnet.model import Endpoint, Network, parse_mac
-from hostnet.service import HostNetworkingService
 
 Call = Callable[[Callable[[], Any]], Awaitable[Any]]
 Reply = Callable[..., web.Response]

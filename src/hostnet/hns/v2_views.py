@@ -13,7 +13,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from hostnet import acl, policies
+from hostnet.core import acl, policies
+from hostnet.core.planning import AddressPlan
 from hostnet.drivers.registry import hns_types
 from hostnet.errors import InvalidRequest
 from hostnet.hns import policy_settings as ps
@@ -24,7 +25,6 @@ from hostnet.hns.schema import (
     HostComputeRoute,
 )
 from hostnet.model import Endpoint, Network, PortMapping
-from hostnet.planning import AddressPlan
 
 KINDS = ("networks", "endpoints", "namespaces", "routes")
 SINGULAR = {"networks": "network", "endpoints": "endpoint", "namespaces": "namespace"}

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
+from hostnet.core.procs import process_start_time
 from hostnet.errors import KernelError, Unavailable
-from hostnet.procs import process_start_time
 
 # Runs inside the compartment at each DHCP event; applies the lease and records it.
 SCRIPT = """#!/bin/sh

@@ -1,7 +1,7 @@
 """inotify through libc (the standard library has none, and no dependency offers it well):
 one non-blocking descriptor, watches on directories, events read in batches.
 
-``hostnet.nswatch`` watches the directories that hold runtimes' namespace files with it.
+``hostnet.core.nswatch`` watches the directories that hold runtimes' namespace files with it.
 """
 
 from __future__ import annotations

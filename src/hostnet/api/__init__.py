@@ -1,1 +1,0 @@
-"""Adapters over the service: REST now; the Docker plugin and CNI later."""
